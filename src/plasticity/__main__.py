@@ -1,0 +1,3 @@
+from plasticity.cli import main
+
+raise SystemExit(main())
