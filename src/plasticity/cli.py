@@ -34,6 +34,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "curves": ("plasticity.analysis.curves", "collect result files into a curves CSV"),
     "table": ("plasticity.analysis.tables", "render one of the study's tables"),
     "figure": ("plasticity.analysis.figures", "render one of the study's figures"),
+    "metrics": ("plasticity.analysis.metrics", "headline numbers of a study as reports/metrics.json"),
     "dvc-yaml": ("plasticity.dvc_yaml", "write dvc.yaml from the phase table"),
 }
 

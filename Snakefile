@@ -1,0 +1,19 @@
+# plasticity: the study's DAG. Thin on purpose: config, phases and targets live in rules/*.smk.
+#
+#   snakemake --profile profiles/default            # the embedded default study, ending with the report
+#   snakemake --profile profiles/slurm --configfile configs/paper-qwen2.5-7b.yaml
+#   snakemake --profile profiles/default reports/tables/table4.md   # one table and only what it needs
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/sft.smk"
+include: "rules/eval.smk"
+include: "rules/rl.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        rules.report.input,
+    default_target: True
+    localrule: True

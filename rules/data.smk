@@ -1,0 +1,140 @@
+# Data phase: simulated teacher -> ingest -> filter -> decontaminate -> difficulty -> named sets.
+# Each rule is one `python -m plasticity <stage>`; outputs are directories finished by manifest.json.
+
+DATA = f"{R}/data"
+
+
+rule stage_config:
+    """Write one stage's resolved config section; reruns (and so reruns the stage) when it changes."""
+    output:
+        f"{R}/configs/{{stage}}/{{key}}.json",
+    params:
+        section=lambda w: _section(w.stage, w.key),
+    localrule: True
+    run:
+        Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
+        Path(output[0]).write_text(json.dumps(params.section, indent=2, sort_keys=True) + "\n")
+
+
+rule benchmarks:
+    input:
+        cfg=stage_config("benchmarks"),
+        code=code("plasticity.eval.registry"),
+    output:
+        directory(f"{R}/benchmarks"),
+    log:
+        log("benchmarks"),
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "{STAGE} benchmarks --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule teacher:
+    input:
+        cfg=stage_config("teacher"),
+        benchmarks=rules.benchmarks.output[0],
+        code=code("plasticity.data.teacher"),
+    output:
+        directory(f"{DATA}/raw"),
+    log:
+        log("data/teacher"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} teacher --config {input.cfg:q} --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
+
+
+def _raw_input(wildcards):
+    uses_teacher = any(s.path == "teacher" for s in [*CFG.data.sources, CFG.data.rl_source])
+    return rules.teacher.output[0] if uses_teacher else []
+
+
+rule ingest:
+    input:
+        cfg=stage_config("ingest"),
+        raw=_raw_input,
+        code=code("plasticity.data.ingest"),
+    output:
+        directory(f"{DATA}/ingested"),
+    params:
+        raw=f"{DATA}/raw",
+    log:
+        log("data/ingest"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} ingest --config {input.cfg:q} --raw {params.raw:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule filter:
+    input:
+        cfg=stage_config("filter"),
+        ingested=rules.ingest.output[0],
+        tokenizer=f"{R}/{CFG.tokenizer_model()}/tokenizer",
+        code=code("plasticity.data.filters"),
+    output:
+        directory(f"{DATA}/filtered"),
+    threads: workflow.cores
+    log:
+        log("data/filter"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} filter --config {input.cfg:q} --ingested {input.ingested:q} --tokenizer {input.tokenizer:q}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule decontaminate:
+    input:
+        cfg=stage_config("decontaminate"),
+        filtered=rules.filter.output[0],
+        benchmarks=rules.benchmarks.output[0],
+        code=code("plasticity.data.decontaminate"),
+    output:
+        directory(f"{DATA}/decontaminated"),
+    threads: workflow.cores
+    log:
+        log("data/decontaminate"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} decontaminate --config {input.cfg:q} --filtered {input.filtered:q}"
+        " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule difficulty:
+    input:
+        cfg=stage_config("difficulty"),
+        decontaminated=rules.decontaminate.output[0],
+        code=code("plasticity.data.difficulty"),
+    output:
+        directory(f"{DATA}/difficulty"),
+    log:
+        log("data/difficulty"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule subsets:
+    input:
+        cfg=stage_config("subsets"),
+        difficulty=rules.difficulty.output[0],
+        code=code("plasticity.data.subsets"),
+    output:
+        directory(f"{DATA}/sets"),
+    log:
+        log("data/subsets"),
+    conda:
+        "../envs/data.yaml"
+    shell:
+        "{STAGE} subsets --config {input.cfg:q} --in {input.difficulty:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule data:
+    """Target: every named data set."""
+    input:
+        rules.subsets.output[0],
+    localrule: True

@@ -1,0 +1,63 @@
+# Evaluation: generate (GPU with vLLM, or CPU) and grade (CPU) are separate rules, so a grader
+# change regrades without regenerating.
+
+
+def _eval_model(w):
+    """Input directory holding the weights to evaluate for run `base` or `sft/<data>/<step>`."""
+    if w.run == "base":
+        return f"{R}/{w.model}/base"
+    _, sft_data, _ = w.run.split("/")
+    return f"{R}/{w.model}/sft/{sft_data}"
+
+
+def _eval_weights(w, input):
+    if w.run == "base":
+        return input.model
+    return f"{input.model}/checkpoint-{w.run.split('/')[2]}"
+
+
+rule generate:
+    input:
+        cfg=stage_config("eval"),
+        model=_eval_model,
+        benchmarks=rules.benchmarks.output[0],
+        code=code("plasticity.eval.generate"),
+    output:
+        directory(f"{R}/{{model}}/eval/{{run}}/generations"),
+    params:
+        weights=_eval_weights,
+    threads: 1
+    resources:
+        gpu=1 if CFG.eval.backend == "vllm" else 0,
+    log:
+        log("{model}/eval/{run}/generate"),
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "{STAGE} generate --config {input.cfg:q} --model {params.weights:q} --benchmarks {input.benchmarks:q}"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule grade:
+    input:
+        cfg=stage_config("eval"),
+        generations=rules.generate.output[0],
+        benchmarks=rules.benchmarks.output[0],
+        code=code("plasticity.eval.score"),
+    output:
+        directory(f"{R}/{{model}}/eval/{{run}}/scores"),
+    threads: 1
+    log:
+        log("{model}/eval/{run}/grade"),
+    conda:
+        "../envs/eval.yaml"
+    shell:
+        "{STAGE} grade --config {input.cfg:q} --generations {input.generations:q}"
+        " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule eval_all:
+    """Target: every evaluated checkpoint (bases and every SFT save step)."""
+    input:
+        base_eval_dirs() + sft_eval_dirs(),
+    localrule: True

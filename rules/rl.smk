@@ -1,0 +1,42 @@
+# RL branches: from an SFT checkpoint (step or switch rule) or from the base (sft_data `none`).
+
+
+def _rl_start(w):
+    if w.sft_data == "none":
+        return f"{R}/{w.model}/base"
+    return f"{R}/{w.model}/sft/{w.sft_data}"
+
+
+def _rl_settings(w):
+    return _section("rl", f"{w.model}/{w.sft_data}@{w.switch}/{w.method}")["rl"]
+
+
+rule rl:
+    input:
+        cfg=stage_config("rl", "{model}/{sft_data}@{switch}/{method}"),
+        start=_rl_start,
+        sets=rules.subsets.output[0],
+        benchmarks=rules.benchmarks.output[0],
+        code=code("plasticity.train.rl"),
+    output:
+        directory(f"{R}/{{model}}/rl/{{sft_data}}@{{switch}}/{{method}}"),
+    params:
+        launcher=lambda w: _launcher(_rl_settings(w)),
+        prompts=lambda w, input: f"{input.sets}/{_rl_settings(w)['prompts']}.parquet",
+    threads: 1
+    resources:
+        gpu=lambda w: _rl_settings(w)["num_gpus"],
+    log:
+        log("{model}/rl/{sft_data}@{switch}/{method}"),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "{params.launcher} rl --config {input.cfg:q} --start {input.start:q} --prompts {params.prompts:q}"
+        " --benchmarks {input.benchmarks:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule rl_all:
+    """Target: every configured RL branch."""
+    input:
+        rl_dirs(),
+    localrule: True

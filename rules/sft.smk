@@ -1,0 +1,73 @@
+# Models and SFT: tokenizer -> base model -> SFT run (checkpoints, validation loss, regimes).
+
+
+def _launcher(settings):
+    """`accelerate launch` for multi-GPU runs, the plain interpreter otherwise."""
+    gpus = settings.get("num_gpus", 0)
+    if gpus > 1:
+        return f"accelerate launch --num_processes {int(gpus)} -m plasticity"
+    return STAGE
+
+
+rule tokenizer:
+    input:
+        cfg=stage_config("tokenizer", "{model}"),
+        code=code("plasticity.models"),
+    output:
+        directory(f"{R}/{{model}}/tokenizer"),
+    log:
+        log("{model}/tokenizer"),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "{STAGE} tokenizer --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule base:
+    input:
+        cfg=stage_config("base", "{model}"),
+        tokenizer=rules.tokenizer.output[0],
+        code=code("plasticity.train.pretrain"),
+    output:
+        directory(f"{R}/{{model}}/base"),
+    threads: 1
+    resources:
+        gpu=lambda w: 1 if CFG.models[w.model].source != "tiny" else 0,
+    log:
+        log("{model}/base"),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "{STAGE} base --config {input.cfg:q} --tokenizer {input.tokenizer:q} --out {output:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule sft:
+    input:
+        cfg=stage_config("sft", "{model}/{sft_data}"),
+        base=rules.base.output[0],
+        sets=rules.subsets.output[0],
+        code=code("plasticity.train.sft"),
+    output:
+        directory(f"{R}/{{model}}/sft/{{sft_data}}"),
+    params:
+        launcher=lambda w: _launcher(CFG.sft_settings(sft_run(w.model, w.sft_data))),
+        train=lambda w, input: f"{input.sets}/{w.sft_data}.parquet",
+        val=lambda w, input: f"{input.sets}/{next(k for k, s in CFG.data.sets.items() if s.kind == 'val')}.parquet",
+    threads: 1
+    resources:
+        gpu=lambda w: CFG.sft_settings(sft_run(w.model, w.sft_data))["num_gpus"],
+    log:
+        log("{model}/sft/{sft_data}"),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "{params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
+        " --val {params.val:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule sft_all:
+    """Target: every configured SFT run."""
+    input:
+        [f"{R}/{run.model}/sft/{run.data}" for run in sft_runs()],
+    localrule: True

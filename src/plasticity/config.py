@@ -1,0 +1,496 @@
+"""The one config schema (config.yaml and every configs/*.yaml), validated on load.
+
+Unknown keys, wrong types and impossible combinations are errors naming the key path, e.g.
+``rl.branches.1.switch: switch 'stabel' is neither a step nor one of [...]``. Imports no torch:
+Snakemake loads this module to expand the experiment matrix.
+
+Use: ``load_config(path) -> Config`` (or ``validate(dict)``); ``python -m plasticity.config FILE``
+validates a file and prints the expanded matrix.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Wildcard values end up in paths and shell commands: keep them to a safe alphabet.
+NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+_NAME = re.compile(rf"^{NAME_RE}$")
+REGIMES = ("adaptive", "stable", "mild", "severe")
+SWITCH_RULES = ("min_val_loss",) + REGIMES
+RL_METHODS = ("dapo", "grpo")                        # implemented in train/rl.py
+SYNC_METHODS = ("luffy", "srft", "upt", "prefix_rft")  # synchronized SFT+RL (listed by paper configs)
+SOURCE_FORMATS = ("am_40m", "am_1.4m", "s1k", "skywork_or1", "retu_sft", "retu_rl")
+SET_KINDS = ("val", "all", "uniform", "easy", "hard", "rl", "mix", "source")
+
+
+class ConfigError(ValueError):
+    """A config file is invalid; the message names the file and every offending key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{what} {value!r} must match {NAME_RE} (it becomes part of paths)")
+    return value
+
+
+# ----------------------------------------------------------------------------------------- models
+class TinyArch(Strict):
+    hidden_size: int = Field(gt=0)
+    num_hidden_layers: int = Field(gt=0)
+    num_attention_heads: int = Field(gt=0)
+    num_key_value_heads: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    max_position_embeddings: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "TinyArch":
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError("num_attention_heads must be divisible by num_key_value_heads")
+        return self
+
+
+class Pretrain(Strict):
+    steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    examples: int = Field(gt=0)
+
+
+class ModelSpec(Strict):
+    """`tiny`: built here; `hub`: hub_id + pinned revision; `path`: local dir + sha256."""
+
+    source: Literal["tiny", "hub", "path"]
+    trust_remote_code: bool = False
+    arch: TinyArch | None = None
+    pretrain: Pretrain | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    flops_constants: str | None = None   # key of analysis.flops.MODEL_REGISTRY
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> "ModelSpec":
+        need = {"tiny": ("arch", "pretrain"), "hub": ("hub_id", "revision"), "path": ("path", "sha256")}
+        missing = [k for k in need[self.source] if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"source {self.source!r} requires {missing}")
+        return self
+
+
+# ------------------------------------------------------------------------------------------- data
+class Faults(Strict):
+    wrong_answer: float = Field(0.0, ge=0, le=1)
+    duplicate: float = Field(0.0, ge=0, le=1)
+    non_math: float = Field(0.0, ge=0, le=1)
+    other_teacher: float = Field(0.0, ge=0, le=1)
+    overlong: float = Field(0.0, ge=0, le=1)
+    malformed: float = Field(0.0, ge=0, le=1)
+    benchmark_copy: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _total(self) -> "Faults":
+        if sum(self.model_dump().values()) > 0.9:
+            raise ValueError("fault fractions add up to more than 0.9: too little clean data would remain")
+        return self
+
+
+class Teacher(Strict):
+    problems: int = Field(gt=0)
+    rl_prompts: int = Field(gt=0)
+    levels: list[int] = Field(min_length=1)
+    shards: int = Field(1, gt=0)
+    faults: Faults = Faults()
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[int]) -> list[int]:
+        from plasticity.problems import MAX_LEVEL, MIN_LEVEL
+        bad = [x for x in v if not MIN_LEVEL <= x <= MAX_LEVEL]
+        if bad:
+            raise ValueError(f"levels {bad} outside [{MIN_LEVEL}, {MAX_LEVEL}]")
+        return v
+
+
+class Source(Strict):
+    name: str
+    format: Literal[SOURCE_FORMATS]  # type: ignore[valid-type]
+    path: str | None = None          # `teacher` = the simulated teacher's output; else a file/dir
+    hub_id: str | None = None
+    revision: str | None = None
+    files: list[str] | None = None   # file names inside the hub repo (e.g. math_r1_1pass.jsonl)
+    split: str | None = None
+
+    _name = field_validator("name")(lambda v: _check_name(v, "source name"))
+
+    @model_validator(mode="after")
+    def _where(self) -> "Source":
+        if (self.path is None) == (self.hub_id is None):
+            raise ValueError("give exactly one of `path` or `hub_id`")
+        if self.hub_id is not None and not self.revision:
+            raise ValueError("a hub source needs a pinned `revision`")
+        return self
+
+
+class Filter(Strict):
+    max_prompt_tokens: int = Field(gt=0)
+    max_response_tokens: int = Field(gt=0)
+    tokenizer: str | None = None          # model name whose tokenizer counts tokens (default: first model)
+    teachers: list[str] | None = None     # accepted teacher names (default: the R1-671B names)
+    grader_mode: Literal["strict", "lenient"] = "strict"
+    rl_difficulty: tuple[float, float] | None = None   # keep RL prompts with difficulty in [lo, hi]
+
+
+class BenchmarkSide(Strict):
+    model_path: str
+    threshold: float = Field(0.8, gt=0, le=1)
+
+
+class Decontaminate(Strict):
+    ngram: int = Field(8, gt=0)
+    benchmark_side: BenchmarkSide | None = None
+
+
+class Difficulty(Strict):
+    source: Literal["metadata", "sample"] = "metadata"
+    samples: int = Field(4, gt=0)
+    model: str | None = None              # reference model name when source = sample
+
+
+class DataSet(Strict):
+    kind: Literal[SET_KINDS]  # type: ignore[valid-type]
+    size: int | None = Field(None, gt=0)
+    min_win_rate: float | None = Field(None, ge=0, le=1)
+    max_win_rate: float | None = Field(None, ge=0, le=1)
+    max_response_tokens: int | None = Field(None, gt=0)
+    source: str | None = None             # kind `source`: every row of this source (e.g. S1K)
+    from_set: str | None = None           # draw from another named set's pool instead of all rows
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> "DataSet":
+        if self.kind in ("val", "uniform", "easy", "hard") and self.size is None:
+            raise ValueError(f"kind {self.kind!r} needs `size`")
+        if self.kind == "source" and not self.source:
+            raise ValueError("kind 'source' needs `source`")
+        return self
+
+
+class Data(Strict):
+    teacher: Teacher | None = None
+    sources: list[Source] = Field(min_length=1)
+    rl_source: Source
+    filter: Filter
+    decontaminate: Decontaminate = Decontaminate()
+    difficulty: Difficulty = Difficulty()
+    sets: dict[str, DataSet]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Data":
+        for name in self.sets:
+            _check_name(name, "set name")
+        uses_teacher = any(s.path == "teacher" for s in [*self.sources, self.rl_source])
+        if uses_teacher and self.teacher is None:
+            raise ValueError("a source has `path: teacher` but data.teacher is not configured")
+        if sum(s.kind == "val" for s in self.sets.values()) != 1:
+            raise ValueError("exactly one set of kind 'val' is required (the SFT validation set)")
+        return self
+
+
+# ------------------------------------------------------------------------------------------- eval
+class Sampling(Strict):
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_new_tokens: int = Field(8192, gt=0)
+
+
+class GraderCfg(Strict):
+    mode: Literal["strict", "lenient"] = "strict"
+    timeout_s: float = Field(5.0, gt=0)
+    workers: int = Field(1, gt=0)
+
+
+class Judge(Strict):
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+
+
+class Eval(Strict):
+    benchmarks: list[str] = Field(min_length=1)
+    backend: Literal["transformers", "vllm"] = "transformers"
+    sampling: Sampling = Sampling()
+    samples: dict[str, int] = {"default": 1}
+    batch_size: int = Field(64, gt=0)
+    tensor_parallel_size: int = Field(1, gt=0)
+    grader: GraderCfg = GraderCfg()
+    judge: Judge | None = None
+    ood_benchmarks: list[str] = []
+
+    @model_validator(mode="after")
+    def _samples(self) -> "Eval":
+        for name in self.benchmarks + self.ood_benchmarks:
+            _check_name(name, "benchmark name")
+        unknown = set(self.samples) - {"default"} - set(self.benchmarks) - set(self.ood_benchmarks)
+        if unknown:
+            raise ValueError(f"eval.samples names benchmarks not in eval.benchmarks: {sorted(unknown)}")
+        if any(k < 1 for k in self.samples.values()):
+            raise ValueError("eval.samples values must be >= 1")
+        return self
+
+
+# -------------------------------------------------------------------------------------------- sft
+class SftSettings(Strict):
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    scheduler: str = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(gt=0)
+    micro_batch_size: int | None = Field(None, gt=0)    # per device; gradient accumulation fills the rest
+    num_gpus: int = Field(0, ge=0)                       # 0 = CPU
+    deepspeed: str | None = None
+
+
+class SftRun(Strict):
+    model: str
+    data: str
+    steps: int = Field(gt=0)
+    save_steps: list[int] = Field(min_length=1)
+    overrides: dict[str, Any] = {}          # any SftSettings key, for this run only
+
+    @model_validator(mode="after")
+    def _steps(self) -> "SftRun":
+        bad = [s for s in self.save_steps if not 0 < s <= self.steps]
+        if bad or sorted(set(self.save_steps)) != self.save_steps:
+            raise ValueError(f"save_steps must be increasing, unique and within (0, steps={self.steps}]")
+        return self
+
+
+class Regimes(Strict):
+    delta: float = Field(0.02, gt=0)
+    delta2: float = Field(0.10, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Regimes":
+        if self.delta2 <= self.delta:
+            raise ValueError("delta2 must be greater than delta")
+        return self
+
+
+class Sft(Strict):
+    defaults: SftSettings
+    runs: list[SftRun] = []
+    regimes: Regimes = Regimes()
+
+
+# --------------------------------------------------------------------------------------------- rl
+class RlSettings(Strict):
+    method: str = "dapo"
+    steps: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    prompts_per_step: int = Field(gt=0)
+    num_generations: int = Field(gt=1)
+    temperature: float = Field(gt=0)
+    max_completion_length: int = Field(gt=0)
+    epsilon: float = Field(0.2, gt=0)
+    epsilon_high: float = Field(0.28, gt=0)
+    beta: float = Field(0.0, ge=0)
+    num_iterations: int = Field(1, gt=0)
+    eval_every: int = Field(gt=0)
+    max_gen_rounds: int = Field(10, gt=0)       # DAPO dynamic sampling: generation rounds per step
+    gen_prompts_per_round: int | None = Field(None, gt=0)
+    use_vllm: bool = False
+    num_gpus: int = Field(0, ge=0)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        if v not in RL_METHODS + SYNC_METHODS:
+            raise ValueError(f"method {v!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
+        return v
+
+
+class RlBranch(Strict):
+    model: str
+    sft_data: str                     # a named SFT set with an SFT run, or `none` (RL from the base)
+    switch: Union[int, str]
+    method: str | None = None         # default: rl.defaults.method
+    prompts: str = "rl"               # named set of RL prompts (e.g. rl, mix)
+    overrides: dict[str, Any] = {}
+
+    @field_validator("switch")
+    @classmethod
+    def _switch(cls, v: int | str) -> int | str:
+        if isinstance(v, int):
+            if v < 0:
+                raise ValueError("switch step must be >= 0")
+            return v
+        if v not in SWITCH_RULES:
+            raise ValueError(f"switch {v!r} is neither a step nor one of {list(SWITCH_RULES)}")
+        return v
+
+
+class Rl(Strict):
+    defaults: RlSettings
+    branches: list[RlBranch] = []
+
+
+# ------------------------------------------------------------------------------------------ report
+class FitCfg(Strict):
+    outlier_tau: Union[float, Literal["auto"]] = "auto"
+    lts_alpha: Union[float, Literal["auto", "none"]] = "auto"
+    eps: Union[float, Literal["free"]] = 0.0
+
+
+class Report(Strict):
+    fit: FitCfg = FitCfg()
+    import_curves: str | None = None        # a curves CSV from elsewhere, rendered instead of results
+    model: str | None = None                # model whose runs the report covers (default: first in use)
+
+
+# ------------------------------------------------------------------------------------------- root
+class Config(Strict):
+    seed: int = 1234
+    results_dir: str = "results"
+    reports_dir: str = "reports"
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    data: Data
+    eval: Eval
+    sft: Sft
+    rl: Rl
+    report: Report = Report()
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> "Config":
+        errors = []
+        for name in self.models:
+            try:
+                _check_name(name, "model name")
+            except ValueError as exc:
+                errors.append(f"models.{name}: {exc}")
+        sets = self.data.sets
+        run_keys = set()
+        for i, run in enumerate(self.sft.runs):
+            if run.model not in self.models:
+                errors.append(f"sft.runs.{i}.model: unknown model {run.model!r}")
+            if run.data not in sets:
+                errors.append(f"sft.runs.{i}.data: unknown data set {run.data!r}")
+            elif sets[run.data].kind in ("val", "rl"):
+                errors.append(f"sft.runs.{i}.data: set {run.data!r} of kind {sets[run.data].kind!r} is not SFT data")
+            bad = set(run.overrides) - set(SftSettings.model_fields)
+            if bad:
+                errors.append(f"sft.runs.{i}.overrides: unknown keys {sorted(bad)}")
+            if (run.model, run.data) in run_keys:
+                errors.append(f"sft.runs.{i}: duplicate run for ({run.model}, {run.data})")
+            run_keys.add((run.model, run.data))
+        for i, br in enumerate(self.rl.branches):
+            where = f"rl.branches.{i}"
+            if br.model not in self.models:
+                errors.append(f"{where}.model: unknown model {br.model!r}")
+            if br.prompts not in sets or sets[br.prompts].kind not in ("rl", "mix"):
+                errors.append(f"{where}.prompts: {br.prompts!r} is not a data set of kind rl or mix")
+            if br.sft_data == "none":
+                if br.switch != 0:
+                    errors.append(f"{where}.switch: RL from the base (sft_data none) needs switch 0")
+            elif (br.model, br.sft_data) not in run_keys:
+                errors.append(f"{where}.sft_data: no sft run for ({br.model}, {br.sft_data})")
+            elif isinstance(br.switch, int):
+                run = next(r for r in self.sft.runs if (r.model, r.data) == (br.model, br.sft_data))
+                if br.switch not in run.save_steps:
+                    errors.append(f"{where}.switch: step {br.switch} is not a save step of that run "
+                                  f"{run.save_steps}")
+            bad = set(br.overrides) - set(RlSettings.model_fields)
+            if bad:
+                errors.append(f"{where}.overrides: unknown keys {sorted(bad)}")
+            method = br.method or self.rl.defaults.method
+            if method not in RL_METHODS + SYNC_METHODS:
+                errors.append(f"{where}.method: {method!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
+        if self.report.model and self.report.model not in self.models:
+            errors.append(f"report.model: unknown model {self.report.model!r}")
+        if self.data.filter.tokenizer and self.data.filter.tokenizer not in self.models:
+            errors.append(f"data.filter.tokenizer: unknown model {self.data.filter.tokenizer!r}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return self
+
+    # -- resolved views used by the workflow and the stages ------------------------------------
+    def sft_settings(self, run: SftRun) -> dict[str, Any]:
+        merged = {**self.sft.defaults.model_dump(), **run.overrides}
+        return {**SftSettings(**merged).model_dump(), "data": run.data, "steps": run.steps,
+                "save_steps": run.save_steps}
+
+    def rl_settings(self, branch: RlBranch) -> dict[str, Any]:
+        merged = {**self.rl.defaults.model_dump(), **branch.overrides}
+        if branch.method:
+            merged["method"] = branch.method
+        return {**RlSettings(**merged).model_dump(), "sft_data": branch.sft_data,
+                "switch": branch.switch, "prompts": branch.prompts}
+
+    def tokenizer_model(self) -> str:
+        return self.data.filter.tokenizer or next(iter(self.models))
+
+
+def _format_errors(exc: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid config"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def validate(raw: dict[str, Any], where: str = "<config>") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, where)) from None
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return validate({**(raw or {}), **(overrides or {})}, str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m plasticity.config",
+                                     description="Validate config files and print their matrix.")
+    parser.add_argument("configs", nargs="+")
+    args = parser.parse_args(argv)
+    status = 0
+    for path in args.configs:
+        try:
+            cfg = load_config(path)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}: ok: {len(cfg.models)} models, {len(cfg.sft.runs)} sft runs, "
+              f"{len(cfg.rl.branches)} rl branches")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,88 @@
+"""Pure text helpers shared by the data stages: normalisation, CJK detection, format and n-grams.
+
+Nothing here imports anything heavy; every function is a pure function of its arguments.
+"""
+from __future__ import annotations
+
+import re
+
+# Chinese characters: CJK unified ideographs (base block, extension A, compatibility ideographs,
+# extensions B-F) plus CJK punctuation and full-width forms, which only occur in CJK text.
+_CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
+                  "\U00020000-\U0002ebef]")
+_WORD = re.compile(r"\w+|[^\w\s]")
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def normalise_prompt(text: str) -> str:
+    """The key of exact-prompt dedup and of the RL set difference: whitespace runs collapsed, ends
+    stripped, case folded. ``" What  is 2+2? "`` and ``"what is 2+2?"`` are the same prompt."""
+    return " ".join(text.split()).casefold()
+
+
+def has_cjk(text: str) -> bool:
+    """True if ``text`` contains a Chinese character (or CJK punctuation / full-width form)."""
+    return _CJK.search(text) is not None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces; None if none."""
+    found = None
+    for match in _BOXED.finditer(text):
+        depth, start = 1, match.end()
+        for i in range(start, len(text)):
+            char = text[i]
+            if char == "{":
+                depth += 1
+            elif char == "}":
+                depth -= 1
+                if depth == 0:
+                    found = text[start:i]
+                    break
+    return found
+
+
+def format_problem(response: str) -> str | None:
+    """Why ``response`` is not in the study's trajectory format, or None when it is.
+
+    The format (PAPER 2.2, Table 8): a ``<think>`` block that is opened and closed, then a final
+    answer containing a ``\\boxed{}`` with balanced braces after ``</think>``.
+    """
+    open_at = response.find(_THINK_OPEN)
+    if open_at < 0:
+        return "no <think>"
+    close_at = response.find(_THINK_CLOSE, open_at)
+    if close_at < 0:
+        return "no </think>"
+    if response.find(_THINK_OPEN, open_at + len(_THINK_OPEN), close_at) >= 0:
+        return "nested <think>"
+    if last_boxed(response[close_at:]) is None:
+        return "no \\boxed{} after </think>"
+    return None
+
+
+def final_answer(response: str) -> str | None:
+    """The boxed final answer after ``</think>`` (None if the response has none)."""
+    close_at = response.rfind(_THINK_CLOSE)
+    return last_boxed(response[close_at:] if close_at >= 0 else response)
+
+
+def squash(answer: str) -> str:
+    """An answer with all whitespace removed (LaTeX math ignores spaces): the exact-match key."""
+    return "".join(answer.split())
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens for n-gram overlap. Punctuation and operators are tokens of their
+    own (``7-3+5=`` is 6 tokens), so ``7-3+5=`` and ``7+3-5=`` never collide."""
+    return _WORD.findall(text.lower())
+
+
+def shingles(text: str, n: int) -> list[str]:
+    """The word n-grams of ``text`` joined by spaces. A text shorter than ``n`` words yields one
+    shingle, the whole normalised text, so short problems are matched exactly rather than never."""
+    tokens = words(text)
+    if len(tokens) < n:
+        return [" ".join(tokens)] if tokens else []
+    return [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
