@@ -3,6 +3,7 @@
 
 import ast
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -35,10 +36,12 @@ R = CFG.results_dir.rstrip("/")
 REPORTS = CFG.reports_dir.rstrip("/")
 LOGS = f"{R}/logs"
 
-# Run stages with this interpreter (the project's virtual environment); on a cluster with
-# --use-conda the rule's conda env provides `python` instead.
-PY = "python" if workflow.deployment_settings.deployment_method else shlex.quote(sys.executable)
-STAGE = f"{PY} -m plasticity"
+# Rules run `python -m plasticity <stage>`: put this interpreter's environment (the project's
+# virtual environment) first on PATH; with --use-conda each rule's conda env provides `python`.
+envvars:
+    "PATH",
+
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 wildcard_constraints:
@@ -47,7 +50,7 @@ wildcard_constraints:
     method=NAME,
     step=r"\d+",
     switch=r"\d+|" + "|".join(SWITCH_RULES),
-    run=r"base|sft/" + NAME + r"/\d+",
+    run=rf"base|sft[/]{NAME}[/]\d+",
     stage=r"[a-z_]+",
     key=r"(?!.*\.\.)[A-Za-z0-9_.@/-]+",
 
@@ -167,3 +170,78 @@ def stage_config(stage, key="all"):
 
 def log(name):
     return f"{LOGS}/{name}.log"
+
+
+def write_section(path, section):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(section, indent=2, sort_keys=True) + "\n")
+
+
+# ---- used by rules/data.smk
+def _raw_input(wildcards):
+    uses_teacher = any(s.path == "teacher" for s in [*CFG.data.sources, CFG.data.rl_source])
+    return rules.teacher.output[0] if uses_teacher else []
+
+# ---- used by rules/sft.smk
+def _launcher(settings):
+    """`accelerate launch` for multi-GPU runs, the plain interpreter otherwise."""
+    gpus = settings.get("num_gpus", 0)
+    if gpus > 1:
+        return f"accelerate launch --num_processes {int(gpus)} -m plasticity"
+    return "python -m plasticity"
+
+# ---- used by rules/rl.smk
+def _rl_start(w):
+    if w.sft_data == "none":
+        return f"{R}/{w.model}/base"
+    return f"{R}/{w.model}/sft/{w.sft_data}"
+
+
+def _rl_settings(w):
+    return _section("rl", f"{w.model}/{w.sft_data}@{w.switch}/{w.method}")["rl"]
+
+# ---- used by rules/eval.smk
+def _eval_model(w):
+    """Input directory holding the weights to evaluate for run `base` or `sft/<data>/<step>`."""
+    if w.run == "base":
+        return f"{R}/{w.model}/base"
+    _, sft_data, _ = w.run.split("/")
+    return f"{R}/{w.model}/sft/{sft_data}"
+
+
+def _eval_weights(w, input):
+    if w.run == "base":
+        return input.model
+    return f"{input.model}/checkpoint-{w.run.split('/')[2]}"
+
+# ---- used by rules/report.smk
+REPORT_MODEL = CFG.report.model or models_in_use()[0]
+REPORT = f"{R}/report/{REPORT_MODEL}"
+
+
+def _curve_args(w, input):
+    m = REPORT_MODEL
+    args = [f"--base-eval {shlex.quote(f'{R}/{m}/eval/base/scores')}"]
+    for run in sft_runs():
+        if run.model != m:
+            continue
+        args.append(f"--sft-run {shlex.quote(f'{run.data}={R}/{m}/sft/{run.data}')}")
+        args += [f"--sft-eval {shlex.quote(f'{run.data}:{s}={R}/{m}/eval/sft/{run.data}/{s}/scores')}"
+                 for s in run.save_steps]
+    args += [f"--rl {shlex.quote(d)}" for d in rl_dirs() if d.startswith(f"{R}/{m}/")]
+    return " ".join(args)
+
+
+def _curve_inputs(w):
+    m = REPORT_MODEL
+    runs = [r for r in sft_runs() if r.model == m]
+    return ([f"{R}/{m}/eval/base/scores"]
+            + [f"{R}/{m}/sft/{r.data}" for r in runs]
+            + [f"{R}/{m}/eval/sft/{r.data}/{s}/scores" for r in runs for s in r.save_steps]
+            + [d for d in rl_dirs() if d.startswith(f"{R}/{m}/")])
+
+
+def _val_loss_args(w):
+    runs = [r for r in sft_runs() if r.model == REPORT_MODEL]
+    return " ".join(f"--val-loss {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"
+                    for r in runs)

@@ -10,10 +10,11 @@ rule stage_config:
         f"{R}/configs/{{stage}}/{{key}}.json",
     params:
         section=lambda w: _section(w.stage, w.key),
+    log:
+        log("configs/{stage}/{key}"),
     localrule: True
     run:
-        Path(output[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(output[0]).write_text(json.dumps(params.section, indent=2, sort_keys=True) + "\n")
+        write_section(output[0], params.section)
 
 
 rule benchmarks:
@@ -27,7 +28,7 @@ rule benchmarks:
     conda:
         "../envs/eval.yaml"
     shell:
-        "{STAGE} benchmarks --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity benchmarks --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule teacher:
@@ -42,12 +43,7 @@ rule teacher:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} teacher --config {input.cfg:q} --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
-
-
-def _raw_input(wildcards):
-    uses_teacher = any(s.path == "teacher" for s in [*CFG.data.sources, CFG.data.rl_source])
-    return rules.teacher.output[0] if uses_teacher else []
+        "python -m plasticity teacher --config {input.cfg:q} --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule ingest:
@@ -64,7 +60,7 @@ rule ingest:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} ingest --config {input.cfg:q} --raw {params.raw:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity ingest --config {input.cfg:q} --raw {params.raw:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule filter:
@@ -81,7 +77,7 @@ rule filter:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} filter --config {input.cfg:q} --ingested {input.ingested:q} --tokenizer {input.tokenizer:q}"
+        "python -m plasticity filter --config {input.cfg:q} --ingested {input.ingested:q} --tokenizer {input.tokenizer:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -99,7 +95,7 @@ rule decontaminate:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} decontaminate --config {input.cfg:q} --filtered {input.filtered:q}"
+        "python -m plasticity decontaminate --config {input.cfg:q} --filtered {input.filtered:q}"
         " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
 
 
@@ -115,7 +111,7 @@ rule difficulty:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule subsets:
@@ -130,7 +126,7 @@ rule subsets:
     conda:
         "../envs/data.yaml"
     shell:
-        "{STAGE} subsets --config {input.cfg:q} --in {input.difficulty:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity subsets --config {input.cfg:q} --in {input.difficulty:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule data:

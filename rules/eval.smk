@@ -2,20 +2,6 @@
 # change regrades without regenerating.
 
 
-def _eval_model(w):
-    """Input directory holding the weights to evaluate for run `base` or `sft/<data>/<step>`."""
-    if w.run == "base":
-        return f"{R}/{w.model}/base"
-    _, sft_data, _ = w.run.split("/")
-    return f"{R}/{w.model}/sft/{sft_data}"
-
-
-def _eval_weights(w, input):
-    if w.run == "base":
-        return input.model
-    return f"{input.model}/checkpoint-{w.run.split('/')[2]}"
-
-
 rule generate:
     input:
         cfg=stage_config("eval"),
@@ -34,7 +20,7 @@ rule generate:
     conda:
         "../envs/eval.yaml"
     shell:
-        "{STAGE} generate --config {input.cfg:q} --model {params.weights:q} --benchmarks {input.benchmarks:q}"
+        "python -m plasticity generate --config {input.cfg:q} --model {params.weights:q} --benchmarks {input.benchmarks:q}"
         " --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -52,7 +38,7 @@ rule grade:
     conda:
         "../envs/eval.yaml"
     shell:
-        "{STAGE} grade --config {input.cfg:q} --generations {input.generations:q}"
+        "python -m plasticity grade --config {input.cfg:q} --generations {input.generations:q}"
         " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
 
 

@@ -2,30 +2,6 @@
 # Everything here reads result files only, so `snakemake reports/tables/table4.md` builds exactly
 # what Table 4 needs and nothing else.
 
-REPORT_MODEL = CFG.report.model or models_in_use()[0]
-REPORT = f"{R}/report/{REPORT_MODEL}"
-
-
-def _curve_args(w, input):
-    m = REPORT_MODEL
-    args = [f"--base-eval {shlex.quote(f'{R}/{m}/eval/base/scores')}"]
-    for run in sft_runs():
-        if run.model != m:
-            continue
-        args.append(f"--sft-run {shlex.quote(f'{run.data}={R}/{m}/sft/{run.data}')}")
-        args += [f"--sft-eval {shlex.quote(f'{run.data}:{s}={R}/{m}/eval/sft/{run.data}/{s}/scores')}"
-                 for s in run.save_steps]
-    args += [f"--rl {shlex.quote(d)}" for d in rl_dirs() if d.startswith(f"{R}/{m}/")]
-    return " ".join(args)
-
-
-def _curve_inputs(w):
-    m = REPORT_MODEL
-    runs = [r for r in sft_runs() if r.model == m]
-    return ([f"{R}/{m}/eval/base/scores"]
-            + [f"{R}/{m}/sft/{r.data}" for r in runs]
-            + [f"{R}/{m}/eval/sft/{r.data}/{s}/scores" for r in runs for s in r.save_steps]
-            + [d for d in rl_dirs() if d.startswith(f"{R}/{m}/")])
 
 
 if CFG.report.import_curves:
@@ -38,7 +14,7 @@ if CFG.report.import_curves:
         log:
             log("report/curves"),
         shell:
-            "{STAGE} curves --import {input:q} --out {output.csv:q} > {log:q} 2>&1"
+            "python -m plasticity curves --import {input:q} --out {output.csv:q} > {log:q} 2>&1"
 else:
     rule curves:
         """Collect SFT evaluations, validation losses and RL curves into one curves CSV."""
@@ -54,7 +30,7 @@ else:
         conda:
             "../envs/report.yaml"
         shell:
-            "{STAGE} curves {params.args} --out {output.csv:q} > {log:q} 2>&1"
+            "python -m plasticity curves {params.args} --out {output.csv:q} > {log:q} 2>&1"
 
 
 rule fits:
@@ -69,7 +45,7 @@ rule fits:
     conda:
         "../envs/report.yaml"
     shell:
-        "{STAGE} fit --config {input.cfg:q} --curves {input.curves:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity fit --config {input.cfg:q} --curves {input.curves:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule table4:
@@ -82,19 +58,13 @@ rule table4:
         tex=f"{REPORTS}/tables/table4.tex",
         csv=f"{REPORTS}/tables/table4.csv",
     params:
-        prefix=f"{REPORTS}/tables/table4",
+        prefix=lambda w, output: output.md.removesuffix(".md"),
     log:
         log("report/table4"),
     conda:
         "../envs/report.yaml"
     shell:
-        "{STAGE} table --name table4 --fits {input.fits:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
-
-
-def _val_loss_args(w):
-    runs = [r for r in sft_runs() if r.model == REPORT_MODEL]
-    return " ".join(f"--val-loss {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"
-                    for r in runs)
+        "python -m plasticity table --name table4 --fits {input.fits:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
 
 
 rule figure3:
@@ -113,7 +83,7 @@ rule figure3:
     conda:
         "../envs/report.yaml"
     shell:
-        "{STAGE} figure --name figure3 --curves {input.curves:q} --fits {input.fits:q} {params.val_loss}"
+        "python -m plasticity figure --name figure3 --curves {input.curves:q} --fits {input.fits:q} {params.val_loss}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -130,7 +100,7 @@ rule metrics:
     conda:
         "../envs/report.yaml"
     shell:
-        "{STAGE} metrics --curves {input.curves:q} --fits {input.fits:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity metrics --curves {input.curves:q} --fits {input.fits:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report:

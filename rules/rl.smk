@@ -1,16 +1,6 @@
 # RL branches: from an SFT checkpoint (step or switch rule) or from the base (sft_data `none`).
 
 
-def _rl_start(w):
-    if w.sft_data == "none":
-        return f"{R}/{w.model}/base"
-    return f"{R}/{w.model}/sft/{w.sft_data}"
-
-
-def _rl_settings(w):
-    return _section("rl", f"{w.model}/{w.sft_data}@{w.switch}/{w.method}")["rl"]
-
-
 rule rl:
     input:
         cfg=stage_config("rl", "{model}/{sft_data}@{switch}/{method}"),

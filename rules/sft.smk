@@ -1,14 +1,6 @@
 # Models and SFT: tokenizer -> base model -> SFT run (checkpoints, validation loss, regimes).
 
 
-def _launcher(settings):
-    """`accelerate launch` for multi-GPU runs, the plain interpreter otherwise."""
-    gpus = settings.get("num_gpus", 0)
-    if gpus > 1:
-        return f"accelerate launch --num_processes {int(gpus)} -m plasticity"
-    return STAGE
-
-
 rule tokenizer:
     input:
         cfg=stage_config("tokenizer", "{model}"),
@@ -20,7 +12,7 @@ rule tokenizer:
     conda:
         "../envs/train.yaml"
     shell:
-        "{STAGE} tokenizer --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity tokenizer --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule base:
@@ -38,7 +30,7 @@ rule base:
     conda:
         "../envs/train.yaml"
     shell:
-        "{STAGE} base --config {input.cfg:q} --tokenizer {input.tokenizer:q} --out {output:q}"
+        "python -m plasticity base --config {input.cfg:q} --tokenizer {input.tokenizer:q} --out {output:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 

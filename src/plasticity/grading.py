@@ -1,0 +1,577 @@
+"""THE grader: the RL reward and the evaluation both call this module (PAPER.md sections 2.5 and 3).
+
+A completion is graded against a reference answer in three steps:
+
+1. ``extract_answer``: the content of the last brace-balanced ``\\boxed{...}`` (or ``\\fbox{...}``);
+   failing that, the content of the last ``<answer>...</answer>`` span. Linear in the completion
+   length, so a 1 MB completion costs milliseconds. No answer -> wrong, rule ``none``, reason
+   ``no_answer``.
+2. ``strict`` mode (the study's strict evaluator and its RL reward): math-verify 0.9.0 only.
+   The gold is parsed as ``\\boxed{gold}`` (so plain strings such as ``72`` or ``\\frac{1}{2}`` work;
+   a gold that already holds ``\\boxed`` or ``$`` is parsed as is) and the prediction as
+   ``\\boxed{extracted}`` when it came from a box, or as the raw ``<answer>`` span otherwise
+   (math-verify then finds the expression inside the span itself, as the study's
+   ``reward_rule.py`` does). Verdict = ``math_verify.verify(gold, prediction)``.
+3. ``lenient`` mode adds the study's fallbacks when strict says wrong: normalised-string equality,
+   numeric equality within a relative tolerance, and multiple-choice letters.
+
+Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-process:
+  * a fast path for plain integers and decimals on both sides (``72`` vs ``072``, ``1,000``,
+    ``3.0`` vs ``3``), which decides only where its verdict provably equals math-verify's and
+    defers the grey zone (e.g. decimals that differ below 1e-3) to math-verify; the unit tests
+    check it against real math-verify on thousands of generated pairs;
+  * a cache of (mode, reference, extracted answer) -> verdict, since avg@k repeats answers;
+  * everything else goes to worker *processes*: math-verify's timeouts are ``signal.alarm``-based
+    (useless in threads) and a sympy/GMP computation in C cannot be interrupted at all, so the
+    only reliable bound is a process the parent can kill. Each item gets ``timeout_s`` of wall
+    time; a worker that overruns is killed and replaced and the item is graded wrong with reason
+    ``timeout``; a worker that dies is replaced and its item graded wrong with reason
+    ``unparseable``. The pool starts lazily, so a Grader that only sees integers (the RL reward
+    of the miniature) never starts a process.
+
+Timeouts depend on machine load, so a verdict decided by a timeout is the one place the grader
+can be non-deterministic; such verdicts carry ``reason="timeout"`` and are counted in scores.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import multiprocessing
+import multiprocessing.connection
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+GRADER_VERSION = "1.0.0"
+MODES = ("strict", "lenient")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    rule: str                 # fast_numeric | math_verify | string | numeric | choice | none
+    extracted: str | None     # the extracted answer text (None when there was none)
+    reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
+
+
+# ----------------------------------------------------------------------------------------------
+# Extraction
+
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# Tokens of one left-to-right pass: a box opening, an escaped brace (literal, skipped), a brace.
+_BRACE_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+
+
+def _close_of(text: str, content_start: int) -> int | None:
+    """Index of the brace closing a group whose content starts at ``content_start``, or None."""
+    depth = 1
+    for m in _BRACE_TOKEN.finditer(text, content_start):
+        tok = m.group()
+        if tok[0] == "\\" and len(tok) == 2:
+            continue
+        if tok == "}":
+            depth -= 1
+            if depth == 0:
+                return m.start()
+        else:
+            depth += 1
+    return None
+
+
+def _last_closed_box(text: str) -> tuple[int, int] | None:
+    """(content start, content end) of the balanced box that starts last, in one linear pass."""
+    stack: list[int] = []          # content start for box openings, -1 for plain braces
+    best: tuple[int, int] | None = None
+    for m in _BRACE_TOKEN.finditer(text):
+        tok = m.group()
+        if tok == "}":
+            if stack:
+                start = stack.pop()
+                if start >= 0 and (best is None or start > best[0]):
+                    best = (start, m.start())
+        elif tok == "{":
+            stack.append(-1)
+        elif tok[0] == "\\" and len(tok) == 2:
+            continue
+        else:
+            stack.append(m.end())
+    return best
+
+
+def _extract(completion: str) -> tuple[str | None, str | None]:
+    """(extracted text, kind) with kind ``box`` or ``span``; (None, None) when there is no answer."""
+    # Common case first: the last box opening closes; scanning its tail only.
+    last = max(completion.rfind("\\boxed"), completion.rfind("\\fbox"))
+    if last >= 0:
+        m = _BOX_OPEN.match(completion, last)
+        if m:
+            end = _close_of(completion, m.end())
+            if end is not None:
+                return completion[m.end():end].strip(), "box"
+        # The last box is unclosed (truncated or malformed): one full pass finds the last closed one.
+        found = _last_closed_box(completion)
+        if found is not None:
+            return completion[found[0]:found[1]].strip(), "box"
+    end = completion.rfind(_ANSWER_CLOSE)
+    if end >= 0:
+        start = completion.rfind(_ANSWER_OPEN, 0, end)
+        if start >= 0:
+            return completion[start + len(_ANSWER_OPEN):end].strip(), "span"
+    return None, None
+
+
+def extract_answer(completion: str) -> str | None:
+    """The last balanced ``\\boxed{}``/``\\fbox{}`` content, else the last ``<answer>`` span, else None."""
+    return _extract(completion)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Fast path: plain integers and decimals on both sides
+
+_INT_RE = re.compile(r"[+-]?(?:\d+|[1-9]\d{0,2}(?:,\d{3})+)")
+_DEC_RE = re.compile(r"[+-]?(?:\d+\.\d+|\.\d+)")
+# Inside an <answer> span math-verify's plain-text number grammar applies: it has no leading `+`
+# and no `-.5`, so the fast path accepts only what both grammars read the same way.
+_SPAN_INT_RE = re.compile(r"-?(?:\d+|[1-9]\d{0,2}(?:,\d{3})+)")
+_SPAN_DEC_RE = re.compile(r"-?(?:\d+\.\d+|\.\d+)")
+_FAST_MAX_LEN = 60
+_DECIDE_GAP = Fraction(1, 1000)      # decimals further apart than this are unequal for math-verify
+_DECIDE_MAGNITUDE = 10 ** 9          # ... as long as 15-digit floats resolve them (|x| < 1e9)
+
+
+def _number(text: str, kind: str) -> tuple[Fraction, bool] | None:
+    """(exact value, is_integer) when ``text`` is a plain number the fast path understands."""
+    if len(text) > _FAST_MAX_LEN:
+        return None
+    int_re, dec_re = (_INT_RE, _DEC_RE) if kind == "box" else (_SPAN_INT_RE, _SPAN_DEC_RE)
+    if int_re.fullmatch(text):
+        return Fraction(int(text.replace(",", ""))), True
+    if dec_re.fullmatch(text):
+        return Fraction(text), False
+    return None
+
+
+def _fast_verdict(gold: str, extracted: str, kind: str) -> bool | None:
+    """math-verify's verdict for two plain numbers, or None when only math-verify can tell."""
+    g = _number(gold, "box")
+    if g is None:
+        return None
+    p = _number(extracted, kind)
+    if p is None:
+        return None
+    (gv, g_int), (pv, p_int) = g, p
+    if g_int and p_int:
+        return gv == pv
+    if gv == pv:
+        return True
+    if abs(gv - pv) > _DECIDE_GAP and max(abs(gv), abs(pv)) < _DECIDE_MAGNITUDE:
+        return False
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# math-verify (runs in worker processes; also the naive reference path)
+
+def gold_text(reference: str) -> str:
+    """The string handed to ``math_verify.parse`` for a reference answer."""
+    ref = reference.strip()
+    if ref.startswith(_ANSWER_OPEN) and ref.endswith(_ANSWER_CLOSE):
+        ref = ref[len(_ANSWER_OPEN):-len(_ANSWER_CLOSE)].strip()
+    if "\\boxed" in ref or "\\fbox" in ref or (len(ref) > 1 and ref.startswith("$") and ref.endswith("$")):
+        return ref
+    return "\\boxed{" + ref + "}"
+
+
+def prediction_text(extracted: str, kind: str) -> str:
+    """The string handed to ``math_verify.parse`` for an extracted answer."""
+    return "\\boxed{" + extracted + "}" if kind == "box" else extracted
+
+
+def math_verify_verdict(gold: str, prediction: str, timeout_s: float = 5.0) -> tuple[bool, str | None]:
+    """(correct, reason) by math-verify alone; ``gold``/``prediction`` as from gold_text/prediction_text.
+
+    Must run in a main thread (math-verify's own timeouts use ``signal.alarm``).
+    """
+    from math_verify import parse, verify
+
+    seconds = max(1, math.ceil(timeout_s))
+    g = parse(gold, parsing_timeout=seconds)
+    if not g:
+        return False, "unparseable"
+    p = parse(prediction, parsing_timeout=seconds)
+    if not p:
+        return False, "unparseable"
+    return bool(verify(g, p, timeout_seconds=seconds)), None
+
+
+def _strict_in_process(reference: str, extracted: str, kind: str, timeout_s: float) -> tuple[bool, str, str | None]:
+    fast = _fast_verdict(reference.strip(), extracted, kind)
+    if fast is not None:
+        return fast, "fast_numeric", None
+    correct, reason = math_verify_verdict(gold_text(reference), prediction_text(extracted, kind), timeout_s)
+    return correct, "math_verify", reason
+
+
+# ----------------------------------------------------------------------------------------------
+# Lenient comparisons (the study's fuzzy fallbacks; pure Python, run in-process)
+
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
+_SPACING = re.compile(r"\\[,;:! ]|\\q?quad|~")
+_DEGREE = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree|\bdegrees?\b")
+_CHOICE_REF = re.compile(r"\(?([A-Ea-e])\)?")
+_CHOICE_PRED = re.compile(r"^\s*(?:\\text\{)?\s*\(?([A-Ea-e])\)?\s*\}?(?:[.:)]|\s|$)")
+_NUMBER_IN = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMERIC_RTOL = 1e-4
+_LENIENT_MAX_LEN = 500
+
+
+def normalize_answer(text: str) -> str:
+    """The study's string normalisation: LaTeX wrappers, spacing, units of degree, case, punctuation."""
+    s = text.strip().strip("$").strip()
+    for _ in range(3):  # nested \text{\textbf{..}}
+        s = _TEXT_CMD.sub(r"\1", s)
+    s = s.replace("\\left", "").replace("\\right", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = _SPACING.sub("", s)
+    s = _DEGREE.sub("", s)
+    s = s.replace("\\%", "").replace("%", "")
+    s = re.sub(r"\s+", "", s).rstrip(".").lower()
+    return s
+
+
+def _to_float(text: str) -> float | None:
+    s = normalize_answer(text).replace(",", "")
+    frac = re.fullmatch(r"(-?)\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}", s)
+    if frac:
+        den = float(frac.group(3))
+        return None if den == 0 else (-1 if frac.group(1) else 1) * float(frac.group(2)) / den
+    m = _NUMBER_IN.match(s)
+    if not m or len(m.group()) > 40:
+        return None
+    rest = s[m.end():]
+    if rest and re.match(r"[\d.\\/^]", rest):  # e.g. 2/3, 2^5, 2\sqrt3: not a plain number with units
+        return None
+    try:
+        return float(m.group())
+    except ValueError:
+        return None
+
+
+def _lenient(reference: str, extracted: str) -> str | None:
+    """The lenient rule that accepts ``extracted``, or None."""
+    if len(extracted) > _LENIENT_MAX_LEN or len(reference) > _LENIENT_MAX_LEN:
+        return None
+    ref = reference.strip()
+    if ref.startswith(_ANSWER_OPEN) and ref.endswith(_ANSWER_CLOSE):
+        ref = ref[len(_ANSWER_OPEN):-len(_ANSWER_CLOSE)]
+    choice = _CHOICE_REF.fullmatch(ref.strip())
+    if choice:
+        m = _CHOICE_PRED.match(extracted)
+        if m and m.group(1).upper() == choice.group(1).upper():
+            return "choice"
+        return None  # a multiple-choice item is judged on its letter only
+    nr, np_ = normalize_answer(ref), normalize_answer(extracted)
+    if nr and nr == np_:
+        return "string"
+    a, b = _to_float(ref), _to_float(extracted)
+    if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+        if math.isclose(a, b, rel_tol=_NUMERIC_RTOL, abs_tol=1e-9):
+            return "numeric"
+    return None
+
+
+def _finish(strict: tuple[bool, str, str | None], reference: str, extracted: str, mode: str) -> Verdict:
+    correct, rule, reason = strict
+    if not correct and mode == "lenient":
+        lenient_rule = _lenient(reference, extracted)
+        if lenient_rule is not None:
+            return Verdict(True, lenient_rule, extracted, None)
+    return Verdict(correct, rule, extracted, None if correct else reason)
+
+
+# ----------------------------------------------------------------------------------------------
+# Worker processes
+
+def _worker_main(conn: multiprocessing.connection.Connection, timeout_s: float) -> None:
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    try:
+        math_verify_verdict("\\boxed{\\frac{1}{2}}", "\\boxed{0.5}", timeout_s)  # warm regexes and parsers
+    except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
+        pass
+    conn.send(("ready",))
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        key, gold, prediction = job
+        try:
+            correct, reason = math_verify_verdict(gold, prediction, timeout_s)
+        except Exception:  # noqa: BLE001 - any parser failure is an unparseable answer
+            correct, reason = False, "unparseable"
+        conn.send((key, correct, reason))
+
+
+_STARTUP_TIMEOUT_S = 120.0
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers fork from a clean server that has math-verify imported (fast respawns),
+    # never from the caller, which may hold torch threads and locks.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["math_verify", "plasticity.grading"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _Worker:
+    def __init__(self, ctx: multiprocessing.context.BaseContext, timeout_s: float):
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, timeout_s), daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        self.job: Any = None
+        self.deadline = 0.0
+        if not parent.poll(_STARTUP_TIMEOUT_S):
+            self.kill()
+            raise RuntimeError("grader worker did not start within "
+                               f"{_STARTUP_TIMEOUT_S:.0f} s")
+        parent.recv()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(timeout=5)
+        self.conn.close()
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(timeout=2)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+        self.conn.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# The grader
+
+class Grader:
+    """Batched grading with fast path, cache and a process pool; use as a context manager.
+
+    >>> with Grader("strict") as g:
+    ...     g.grade_many(["<answer>\\\\boxed{4}</answer>"], ["4"])[0].correct
+    True
+    """
+
+    def __init__(self, mode: str = "strict", workers: int = 1, timeout_s: float = 5.0,
+                 cache_size: int = 200_000):
+        if mode not in MODES:
+            raise ValueError(f"grader mode must be one of {MODES}, got {mode!r}")
+        if workers < 1:
+            raise ValueError(f"grader workers must be >= 1, got {workers}")
+        if not timeout_s > 0:
+            raise ValueError(f"grader timeout_s must be > 0, got {timeout_s}")
+        self.mode, self.workers, self.timeout_s = mode, workers, float(timeout_s)
+        self._cache: OrderedDict[tuple[str, str, str], tuple[bool, str, str | None]] = OrderedDict()
+        self._cache_size = cache_size
+        self._pool: list[_Worker] = []
+        self._ctx: multiprocessing.context.BaseContext | None = None
+        self._lock = threading.Lock()
+        self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0}
+
+    # context manager -------------------------------------------------------------------------
+    def __enter__(self) -> "Grader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for w in self._pool:
+            w.stop()
+        self._pool = []
+
+    def __del__(self) -> None:  # best effort; close() is the contract
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def fingerprint(self) -> dict:
+        return fingerprint(self.mode)
+
+    # grading ---------------------------------------------------------------------------------
+    def grade(self, completion: str, reference: str) -> Verdict:
+        return self.grade_many([completion], [reference])[0]
+
+    def grade_many(self, completions: list[str], references: list[str]) -> list[Verdict]:
+        if len(completions) != len(references):
+            raise ValueError(f"grade_many: {len(completions)} completions but {len(references)} references")
+        with self._lock:
+            return self._grade_many(completions, references)
+
+    def _grade_many(self, completions: list[str], references: list[str]) -> list[Verdict]:
+        n = len(completions)
+        out: list[Verdict | None] = [None] * n
+        pending: dict[tuple[str, str, str], list[int]] = {}
+        extracted_of: list[tuple[str | None, str | None]] = [(None, None)] * n
+        for i, (completion, reference) in enumerate(zip(completions, references)):
+            if not isinstance(completion, str) or not isinstance(reference, str):
+                raise TypeError(f"grade_many: item {i} is not a pair of strings")
+            extracted, kind = _extract(completion)
+            extracted_of[i] = (extracted, kind)
+            if not extracted:
+                out[i] = Verdict(False, "none", extracted, "no_answer")
+                continue
+            key = (reference, kind, extracted)
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.stats["cache"] += 1
+                out[i] = _finish(hit, reference, extracted, self.mode)
+                continue
+            fast = _fast_verdict(reference.strip(), extracted, kind)
+            if fast is not None:
+                self.stats["fast"] += 1
+                result = (fast, "fast_numeric", None)
+                self._remember(key, result)
+                out[i] = _finish(result, reference, extracted, self.mode)
+                continue
+            pending.setdefault(key, []).append(i)
+        if pending:
+            for key, result in self._run_pool(list(pending)).items():
+                self._remember(key, result)
+                for i in pending[key]:
+                    out[i] = _finish(result, references[i], extracted_of[i][0], self.mode)
+        return out  # type: ignore[return-value]
+
+    def _remember(self, key: tuple[str, str, str], result: tuple[bool, str, str | None]) -> None:
+        self._cache[key] = result
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _spawn(self) -> _Worker:
+        if self._ctx is None:
+            self._ctx = _mp_context()
+        return _Worker(self._ctx, self.timeout_s)
+
+    def _run_pool(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[bool, str, str | None]]:
+        """Grade unique (reference, kind, extracted) keys by math-verify in worker processes."""
+        results: dict[tuple[str, str, str], tuple[bool, str, str | None]] = {}
+        while len(self._pool) < min(self.workers, len(keys)):
+            self._pool.append(self._spawn())
+        queue = list(reversed(keys))
+        busy: dict[Any, _Worker] = {}
+
+        def dispatch(worker: _Worker) -> None:
+            key = queue.pop()
+            reference, kind, extracted = key
+            worker.job = key
+            worker.deadline = time.monotonic() + self.timeout_s
+            worker.conn.send((key, gold_text(reference), prediction_text(extracted, kind)))
+            busy[worker.conn] = worker
+
+        def replace(worker: _Worker) -> None:
+            worker.kill()
+            self._pool[self._pool.index(worker)] = fresh = self._spawn()
+            if queue:
+                dispatch(fresh)
+
+        for worker in self._pool:
+            if queue:
+                dispatch(worker)
+        while busy:
+            now = time.monotonic()
+            wait_s = max(0.0, min(w.deadline for w in busy.values()) - now)
+            ready = multiprocessing.connection.wait(list(busy), timeout=wait_s)
+            for conn in ready:
+                worker = busy.pop(conn)
+                try:
+                    key, correct, reason = conn.recv()
+                except (EOFError, OSError):
+                    self.stats["crash"] += 1
+                    log.warning("grader worker died on an item; graded unparseable: %.200r", worker.job)
+                    results[worker.job] = (False, "math_verify", "unparseable")
+                    replace(worker)
+                    continue
+                self.stats["pool"] += 1
+                results[key] = (bool(correct), "math_verify", reason)
+                if queue:
+                    dispatch(worker)
+            now = time.monotonic()
+            for conn, worker in list(busy.items()):
+                if conn not in ready and now >= worker.deadline:
+                    del busy[conn]
+                    self.stats["timeout"] += 1
+                    log.warning("grader item exceeded %.1f s; graded wrong (timeout): %.200r",
+                                self.timeout_s, worker.job)
+                    results[worker.job] = (False, "math_verify", "timeout")
+                    replace(worker)
+        return results
+
+
+# ----------------------------------------------------------------------------------------------
+# Module-level helpers
+
+_DEFAULT_GRADERS: dict[str, Grader] = {}
+
+
+def _default_grader(mode: str) -> Grader:
+    if mode not in _DEFAULT_GRADERS:
+        _DEFAULT_GRADERS[mode] = Grader(mode)
+    return _DEFAULT_GRADERS[mode]
+
+
+@atexit.register
+def _close_default_graders() -> None:
+    for g in _DEFAULT_GRADERS.values():
+        g.close()
+
+
+def grade(completion: str, reference: str, mode: str = "strict") -> Verdict:
+    """Grade one completion (a shared module-level Grader: fast path, cache, one worker process)."""
+    return _default_grader(mode).grade(completion, reference)
+
+
+def grade_naive(completion: str, reference: str, mode: str = "strict", timeout_s: float = 5.0) -> Verdict:
+    """The same verdict computed the slow way: no fast path, no cache, math-verify in this process.
+
+    The reference the fast path and pool are checked against (tests, benchmarks/bench_grading.py).
+    Main thread only, and not protected against inputs that hang inside C code.
+    """
+    extracted, kind = _extract(completion)
+    if not extracted:
+        return Verdict(False, "none", extracted, "no_answer")
+    try:
+        correct, reason = math_verify_verdict(gold_text(reference), prediction_text(extracted, kind), timeout_s)
+    except Exception:  # noqa: BLE001
+        correct, reason = False, "unparseable"
+    return _finish((correct, "math_verify", reason), reference, extracted, mode)
+
+
+def math_verify_version() -> str | None:
+    from importlib import metadata
+    try:
+        return metadata.version("math-verify")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def fingerprint(mode: str = "strict") -> dict:
+    """What a score depends on from the grader: its version, math-verify's version and the mode."""
+    return {"grader_version": GRADER_VERSION, "math_verify": math_verify_version(), "mode": mode}

@@ -1,0 +1,144 @@
+"""Stage ``base``: the base model every SFT run and RL branch starts from.
+
+``source: tiny`` builds a Qwen2ForCausalLM from ``model.arch`` (tied embeddings, vocabulary from the
+tokenizer) and gives it a short "pretraining" on problem -> direct answer pairs (``7-3+5=`` ->
+``\\boxed{9}``, levels 2..6) with trl's SFTTrainer, so the base is weak but not zero (about 10-15%
+on the embedded suites). ``source: hub`` downloads the pinned revision (cluster only);
+``source: path`` verifies the pinned sha256 of a local directory and copies it.
+
+Writes DIR with safetensors weights, config and tokenizer, ``manifest.json`` last. Run by hand::
+
+    python -m plasticity base --config CFG.json --tokenizer results/tiny/tokenizer \\
+        --out results/tiny/base [--threads 1] [--exclude BENCH.parquet ...]
+
+``CFG.json`` = {"seed", "model_name", "model": <models.<name> section>}. On CPU the same seed gives
+byte-identical weights.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from plasticity.io import atomic_path, read_json, write_manifest
+
+log = logging.getLogger(__name__)
+
+_HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model"]
+
+
+def build_tiny_model(arch: dict[str, Any], tokenizer: Any, seed: int) -> Any:
+    """A freshly initialised Qwen2ForCausalLM for the tiny tokenizer (fp32, tied embeddings)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=int(arch["hidden_size"]),
+        num_hidden_layers=int(arch["num_hidden_layers"]),
+        num_attention_heads=int(arch["num_attention_heads"]),
+        num_key_value_heads=int(arch["num_key_value_heads"]),
+        intermediate_size=int(arch["intermediate_size"]),
+        max_position_embeddings=int(arch["max_position_embeddings"]),
+        tie_word_embeddings=True,
+        # The tiny tokenizer has no BOS; set it here so the trainer does not rewrite the config.
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(int(seed))
+    model = Qwen2ForCausalLM(config).to(torch.float32)
+    model.generation_config.bos_token_id = None
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def exclude_prompts(paths: list[str | Path]) -> set[str]:
+    """Problem prompts of benchmark parquet files (column ``prompt``), kept out of pretraining."""
+    import pyarrow.parquet as pq
+
+    out: set[str] = set()
+    for path in paths:
+        out.update(pq.read_table(str(path), columns=["prompt"]).column("prompt").to_pylist())
+    return out
+
+
+def pretrain_tiny(cfg: dict[str, Any], tokenizer: Any, out_dir: Path, *, exclude: set[str] = frozenset()) -> Any:
+    """Build and pretrain the tiny model; returns the trained model (weights saved by the caller)."""
+    from plasticity.train import seed_everything
+    from plasticity.train.data import pretrain_pairs
+    from plasticity.train.sft import build_sft_trainer
+
+    seed, model_cfg = int(cfg["seed"]), cfg["model"]
+    pre = model_cfg["pretrain"]
+    seed_everything(seed)
+    model = build_tiny_model(model_cfg["arch"], tokenizer, seed)
+    pairs = pretrain_pairs(tokenizer, int(pre["examples"]), seed, exclude=exclude)
+    trainer = build_sft_trainer(
+        model, tokenizer, pairs, out_dir / ".trainer", steps=pre["steps"], batch_size=pre["batch_size"],
+        lr=pre["lr"], seed=seed, scheduler=pre.get("scheduler", "cosine"),
+        warmup_steps=pre.get("warmup_steps", 0), weight_decay=pre.get("weight_decay", 0.0),
+        max_length=pre.get("max_length", int(model_cfg["arch"]["max_position_embeddings"])),
+        logging_steps=pre.get("logging_steps", 50))
+    trainer.train()
+    shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
+    return trainer.model
+
+
+def run(cfg: dict[str, Any], tokenizer_dir: str | Path, out: str | Path, *, threads: int = 1,
+        exclude: list[str | Path] | None = None) -> Path:
+    """Write the base model of ``cfg["model"]`` into ``out`` (atomically, manifest last)."""
+    from plasticity.models import (load_tokenizer, require_safetensors, save_model_and_tokenizer, set_threads,
+                                   verify_sha256)
+
+    model_cfg = cfg["model"]
+    source = model_cfg.get("source", "tiny")
+    set_threads(threads)
+    out = Path(out)
+    inputs: dict[str, str | Path] = {"tokenizer": tokenizer_dir}
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        if source == "tiny":
+            tokenizer = load_tokenizer(tokenizer_dir)
+            model = pretrain_tiny(cfg, tokenizer, tmp, exclude=exclude_prompts(list(exclude or [])))
+            save_model_and_tokenizer(model, tokenizer, tmp)
+        elif source == "hub":
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(repo_id=model_cfg["hub_id"], revision=model_cfg["revision"], local_dir=str(tmp),
+                              allow_patterns=_HUB_PATTERNS)
+            shutil.rmtree(tmp / ".cache", ignore_errors=True)
+        elif source == "path":
+            src = Path(model_cfg["path"])
+            verify_sha256(src, model_cfg.get("sha256"))
+            shutil.copytree(src, tmp, dirs_exist_ok=True)
+            inputs["model_path"] = src
+        else:
+            raise ValueError(f"models.{cfg.get('model_name')}.source: unknown source {source!r}")
+        require_safetensors(tmp)
+        for i, path in enumerate(exclude or []):
+            inputs[f"exclude_{i}"] = path
+        write_manifest(tmp, stage="base", config=cfg, inputs=inputs, seed=cfg.get("seed"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plasticity base", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="JSON: {seed, model_name, model}")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer directory (stage tokenizer)")
+    parser.add_argument("--out", required=True, help="output model directory")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--exclude", nargs="*", default=[],
+                        help="parquet files whose `prompt` column is kept out of the pretraining data")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    run(read_json(args.config), args.tokenizer, args.out, threads=args.threads, exclude=args.exclude)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
