@@ -22,7 +22,7 @@ NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _NAME = re.compile(rf"^{NAME_RE}$")
 REGIMES = ("adaptive", "stable", "mild", "severe")
 SWITCH_RULES = ("min_val_loss",) + REGIMES
-RL_METHODS = ("dapo", "grpo")                        # implemented in train/rl.py
+RL_METHODS = ("dapo", "dapo_d", "grpo")  # implemented in train/rl.py; dapo_d = DAPO without clip-higher
 SYNC_METHODS = ("luffy", "srft", "upt", "prefix_rft")  # synchronized SFT+RL (listed by paper configs)
 SOURCE_FORMATS = ("am_40m", "am_1.4m", "s1k", "skywork_or1", "retu_sft", "retu_rl")
 SET_KINDS = ("val", "all", "uniform", "easy", "hard", "rl", "mix", "source")
@@ -437,6 +437,8 @@ class Config(Strict):
         merged = {**self.rl.defaults.model_dump(), **branch.overrides}
         if branch.method:
             merged["method"] = branch.method
+        if merged["method"] == "dapo_d":   # DAPO_d: dynamic sampling with symmetric clipping
+            merged["epsilon_high"] = merged["epsilon"]
         return {**RlSettings(**merged).model_dump(), "sft_data": branch.sft_data,
                 "switch": branch.switch, "prompts": branch.prompts}
 

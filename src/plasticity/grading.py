@@ -37,7 +37,6 @@ from __future__ import annotations
 import atexit
 import logging
 import math
-import multiprocessing
 import multiprocessing.connection
 import re
 import threading
@@ -136,15 +135,16 @@ def extract_answer(completion: str) -> str | None:
 # ----------------------------------------------------------------------------------------------
 # Fast path: plain integers and decimals on both sides
 
-_INT_RE = re.compile(r"[+-]?(?:\d+|[1-9]\d{0,2}(?:,\d{3})+)")
+_INT_RE = re.compile(r"[+-]?\d+|-?[1-9]\d{0,2}(?:,\d{3})+")
 _DEC_RE = re.compile(r"[+-]?(?:\d+\.\d+|\.\d+)")
-# Inside an <answer> span math-verify's plain-text number grammar applies: it has no leading `+`
-# and no `-.5`, so the fast path accepts only what both grammars read the same way.
-_SPAN_INT_RE = re.compile(r"-?(?:\d+|[1-9]\d{0,2}(?:,\d{3})+)")
-_SPAN_DEC_RE = re.compile(r"-?(?:\d+\.\d+|\.\d+)")
+# Inside an <answer> span math-verify's plain-text number grammar applies: no leading `+`, no
+# `-.5`, no `-072`; the fast path accepts only what both grammars read the same way.
+_SPAN_INT_RE = re.compile(r"\d+|-?[1-9]\d*|-0|-?[1-9]\d{0,2}(?:,\d{3})+")
+_SPAN_DEC_RE = re.compile(r"\d+\.\d+|-?[1-9]\d*\.\d+|-0\.\d+|\.\d+")
 _FAST_MAX_LEN = 60
 _DECIDE_GAP = Fraction(1, 1000)      # decimals further apart than this are unequal for math-verify
-_DECIDE_MAGNITUDE = 10 ** 9          # ... as long as 15-digit floats resolve them (|x| < 1e9)
+_DECIDE_MAGNITUDE = 10 ** 9          # decimals are decided only below this magnitude ...
+_DECIDE_DIGITS = 15                  # ... and with at most this many digits (math-verify's precision)
 
 
 def _number(text: str, kind: str) -> tuple[Fraction, bool] | None:
@@ -154,8 +154,9 @@ def _number(text: str, kind: str) -> tuple[Fraction, bool] | None:
     int_re, dec_re = (_INT_RE, _DEC_RE) if kind == "box" else (_SPAN_INT_RE, _SPAN_DEC_RE)
     if int_re.fullmatch(text):
         return Fraction(int(text.replace(",", ""))), True
-    if dec_re.fullmatch(text):
-        return Fraction(text), False
+    if dec_re.fullmatch(text) and sum(c.isdigit() for c in text) <= _DECIDE_DIGITS:
+        value = Fraction(text)
+        return (value, False) if abs(value) < _DECIDE_MAGNITUDE else None
     return None
 
 
@@ -172,7 +173,7 @@ def _fast_verdict(gold: str, extracted: str, kind: str) -> bool | None:
         return gv == pv
     if gv == pv:
         return True
-    if abs(gv - pv) > _DECIDE_GAP and max(abs(gv), abs(pv)) < _DECIDE_MAGNITUDE:
+    if abs(gv - pv) > _DECIDE_GAP:
         return False
     return None
 
@@ -298,17 +299,31 @@ def _finish(strict: tuple[bool, str, str | None], reference: str, extracted: str
 
 # ----------------------------------------------------------------------------------------------
 # Worker processes
+#
+# Workers are plain subprocesses (``python -m plasticity.grading --worker``) speaking pickled
+# messages over their stdin/stdout. Not multiprocessing: its fork start method would copy a caller
+# holding torch threads and locks, and spawn/forkserver re-import the caller's ``__main__``
+# (``python -m plasticity`` included). Startup is about 0.4 s (math-verify import + warm-up).
 
-def _worker_main(conn: multiprocessing.connection.Connection, timeout_s: float) -> None:
+def _worker_loop(timeout_s: float) -> None:
+    import os
+    import sys
+    from multiprocessing.connection import Connection
+
+    # The protocol owns the real stdout; anything a library prints goes to stderr instead.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    reader, writer = Connection(0, writable=False), Connection(out_fd, readable=False)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
         math_verify_verdict("\\boxed{\\frac{1}{2}}", "\\boxed{0.5}", timeout_s)  # warm regexes and parsers
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
-    conn.send(("ready",))
+    writer.send(("ready",))
     while True:
         try:
-            job = conn.recv()
+            job = reader.recv()
         except EOFError:
             return
         if job is None:
@@ -318,53 +333,69 @@ def _worker_main(conn: multiprocessing.connection.Connection, timeout_s: float) 
             correct, reason = math_verify_verdict(gold, prediction, timeout_s)
         except Exception:  # noqa: BLE001 - any parser failure is an unparseable answer
             correct, reason = False, "unparseable"
-        conn.send((key, correct, reason))
+        writer.send((key, correct, reason))
 
 
 _STARTUP_TIMEOUT_S = 120.0
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers fork from a clean server that has math-verify imported (fast respawns),
-    # never from the caller, which may hold torch threads and locks.
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["math_verify", "plasticity.grading"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 class _Worker:
-    def __init__(self, ctx: multiprocessing.context.BaseContext, timeout_s: float):
-        parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, timeout_s), daemon=True)
-        self.proc.start()
-        child.close()
-        self.conn = parent
+    def __init__(self, timeout_s: float):
+        import os
+        import subprocess
+        import sys
+        from multiprocessing.connection import Connection
+        from pathlib import Path
+
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[1])
+        env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "plasticity.grading", "--worker", "--timeout-s", repr(timeout_s)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        self.conn = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
+        self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
+        self.proc.stdout.close()
+        self.proc.stdin.close()
         self.job: Any = None
         self.deadline = 0.0
-        if not parent.poll(_STARTUP_TIMEOUT_S):
+        if not self.conn.poll(_STARTUP_TIMEOUT_S):
             self.kill()
-            raise RuntimeError("grader worker did not start within "
-                               f"{_STARTUP_TIMEOUT_S:.0f} s")
-        parent.recv()
+            raise RuntimeError(f"grader worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
+        try:
+            self.conn.recv()
+        except EOFError:
+            self.kill()
+            raise RuntimeError("grader worker exited at startup (see its stderr above)") from None
+
+    def send(self, message: Any) -> None:
+        self._send.send(message)
+
+    def _close_pipes(self) -> None:
+        for c in (self.conn, self._send):
+            try:
+                c.close()
+            except OSError:
+                pass
 
     def kill(self) -> None:
-        if self.proc.is_alive():
+        if self.proc.poll() is None:
             self.proc.kill()
-        self.proc.join(timeout=5)
-        self.conn.close()
+        self.proc.wait(timeout=10)
+        self._close_pipes()
 
     def stop(self) -> None:
         try:
-            self.conn.send(None)
+            self._send.send(None)
         except (OSError, ValueError):
             pass
-        self.proc.join(timeout=2)
-        if self.proc.is_alive():
+        try:
+            self.proc.wait(timeout=2)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
             self.proc.kill()
-            self.proc.join(timeout=5)
-        self.conn.close()
+            self.proc.wait(timeout=10)
+        self._close_pipes()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,7 +421,6 @@ class Grader:
         self._cache: OrderedDict[tuple[str, str, str], tuple[bool, str, str | None]] = OrderedDict()
         self._cache_size = cache_size
         self._pool: list[_Worker] = []
-        self._ctx: multiprocessing.context.BaseContext | None = None
         self._lock = threading.Lock()
         self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0}
 
@@ -466,9 +496,7 @@ class Grader:
             self._cache.popitem(last=False)
 
     def _spawn(self) -> _Worker:
-        if self._ctx is None:
-            self._ctx = _mp_context()
-        return _Worker(self._ctx, self.timeout_s)
+        return _Worker(self.timeout_s)
 
     def _run_pool(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[bool, str, str | None]]:
         """Grade unique (reference, kind, extracted) keys by math-verify in worker processes."""
@@ -483,7 +511,7 @@ class Grader:
             reference, kind, extracted = key
             worker.job = key
             worker.deadline = time.monotonic() + self.timeout_s
-            worker.conn.send((key, gold_text(reference), prediction_text(extracted, kind)))
+            worker.send((key, gold_text(reference), prediction_text(extracted, kind)))
             busy[worker.conn] = worker
 
         def replace(worker: _Worker) -> None:
@@ -575,3 +603,12 @@ def math_verify_version() -> str | None:
 def fingerprint(mode: str = "strict") -> dict:
     """What a score depends on from the grader: its version, math-verify's version and the mode."""
     return {"grader_version": GRADER_VERSION, "math_verify": math_verify_version(), "mode": mode}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    _parser = argparse.ArgumentParser(description="grader worker process (internal)")
+    _parser.add_argument("--worker", action="store_true", required=True)
+    _parser.add_argument("--timeout-s", type=float, default=5.0)
+    _worker_loop(_parser.parse_args().timeout_s)

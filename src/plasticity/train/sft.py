@@ -181,7 +181,7 @@ def run(cfg: dict[str, Any], base: str | Path, train: str | Path, val: str | Pat
         "train_loss": [{"step": int(e["step"]), "loss": float(e["loss"])}
                        for e in trainer.state.log_history if "loss" in e],
     })
-    write_regimes(out, [p for p in points if p["step"] > 0], cfg["regimes"])
+    write_regimes(out, points, cfg["regimes"])
 
     shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
     base_point.unlink()
@@ -191,7 +191,7 @@ def run(cfg: dict[str, Any], base: str | Path, train: str | Path, val: str | Pat
 
 
 def write_regimes(out: Path, points: list[dict[str, Any]], regimes_cfg: dict[str, Any]) -> None:
-    """Label each saved checkpoint with its regime (PAPER 1.4) from the validation-loss curve."""
+    """Label each point of the validation-loss curve with its regime (PAPER 1.4; step 0 is the base)."""
     from plasticity.analysis.regimes import label_regimes
 
     steps = [int(p["step"]) for p in points]

@@ -1,0 +1,364 @@
+"""Readers of each release's native schema (DATASETS.md sections 0-5), one row at a time.
+
+Two layers:
+  * ``iter_records(path)`` streams the raw records of one file (.jsonl, .jsonl.zst, .json, .parquet)
+    as ``(row, record)`` pairs, where ``record`` is a dict or a ``RowError`` for a line that is not
+    valid UTF-8 / JSON / an object. Memory is bounded by one line or one parquet record batch.
+    An unreadable or truncated file (corrupt parquet footer, truncated zstd frame) raises
+    ``DataError`` naming the file: half a file is never silently ingested.
+  * ``MAPPERS[format](record, file_name)`` maps one record to the canonical fields of
+    ``schema.TRAJECTORY`` (SFT formats) or ``schema.RL_PROMPT`` (RL formats), raising ``RowError``
+    (reason, field, message) for a missing field or a wrong type.
+
+Decisions where the releases are silent (DATASETS.md section 7) are written next to each mapper.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from plasticity.data.tables import DataError
+
+SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".parquet")
+SFT_FORMATS = ("am_40m", "am_1.4m", "s1k", "retu_sft")
+RL_FORMATS = ("skywork_or1", "retu_rl")
+R1_NAME = "deepseek-r1"            # teacher label for releases that are R1-671B by construction
+DIFFICULTY_MODEL = "DeepSeek-R1-Distill-Qwen-1.5B"   # Skywork model_difficulty key used (PAPER 2.2)
+DIFFICULTY_SCALE = 16.0            # Skywork difficulty is an int in 0..16
+_AM40M_FILE = re.compile(r"(?P<category>[a-z]+)_(?P<model>r1|7b|1\.5b)_(?P<k>\d+)pass")
+_ZSTD_WINDOW = 1 << 31             # AM-1.4M's .jsonl.zst needs a large decompression window
+
+
+class RowError(Exception):
+    """One bad input row: a machine-readable reason, the field concerned and what was wrong."""
+
+    def __init__(self, reason: str, field: str | None, message: str):
+        super().__init__(reason, field, message)
+        self.reason, self.field, self.message = reason, field, message
+
+    def __str__(self) -> str:
+        where = f"field {self.field!r}: " if self.field else ""
+        return f"{where}{self.message}"
+
+
+# ----------------------------------------------------------------------------------- discovery
+def list_files(root: str | Path) -> list[Path]:
+    """The data files of a source: ``root`` itself, or every supported file under it (sorted)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise DataError(f"{root}: source path does not exist")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise DataError(f"{root}: no data files ({', '.join(SUFFIXES)}) found")
+    return files
+
+
+# ----------------------------------------------------------------------------------- records
+def iter_records(path: Path, batch_size: int = 1024) -> Iterator[tuple[int | None, dict | RowError]]:
+    """``(row, record)`` pairs of one file; an empty file yields one ``(None, RowError)``."""
+    name = path.name
+    if name.endswith(".parquet"):
+        yield from _parquet_records(path, batch_size)
+    elif name.endswith(".json") and _starts_with_bracket(path):
+        yield from _json_array_records(path)
+    else:
+        yield from _jsonl_records(path)
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip()
+    return head.startswith(b"[")
+
+
+def _open_lines(path: Path):
+    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW).stream_reader(raw, closefd=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20)
+    return raw
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+    seen = False
+    try:
+        with _open_lines(path) as stream:
+            for row, line in enumerate(stream):
+                if not line.strip():
+                    continue                     # blank lines are not records
+                seen = True
+                yield row, _parse_line(line)
+    except OSError as exc:                       # truncated/corrupt zstd frames, I/O errors
+        raise DataError(f"{path}: unreadable file ({exc})") from exc
+    except Exception as exc:
+        if type(exc).__name__ == "ZstdError":
+            raise DataError(f"{path}: corrupt zstd stream ({exc})") from exc
+        raise
+    if not seen:
+        yield None, RowError("empty_shard", None, "file has no records")
+
+
+def _parse_line(line: bytes) -> dict | RowError:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RowError("invalid_utf8", None, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RowError("malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})")
+    if not isinstance(obj, dict):
+        return RowError("wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
+    return obj
+
+
+def _json_array_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a valid JSON array file ({exc})") from exc
+    if not isinstance(data, list):
+        raise DataError(f"{path}: a .json source must hold a list of records")
+    if not data:
+        yield None, RowError("empty_shard", None, "file has no records")
+    for row, obj in enumerate(data):
+        yield row, obj if isinstance(obj, dict) else RowError(
+            "wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
+
+
+def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, dict | RowError]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: corrupt or truncated parquet file ({exc})") from exc
+    if handle.metadata.num_rows == 0:
+        yield None, RowError("empty_shard", None, "file has no records")
+        return
+    row = 0
+    try:
+        for batch in handle.iter_batches(batch_size=batch_size):
+            for record in batch.to_pylist():
+                yield row, record
+                row += 1
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{path}: corrupt parquet data near row {row} ({exc})") from exc
+
+
+# ----------------------------------------------------------------------------------- field access
+def _field(obj: Any, path: str, kinds: tuple[type, ...] = (str,), *, required: bool = True) -> Any:
+    """``obj[a][b]...`` for the dotted ``path``, type-checked; None if optional and absent/null."""
+    value = obj
+    for i, key in enumerate(path.split(".")):
+        if isinstance(value, list) and key.isdigit():
+            index = int(key)
+            value = value[index] if index < len(value) else None
+        elif isinstance(value, dict):
+            value = value.get(key)
+        elif value is None:
+            break
+        else:
+            parent = ".".join(path.split(".")[:i]) or "<record>"
+            raise RowError("wrong_type", parent, f"expected an object, got {type(value).__name__}")
+    if value is None:
+        if required:
+            raise RowError("missing_field", path, "missing or null")
+        return None
+    if not isinstance(value, kinds) or (bool not in kinds and isinstance(value, bool)):
+        names = "/".join(k.__name__ for k in kinds)
+        raise RowError("wrong_type", path, f"expected {names}, got {type(value).__name__}")
+    return value
+
+
+def _text(obj: Any, path: str, *, required: bool = True) -> str | None:
+    value = _field(obj, path, (str,), required=required)
+    if required and not value.strip():
+        raise RowError("missing_field", path, "empty string")
+    return value
+
+
+def _optional_text(obj: Any, path: str) -> str | None:
+    value = _field(obj, path, (str,), required=False)
+    return value if value and value.strip() else None
+
+
+def _rate(obj: Any, path: str) -> float | None:
+    value = _field(obj, path, (int, float), required=False)
+    if value is None:
+        return None
+    if not 0.0 <= value <= 1.0:
+        raise RowError("wrong_type", path, f"pass rate {value!r} outside [0, 1]")
+    return float(value)
+
+
+def _maybe_json(obj: Any, path: str) -> Any:
+    """A struct column that a release may also store as JSON text (RETU's loader accepts both)."""
+    value = _field(obj, path, (dict, str), required=False)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise RowError("malformed_json", path, f"JSON text does not parse ({exc.msg})") from exc
+        if not isinstance(value, dict):
+            raise RowError("wrong_type", path, f"JSON text holds a {type(value).__name__}, not an object")
+    return value
+
+
+def first_answer(ground_truth: Any, field: str) -> str:
+    """A reference answer from a ground_truth that may be a JSON list text, a list or a plain string.
+
+    Skywork-OR1 math stores a JSON list of acceptable answers: the first one is the reference.
+    """
+    value = ground_truth
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped[:1] in "[\"":
+            try:
+                value = json.loads(stripped)
+            except json.JSONDecodeError:
+                value = stripped                 # plain text that happens to start with [ or "
+    if isinstance(value, list):
+        value = next((v for v in value if v is not None and str(v).strip()), None)
+        if value is None:
+            raise RowError("missing_field", field, "ground-truth list is empty")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise RowError("missing_field" if not value else "wrong_type", field,
+                       f"no usable reference answer in {ground_truth!r:.80}")
+    return value.strip()
+
+
+# ----------------------------------------------------------------------------------- SFT mappers
+def map_am_40m(rec: dict, file_name: str) -> dict:
+    """AM-DeepSeek-Distilled-40M: one response per row.
+
+    Teacher and domain come from ``model_name`` / ``category``, falling back to the file name
+    ``{category}_{model}_{k}pass.jsonl`` when a column is absent (DATASETS.md 2). ``pass_rate_*``
+    become the win rates (WR over 4 passes, PAPER 2.2). An empty ground_truth becomes null.
+    """
+    match = _AM40M_FILE.search(file_name)
+    domain = _field(rec, "category", required=False) or (match["category"] if match else None)
+    teacher = _field(rec, "model_name", required=False) or (match["model"] if match else None)
+    if domain is None:
+        raise RowError("missing_field", "category", "missing, and the file name does not say")
+    if teacher is None:
+        raise RowError("missing_field", "model_name", "missing, and the file name does not say")
+    return {
+        "domain": domain, "teacher": teacher,
+        "prompt": _text(rec, "question"), "response": _text(rec, "answer"),
+        "reference_answer": _optional_text(rec, "ground_truth"),
+        "win_rate_small": _rate(rec, "pass_rate_1.5b"),
+        "win_rate_mid": _rate(rec, "pass_rate_7b"),
+        "win_rate_teacher": _rate(rec, "pass_rate_r1"),
+    }
+
+
+def map_am_14m(rec: dict, file_name: str) -> dict:
+    """AM-DeepSeek-R1-Distilled-1.4M: ``messages`` = [user, assistant], provenance in ``info``.
+
+    The release has no domain column (DATASETS.md 1), so domain is derived: ``code`` when the user
+    turn carries a test_case, ``math`` when it carries a reference_answer, otherwise ``other``.
+    The teacher is the assistant turn's ``info.source`` (``am-0309`` = R1-671B).
+    """
+    messages = _field(rec, "messages", (list,))
+    if len(messages) < 2:
+        raise RowError("missing_field", "messages", f"expected user and assistant turns, got {len(messages)}")
+    reference = _optional_text(rec, "messages.0.info.reference_answer")
+    test_case = _field(rec, "messages.0.info.test_case", (str, dict), required=False)
+    domain = "code" if test_case else ("math" if reference else "other")
+    return {
+        "domain": domain, "teacher": _text(rec, "messages.1.info.source"),
+        "prompt": _text(rec, "messages.0.content"), "response": _text(rec, "messages.1.content"),
+        "reference_answer": reference,
+        "win_rate_small": None, "win_rate_mid": None, "win_rate_teacher": None,
+    }
+
+
+def map_s1k(rec: dict, file_name: str) -> dict:
+    """simplescaling/s1K-1.1: the R1 trace has no tags, so the response is built as
+    ``<think>\\n{deepseek_thinking_trajectory}\\n</think>\\n<answer>{deepseek_attempt}</answer>``.
+    The reference is ``solution`` (a worked solution or a bare answer, as released); domain is
+    ``cot_type`` (math, science, crossword); the teacher is R1 by construction."""
+    trace = _text(rec, "deepseek_thinking_trajectory")
+    attempt = _text(rec, "deepseek_attempt")
+    return {
+        "domain": _optional_text(rec, "cot_type") or "math", "teacher": R1_NAME,
+        "prompt": _text(rec, "question"),
+        "response": f"<think>\n{trace.strip()}\n</think>\n<answer>{attempt.strip()}</answer>",
+        "reference_answer": _optional_text(rec, "solution"),
+        "win_rate_small": None, "win_rate_mid": None, "win_rate_teacher": None,
+    }
+
+
+def map_retu_sft(rec: dict, file_name: str) -> dict:
+    """The study's verl SFT rows: ``extra_info.question`` / ``extra_info.answer`` (struct or JSON
+    text). Reference from ``reward_model.ground_truth`` when present; domain from ``ability``
+    (default math); win rates from ``pass_rate_*`` columns when a tagged file has them. The study's
+    sets are R1-671B distillations, so the teacher is R1."""
+    extra = _maybe_json(rec, "extra_info")
+    if extra is None:
+        raise RowError("missing_field", "extra_info", "missing or null")
+    reward = _maybe_json(rec, "reward_model")
+    reference = first_answer(reward["ground_truth"], "reward_model.ground_truth") \
+        if reward and reward.get("ground_truth") not in (None, "") else None
+    return {
+        "domain": _optional_text(rec, "ability") or "math", "teacher": R1_NAME,
+        "prompt": _text(extra, "question"), "response": _text(extra, "answer"),
+        "reference_answer": reference,
+        "win_rate_small": _rate(rec, "pass_rate_1.5b"),
+        "win_rate_mid": _rate(rec, "pass_rate_7b"),
+        "win_rate_teacher": _rate(rec, "pass_rate_r1"),
+    }
+
+
+# ----------------------------------------------------------------------------------- RL mappers
+def map_verl_rl(rec: dict, file_name: str) -> dict:
+    """Skywork-OR1-RL-Data and the study's RL62K (verl RL rows).
+
+    Prompt: the first user turn of ``prompt`` (a plain string is accepted too). Reference: the
+    first acceptable answer of ``reward_model.ground_truth`` (JSON list text, list or string).
+    Difficulty: ``extra_info.model_difficulty[DeepSeek-R1-Distill-Qwen-1.5B] / 16`` (null if
+    absent). ``domain`` is ``ability`` (default math); the ingest stage drops non-math rows.
+    """
+    prompt = _field(rec, "prompt", (list, str))
+    if isinstance(prompt, list):
+        turns = [t for t in prompt if isinstance(t, dict) and t.get("role") == "user"]
+        if not turns:
+            raise RowError("missing_field", "prompt", "no user turn")
+        text = _text(turns[0], "content")
+    else:
+        text = _text(rec, "prompt")
+    reward = _maybe_json(rec, "reward_model")
+    if reward is None or reward.get("ground_truth") is None:
+        raise RowError("missing_field", "reward_model.ground_truth", "missing or null")
+    extra = _maybe_json(rec, "extra_info") or {}
+    difficulty = None
+    level = _field(extra, f"model_difficulty.{DIFFICULTY_MODEL}", (int, float), required=False) \
+        if isinstance(extra.get("model_difficulty"), dict) else None
+    if level is not None:
+        if not 0 <= level <= DIFFICULTY_SCALE:
+            raise RowError("wrong_type", f"extra_info.model_difficulty.{DIFFICULTY_MODEL}",
+                           f"difficulty {level!r} outside [0, 16]")
+        difficulty = float(level) / DIFFICULTY_SCALE
+    return {
+        "domain": _optional_text(rec, "ability") or "math", "prompt": text,
+        "reference_answer": first_answer(reward["ground_truth"], "reward_model.ground_truth"),
+        "difficulty": difficulty,
+    }
+
+
+MAPPERS: dict[str, Callable[[dict, str], dict]] = {
+    "am_40m": map_am_40m, "am_1.4m": map_am_14m, "s1k": map_s1k, "retu_sft": map_retu_sft,
+    "skywork_or1": map_verl_rl, "retu_rl": map_verl_rl,
+}

@@ -1,0 +1,140 @@
+"""Robust sigmoid fits: parameter recovery with planted outliers, LTS, free c0, collapse, bad input."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from plasticity.analysis import fit as F
+from plasticity.analysis.fit import detect_collapse, fit_branch, robust_fit, sigmoid
+
+
+def _synthetic(u=8.0, cmid=10.0, b=1.5, c0=0.0, n=30, noise=0.1, seed=0, xmax=60.0):
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([[0.0], np.linspace(xmax / n, xmax, n)])
+    y = sigmoid(x, u, cmid, b, c0) + np.concatenate([[0.0], rng.normal(0, noise, n)])
+    return x, y
+
+
+def test_sigmoid_shape():
+    assert sigmoid(np.array([0.0]), 5, 1, 1)[0] == 0.0
+    assert sigmoid(np.array([1.0]), 6, 1, 2)[0] == pytest.approx(3.0)
+    assert sigmoid(np.array([1e9]), 6, 1, 2)[0] == pytest.approx(6.0)
+
+
+def test_outliers_rejected_and_parameters_recovered():
+    x, y = _synthetic()
+    y_bad = y.copy()
+    y_bad[[5, 12, 20]] -= 6.0                       # evaluation glitches
+    plain = F.fit_sigmoid(x, y_bad)
+    fit = robust_fit(x, y_bad, tau=3.0)
+    assert fit.n_outliers >= 3 and not fit.kept[[5, 12, 20]].any()
+    assert fit.kept[0]                              # branch point is never dropped
+    assert abs(fit.params.u - 8.0) < 0.2 < abs(plain.u - 8.0)
+    assert fit.params.cmid == pytest.approx(10.0, rel=0.1)
+    assert fit.params.b == pytest.approx(1.5, rel=0.15)
+
+
+def test_lts_trims_the_worst_points():
+    x, y = _synthetic(seed=1)
+    y_bad = y.copy()
+    y_bad[[25, 28]] += 4.0
+    fit = robust_fit(x, y_bad, tau=None, alpha=0.85)
+    h = int(np.floor(len(x) * 0.85))
+    assert fit.kept.sum() == h and fit.n_trimmed == len(x) - h
+    assert not fit.kept[[25, 28]].any()
+    assert fit.params.u == pytest.approx(8.0, abs=0.2)
+
+
+def test_free_c0_recovers_offset_and_fixed_c0_is_respected():
+    x, y = _synthetic(c0=2.0, seed=2)
+    x, y = x[1:], y[1:]                            # a jump at the switch: no (0, 0) point
+    free = robust_fit(x, y, tau=None, eps="free", anchor=None)
+    assert free.params.c0 == pytest.approx(2.0, abs=0.6)
+    assert free.params.u == pytest.approx(8.0, abs=0.3)
+    fixed = robust_fit(x, y, tau=None, eps=1.0, anchor=None)
+    assert fixed.params.c0 == 1.0
+
+
+def test_collapse_detection_and_peak_ceiling():
+    x = np.arange(0, 16, dtype=float)
+    y = np.concatenate([[0], sigmoid(x[1:11], 10, 3, 2), [4.0, 2.0, 1.0, 0.5, 0.0]])
+    assert detect_collapse(y) == 10
+    fit = fit_branch(x, y, tau=3.0, alpha=None)
+    assert fit.collapsed and fit.status == "collapsed"
+    assert fit.pl_rl == pytest.approx(y[10])
+    stable = sigmoid(x, 10, 3, 2)
+    assert detect_collapse(stable) is None
+    assert detect_collapse(stable - np.where(x > 12, 1.0, 0.0)) is None   # small dip: not a collapse
+
+
+@pytest.mark.parametrize("y", [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, -1.0, -2.0, -2.5, -3.0],
+                               [0.0, 1.0, 0.5, 1.2, 0.8], [0.0, 2.0]])
+def test_tiny_branches_never_crash(y):
+    x = np.linspace(0, 4e-6, len(y))               # tiny-model compute: micro-EF
+    fit = fit_branch(x, y)
+    assert fit.status in {"ok", "bound", "failed", "collapsed"}
+    if len(y) < 3:
+        assert fit.status == "failed" and np.isnan(fit.pl_rl)
+    else:
+        assert np.isfinite(fit.pl_rl)
+
+
+def test_tiny_scale_compute_is_fitted_like_large_scale():
+    x, y = _synthetic(noise=0.0)
+    small = fit_branch(x * 1e-7, y, tau=None, alpha=None)
+    assert small.params.u == pytest.approx(8.0, abs=1e-3)
+    assert small.params.cmid == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_auto_hyperparameters_and_best_form():
+    x, y = _synthetic(seed=3)
+    fit = fit_branch(x, y)                          # tau, alpha chosen
+    assert fit.tau in F.TAU_GRID and fit.alpha in F.ALPHA_GRID
+    assert np.isfinite(fit.rmse_val) and fit.rmse_val < 0.5
+    lin = F.fit_best_form(np.arange(20.0), 3.0 * np.arange(20.0) + 1.0)
+    assert lin["form"] in {"linear", "power"} and lin["rmse_val"] < 1e-3
+
+
+def _write_curves(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"])
+        w.writerows(rows)
+
+
+def test_cli_on_miniature_curves_with_weights(tmp_path):
+    rows = [["uniform", "", "sft", 0.0, "a", 10.0], ["uniform", "", "sft", 0.0, "b", 20.0],
+            ["uniform", "", "sft", 1e-6, "a", 30.0], ["uniform", "", "sft", 1e-6, "b", 40.0]]
+    for i, xv in enumerate([0.0, 1e-7, 2e-7, 3e-7, 4e-7, 5e-7]):
+        gain = 10 * xv / (xv + 1e-7)
+        rows += [["uniform", 200, "rl", xv, "a", 30 + gain], ["uniform", 200, "rl", xv, "b", 40 + gain]]
+    curves = tmp_path / "curves.csv"
+    _write_curves(curves, rows)
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({"a": 3, "b": 1}))
+    out = tmp_path / "fits.csv"
+    assert F.main(["--curves", str(curves), "--weights", str(weights), "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(open(out)))
+    assert float(row["p_sft"]) == pytest.approx(32.5)
+    assert row["status"] in {"ok", "bound"} and float(row["a_post"]) > 32.5
+    first = out.read_bytes()
+    assert F.main(["--curves", str(curves), "--weights", str(weights), "--out", str(out)]) == 0
+    assert out.read_bytes() == first                # deterministic
+
+
+def test_bad_rows_name_file_line_and_field(tmp_path):
+    curves = tmp_path / "c.csv"
+    _write_curves(curves, [["d", "", "sft", "zero", "a", 1.0]])
+    with pytest.raises(F.FitError, match=r"c.csv:2: fields 'x_ef'"):
+        F.read_curve_rows(curves)
+    _write_curves(curves, [["d", "x", "rl", 1.0, "a", 1.0]])
+    with pytest.raises(F.FitError, match=r"c.csv:2: field 'branch_step'"):
+        F.read_curve_rows(curves)
+    _write_curves(curves, [["d", 1, "rl", 1.0, "gsm8k", 1.0]])
+    with pytest.raises(F.FitError, match=r"no accuracy for benchmark\(s\)"):
+        F.overall_curves(F.read_curve_rows(curves))
+    hp = tmp_path / "h.csv"
+    hp.write_text("dataset,sft_step,x_sft_ef,outlier_tau,lts_alpha,eps\nd,1,1.0,3,0.3,0\n")
+    with pytest.raises(F.FitError, match=r"h.csv:2: field 'lts_alpha'"):
+        F.read_hparams(hp)
