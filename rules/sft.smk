@@ -63,3 +63,10 @@ rule sft_all:
     input:
         [f"{R}/{run.model}/sft/{run.data}" for run in sft_runs()],
     localrule: True
+
+
+rule models:
+    """Target: every model's tokenizer and base weights."""
+    input:
+        [f"{R}/{m}/{part}" for m in models_in_use() for part in ("tokenizer", "base")],
+    localrule: True

@@ -1,0 +1,146 @@
+"""Ingest: map every configured source from its native schema to the canonical tables.
+
+Reads:  the config sections ``data.sources`` (SFT trajectory sources) and ``data.rl_source``; each
+        source is read from a local path (``path: teacher`` = RAW_DIR/<name>; otherwise a file or a
+        directory of .jsonl / .jsonl.zst / .json / .parquet files) or fetched from the hub by
+        ``hub_id`` + pinned ``revision`` (optionally ``files`` / ``split``) into RAW_DIR/hub/.
+Writes: OUT/trajectories.parquet (schema.TRAJECTORY), OUT/rl_prompts.parquet (schema.RL_PROMPT),
+        OUT/ledger.parquet (schema.LEDGER), OUT/manifest.json (counts per source and reason).
+
+Run by hand:
+    python -m plasticity ingest --config ingest.json --raw results/data/raw --out results/data/ingested
+
+Rows are streamed (one line / one record batch at a time) in config order, then sorted file order,
+then row order, so "first occurrence" downstream means the first by (source, file, row).
+``problem_id`` = ``<source>-<sha256(normalised prompt)[:16]>``: stable across reruns and file
+orders, shared by exact-duplicate prompts of one source (dedup happens in the filter stage).
+Bad rows (invalid UTF-8, malformed JSON, missing fields, wrong types) become ledger rows naming the
+file, row and field; an empty shard counts as one input record with a ledger row ``empty_shard``,
+so rows in = rows kept + ledger rows holds exactly. A corrupt/truncated file stops the stage with
+an error naming the file. RL rows whose ``ability`` is not math are dropped here (``not_math``),
+since schema.RL_PROMPT carries no domain.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+from typing import Any
+
+from plasticity import schema as S
+from plasticity.data import native
+from plasticity.data.tables import DataError, Ledger, TableWriter
+from plasticity.data.text import normalise_prompt
+from plasticity.io import atomic_path, write_manifest
+from plasticity.problems import problem_id
+
+STAGE = "ingest"
+_PROGRESS_EVERY = 2000
+
+
+def resolve_source(source: dict[str, Any], raw_dir: Path) -> Path:
+    """The local file or directory holding ``source``; fetches a pinned hub snapshot if needed."""
+    if source.get("path") == "teacher":
+        return raw_dir / source["name"]
+    if source.get("path"):
+        return Path(source["path"])
+    if not source.get("hub_id") or not source.get("revision"):
+        raise DataError(f"source {source.get('name')!r}: needs `path` or `hub_id` + pinned `revision`")
+    from huggingface_hub import snapshot_download
+
+    patterns = source.get("files") or ([f"*{source['split']}-*", f"*{source['split']}.*"]
+                                       if source.get("split") else None)
+    local = snapshot_download(repo_id=source["hub_id"], repo_type="dataset",
+                              revision=source["revision"], allow_patterns=patterns,
+                              local_dir=raw_dir / "hub" / source["name"])
+    return Path(local)
+
+
+def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledger: Ledger,
+                   rl: bool) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    fmt, name = source["format"], source["name"]
+    expected = native.RL_FORMATS if rl else native.SFT_FORMATS
+    if fmt not in expected:
+        raise DataError(f"source {name!r}: format {fmt!r} is not one of {expected}")
+    mapper = native.MAPPERS[fmt]
+    counts: dict[str, Any] = {"in": 0, "kept": 0, "dropped": collections.Counter()}
+    files = native.list_files(root)
+    bar = tqdm(desc=f"ingest {name}", unit="rows", mininterval=2.0, leave=False)
+    for path in files:
+        rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+        source_file = f"{name}/{rel}"
+        for row, record in native.iter_records(path):
+            counts["in"] += 1
+            if counts["in"] % _PROGRESS_EVERY == 0:
+                bar.update(_PROGRESS_EVERY)
+            where = f"{source_file} row {row}" if row is not None else source_file
+            try:
+                if isinstance(record, native.RowError):
+                    raise record
+                mapped = mapper(record, path.name)
+            except native.RowError as err:
+                ledger.drop(None, err.reason, f"{where}: {err}")
+                counts["dropped"][err.reason] += 1
+                continue
+            pid = problem_id(name, normalise_prompt(mapped["prompt"]))
+            if rl and mapped.pop("domain") != "math":
+                ledger.drop(pid, "not_math", f"{where}: ability is not math")
+                counts["dropped"]["not_math"] += 1
+                continue
+            writer.add({"problem_id": pid, "source": name, "source_file": source_file,
+                        "source_row": row, **mapped})
+            counts["kept"] += 1
+    bar.close()
+    counts["files"] = len(files)
+    counts["dropped"] = dict(sorted(counts["dropped"].items()))
+    return counts
+
+
+def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str | Path,
+        out: str | Path, *, seed: int | None = None, config: Any = None) -> dict[str, Any]:
+    """Ingest every source into ``out``; return the manifest's counts."""
+    raw_dir = Path(raw_dir)
+    names = [s["name"] for s in sources] + [rl_source["name"]]
+    if len(set(names)) != len(names):
+        raise DataError(f"source names must be unique, got {names}")
+    roots = {s["name"]: resolve_source(s, raw_dir) for s in [*sources, rl_source]}
+    with atomic_path(out) as tmp:
+        per_source: dict[str, Any] = {}
+        with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
+            with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY) as writer:
+                for source in sources:
+                    per_source[source["name"]] = _ingest_source(source, roots[source["name"]],
+                                                                writer, ledger, rl=False)
+            with TableWriter(tmp / "rl_prompts.parquet", S.RL_PROMPT) as writer:
+                per_source[rl_source["name"]] = _ingest_source(rl_source, roots[rl_source["name"]],
+                                                               writer, ledger, rl=True)
+        total_in = sum(c["in"] for c in per_source.values())
+        kept = sum(c["kept"] for c in per_source.values())
+        if total_in != kept + ledger.total:      # the stage's own invariant, checked every run
+            raise AssertionError(f"ingest: {total_in} rows in != {kept} kept + {ledger.total} dropped")
+        counts = {"in": total_in, "kept": kept, "dropped": ledger.total,
+                  "dropped_by_reason": dict(sorted(ledger.counts.items())), "sources": per_source}
+        write_manifest(tmp, stage=STAGE, config=config, seed=seed,
+                       inputs={n: r for n, r in roots.items()}, extra={"counts": counts})
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plasticity ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True,
+                        help='JSON: {"seed": int, "sources": [...], "rl_source": {...}}')
+    parser.add_argument("--raw", required=True, help="raw directory (teacher output, hub cache)")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    from plasticity.data.tables import load_stage_config
+
+    seed, sources = load_stage_config(args.config, "sources")
+    _, rl_source = load_stage_config(args.config, "rl_source")
+    counts = run(sources, rl_source, args.raw, args.out, seed=seed,
+                 config={"sources": sources, "rl_source": rl_source})
+    print(json.dumps({"stage": STAGE, "in": counts["in"], "kept": counts["kept"],
+                      "dropped": counts["dropped"]}))
+    return 0
