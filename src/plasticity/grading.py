@@ -137,35 +137,34 @@ def extract_answer(completion: str) -> str | None:
 
 _INT_RE = re.compile(r"[+-]?\d+|-?[1-9]\d{0,2}(?:,\d{3})+")
 _DEC_RE = re.compile(r"[+-]?(?:\d+\.\d+|\.\d+)")
-# Inside an <answer> span math-verify's plain-text number grammar applies: no leading `+`, no
-# `-.5`, no `-072`; the fast path accepts only what both grammars read the same way.
-_SPAN_INT_RE = re.compile(r"\d+|-?[1-9]\d*|-0|-?[1-9]\d{0,2}(?:,\d{3})+")
-_SPAN_DEC_RE = re.compile(r"\d+\.\d+|-?[1-9]\d*\.\d+|-0\.\d+|\.\d+")
 _FAST_MAX_LEN = 60
 _DECIDE_GAP = Fraction(1, 1000)      # decimals further apart than this are unequal for math-verify
 _DECIDE_MAGNITUDE = 10 ** 9          # decimals are decided only below this magnitude ...
 _DECIDE_DIGITS = 15                  # ... and with at most this many digits (math-verify's precision)
 
 
-def _number(text: str, kind: str) -> tuple[Fraction, bool] | None:
-    """(exact value, is_integer) when ``text`` is a plain number the fast path understands."""
+def _number(text: str) -> tuple[Fraction, bool] | None:
+    """(exact value, is_integer) when ``text`` is a plain number the fast path understands.
+
+    The grammar is what math-verify reads as the same number inside ``\\boxed{}``; an <answer>
+    span is parsed both raw and boxed (see prediction_texts), so the same grammar is exact there.
+    """
     if len(text) > _FAST_MAX_LEN:
         return None
-    int_re, dec_re = (_INT_RE, _DEC_RE) if kind == "box" else (_SPAN_INT_RE, _SPAN_DEC_RE)
-    if int_re.fullmatch(text):
+    if _INT_RE.fullmatch(text):
         return Fraction(int(text.replace(",", ""))), True
-    if dec_re.fullmatch(text) and sum(c.isdigit() for c in text) <= _DECIDE_DIGITS:
+    if _DEC_RE.fullmatch(text) and sum(c.isdigit() for c in text) <= _DECIDE_DIGITS:
         value = Fraction(text)
         return (value, False) if abs(value) < _DECIDE_MAGNITUDE else None
     return None
 
 
-def _fast_verdict(gold: str, extracted: str, kind: str) -> bool | None:
+def _fast_verdict(gold: str, extracted: str) -> bool | None:
     """math-verify's verdict for two plain numbers, or None when only math-verify can tell."""
-    g = _number(gold, "box")
+    g = _number(gold)
     if g is None:
         return None
-    p = _number(extracted, kind)
+    p = _number(extracted)
     if p is None:
         return None
     (gv, g_int), (pv, p_int) = g, p
@@ -191,13 +190,23 @@ def gold_text(reference: str) -> str:
     return "\\boxed{" + ref + "}"
 
 
-def prediction_text(extracted: str, kind: str) -> str:
-    """The string handed to ``math_verify.parse`` for an extracted answer."""
-    return "\\boxed{" + extracted + "}" if kind == "box" else extracted
+def prediction_texts(extracted: str, kind: str) -> tuple[str, ...]:
+    """The strings handed to ``math_verify.parse`` for an extracted answer.
+
+    A box's content is parsed as ``\\boxed{content}``. An <answer> span is parsed raw (math-verify
+    finds ``$...$``, numbers and "answer is" phrases in prose) and, unless it holds its own
+    delimiters, also as ``\\boxed{span}`` (bare LaTeX such as ``2\\sqrt{3}`` is only read inside a
+    delimiter); the prediction is correct when either reading verifies.
+    """
+    if kind == "box":
+        return ("\\boxed{" + extracted + "}",)
+    if "$" in extracted or "\\(" in extracted or "\\[" in extracted:
+        return (extracted,)
+    return (extracted, "\\boxed{" + extracted + "}")
 
 
-def math_verify_verdict(gold: str, prediction: str, timeout_s: float = 5.0) -> tuple[bool, str | None]:
-    """(correct, reason) by math-verify alone; ``gold``/``prediction`` as from gold_text/prediction_text.
+def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: float = 5.0) -> tuple[bool, str | None]:
+    """(correct, reason) by math-verify alone; inputs as from gold_text/prediction_texts.
 
     Must run in a main thread (math-verify's own timeouts use ``signal.alarm``).
     """
@@ -207,18 +216,10 @@ def math_verify_verdict(gold: str, prediction: str, timeout_s: float = 5.0) -> t
     g = parse(gold, parsing_timeout=seconds)
     if not g:
         return False, "unparseable"
-    p = parse(prediction, parsing_timeout=seconds)
+    p = [x for text in predictions for x in parse(text, parsing_timeout=seconds)]
     if not p:
         return False, "unparseable"
     return bool(verify(g, p, timeout_seconds=seconds)), None
-
-
-def _strict_in_process(reference: str, extracted: str, kind: str, timeout_s: float) -> tuple[bool, str, str | None]:
-    fast = _fast_verdict(reference.strip(), extracted, kind)
-    if fast is not None:
-        return fast, "fast_numeric", None
-    correct, reason = math_verify_verdict(gold_text(reference), prediction_text(extracted, kind), timeout_s)
-    return correct, "math_verify", reason
 
 
 # ----------------------------------------------------------------------------------------------
@@ -283,6 +284,9 @@ def _lenient(reference: str, extracted: str) -> str | None:
         return "string"
     a, b = _to_float(ref), _to_float(extracted)
     if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+        # Tolerance is for rounded decimals (Minerva's physics answers); integers must match exactly.
+        if a.is_integer() and b.is_integer() and "." not in ref and "." not in extracted:
+            return "numeric" if a == b else None
         if math.isclose(a, b, rel_tol=_NUMERIC_RTOL, abs_tol=1e-9):
             return "numeric"
     return None
@@ -317,7 +321,7 @@ def _worker_loop(timeout_s: float) -> None:
     reader, writer = Connection(0, writable=False), Connection(out_fd, readable=False)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
-        math_verify_verdict("\\boxed{\\frac{1}{2}}", "\\boxed{0.5}", timeout_s)  # warm regexes and parsers
+        math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), timeout_s)  # warm regexes and parsers
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
@@ -475,7 +479,7 @@ class Grader:
                 self.stats["cache"] += 1
                 out[i] = _finish(hit, reference, extracted, self.mode)
                 continue
-            fast = _fast_verdict(reference.strip(), extracted, kind)
+            fast = _fast_verdict(reference.strip(), extracted)
             if fast is not None:
                 self.stats["fast"] += 1
                 result = (fast, "fast_numeric", None)
@@ -507,20 +511,29 @@ class Grader:
         busy: dict[Any, _Worker] = {}
 
         def dispatch(worker: _Worker) -> None:
-            key = queue.pop()
+            key = queue[-1]
             reference, kind, extracted = key
+            message = (key, gold_text(reference), prediction_texts(extracted, kind))
+            if worker.proc.poll() is not None:  # died while idle (killed from outside, OOM)
+                worker = replace(worker, redispatch=False)
+            try:
+                worker.send(message)
+            except (OSError, ValueError):
+                worker = replace(worker, redispatch=False)
+                worker.send(message)
+            queue.pop()
             worker.job = key
             worker.deadline = time.monotonic() + self.timeout_s
-            worker.send((key, gold_text(reference), prediction_text(extracted, kind)))
             busy[worker.conn] = worker
 
-        def replace(worker: _Worker) -> None:
+        def replace(worker: _Worker, redispatch: bool = True) -> _Worker:
             worker.kill()
             self._pool[self._pool.index(worker)] = fresh = self._spawn()
-            if queue:
+            if redispatch and queue:
                 dispatch(fresh)
+            return fresh
 
-        for worker in self._pool:
+        for worker in list(self._pool):
             if queue:
                 dispatch(worker)
         while busy:
@@ -586,7 +599,7 @@ def grade_naive(completion: str, reference: str, mode: str = "strict", timeout_s
     if not extracted:
         return Verdict(False, "none", extracted, "no_answer")
     try:
-        correct, reason = math_verify_verdict(gold_text(reference), prediction_text(extracted, kind), timeout_s)
+        correct, reason = math_verify_verdict(gold_text(reference), prediction_texts(extracted, kind), timeout_s)
     except Exception:  # noqa: BLE001
         correct, reason = False, "unparseable"
     return _finish((correct, "math_verify", reason), reference, extracted, mode)

@@ -36,7 +36,7 @@ Inputs:
   rows with benchmark ``overall`` are used as they are. Benchmarks without a weight are ignored.
 - HPARAMS.csv (optional): dataset, sft_step, x_sft_ef and optionally outlier_tau, lts_alpha, eps.
   x_sft_ef locates the branch point on the SFT curve (nearest SFT point, within 1% or 0.5 EF), which
-  gives P_sft. tau blank or ``auto`` = chosen; lts_alpha blank = no LTS, ``auto`` = chosen; eps a number
+  gives P_sft (a dataset without SFT rows uses the branch's own x = 0 row). tau blank or ``auto`` = chosen; lts_alpha blank = no LTS, ``auto`` = chosen; eps a number
   = c0 fixed at it, ``free`` = fitted, blank = 0. Dataset ``pure_rl`` with sft_step 0 = the branch_step 0
   curve (of the first dataset that has one), branch point = that dataset's SFT curve at x 0.
   Without HPARAMS every RL branch is fitted with tau/alpha chosen, and P_sft is the branch's own x = 0
@@ -580,7 +580,11 @@ def fit_all(curves: Curves, hparams: list[dict] | None = None, tau="auto", alpha
     if hparams is not None:
         for h in hparams:
             owner, pts = branch_points(curves, h["dataset"], h["sft_step"], h["where"])
-            p_sft = sft_value_at(curves.sft.get(owner, []), h["x_sft_ef"], h["where"])
+            zero = [y for x, y in pts if x == 0]
+            if curves.sft.get(owner) or not zero:
+                p_sft = sft_value_at(curves.sft.get(owner, []), h["x_sft_ef"], h["where"])
+            else:   # no SFT curve (e.g. a pure-RL dataset): the branch's own x = 0 evaluation
+                p_sft = zero[0]
             jobs.append((h["dataset"], h["sft_step"], h["x_sft_ef"], p_sft, pts, h["tau"],
                          h["alpha"], h["eps"], True))
     else:

@@ -1,0 +1,265 @@
+"""The study's tables, each rendered from result files only, as Markdown, LaTeX and CSV.
+
+``python -m plasticity table --name NAME [inputs] --out-prefix PREFIX`` writes PREFIX.md, PREFIX.tex
+and PREFIX.csv. Inputs per table:
+
+- table1 (paradigms, maxP_post per method; Llama in the study): ``--curves`` (every dataset's SFT
+  curve and RL branches; the best observed overall accuracy of each paradigm), optional ``--min-loss``.
+- table2 (settings): ``--config JSON`` (a resolved config section); one row per leaf setting.
+- table4 (per-branch fits): ``--fits FITS.csv``; optional ``--val-loss DATASET=VAL.json`` adds the
+  regime of each branch's SFT checkpoint.
+- table5 (minimum SFT validation loss vs best ceiling, with Pearson / Spearman): ``--fits`` and
+  ``--min-loss DATASET=VAL.json|NUMBER`` per SFT set.
+- table6 (switch point table, Qwen2.5-14B in the study): ``--fits`` and ``--val-loss DATASET=VAL.json``
+  (validation loss and regime at each switch); max RL gain and maxP_post are the observed values.
+
+Numbers are written with one decimal (accuracies, EF), two for losses and correlations, so reruns are
+byte-identical. Example:
+
+    python -m plasticity table --name table4 --fits reports/reference/fits.csv \
+        --out-prefix reports/reference/table4
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from plasticity.io import atomic_path
+
+TABLES = ("table1", "table2", "table4", "table5", "table6")
+
+
+class TableError(ValueError):
+    """Missing or inconsistent table input."""
+
+
+def _f(v, digits: int = 1) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    if isinstance(v, str):
+        return v
+    return f"{float(v):.{digits}f}"
+
+
+def _tex_escape(s: str) -> str:
+    out = s
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("–", "--"), ("→", r"$\to$"), ("τ", r"$\tau$"), ("α", r"$\alpha$"), ("ε", r"$\epsilon$"),
+                 ("ρ", r"$\rho$")):
+        out = out.replace(a, b)
+    return out
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[str]], prefix: str | Path,
+           caption: str = "", notes: Sequence[str] = ()) -> None:
+    """Write PREFIX.md, PREFIX.tex and PREFIX.csv for one table."""
+    prefix = Path(prefix)
+    md = [f"| {' | '.join(header)} |", "|" + "|".join("---" for _ in header) + "|"]
+    md += [f"| {' | '.join(r)} |" for r in rows]
+    md_text = (f"**{caption}**\n\n" if caption else "") + "\n".join(md) + "\n"
+    if notes:
+        md_text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    tex = [r"\begin{table}[t]", r"\centering", r"\small",
+           r"\begin{tabular}{" + "l" * 1 + "r" * (len(header) - 1) + "}", r"\toprule",
+           " & ".join(_tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    tex += [" & ".join(_tex_escape(c) for c in r) + r" \\" for r in rows]
+    tex += [r"\bottomrule", r"\end{tabular}"]
+    if caption:
+        tex.append(r"\caption{" + _tex_escape(caption) + "}")
+    tex.append(r"\end{table}")
+    for suffix, text in ((".md", md_text), (".tex", "\n".join(tex) + "\n")):
+        with atomic_path(prefix.with_name(prefix.name + suffix)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    with atomic_path(prefix.with_name(prefix.name + ".csv")) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+
+
+def parse_min_losses(specs: Sequence[str]) -> dict[str, float]:
+    """``DATASET=VAL.json`` (its minimum over SFT checkpoints) or ``DATASET=NUMBER``."""
+    from plasticity.analysis.regimes import min_val_loss, read_val_loss
+
+    out = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise TableError(f"--min-loss {spec!r}: expected DATASET=VAL.json or DATASET=NUMBER")
+        name, value = spec.split("=", 1)
+        if Path(value).is_file():
+            out[name] = min_val_loss(*read_val_loss(value))[1]
+        else:
+            try:
+                out[name] = float(value)
+            except ValueError:
+                raise TableError(f"--min-loss {spec!r}: {value!r} is neither a file nor a number") from None
+    return out
+
+
+def parse_val_losses(specs: Sequence[str]) -> dict[str, tuple[list[int], list[float]]]:
+    from plasticity.analysis.regimes import read_val_loss
+
+    out = {}
+    for spec in specs:
+        if "=" not in spec:
+            raise TableError(f"--val-loss {spec!r}: expected DATASET=VAL.json")
+        name, path = spec.split("=", 1)
+        out[name] = read_val_loss(path)
+    return out
+
+
+def _regime_at(val, step: int) -> tuple[str, float | None]:
+    from plasticity.analysis.regimes import label_regimes
+
+    steps, losses = val
+    if step not in steps:
+        return "–", None
+    i = steps.index(step)
+    return label_regimes(steps, losses)[i].capitalize(), losses[i]
+
+
+def _dataset_label(ds: str) -> str:
+    return "(pure RL)" if ds == "pure_rl" else ds
+
+
+def table4(fits: list[dict], val_losses: dict, prefix) -> None:
+    header = ["Data", "Step", "x_sft EF", "τ", "LTS α", "ε", "PL_rl", "Cmid (EF)", "B", "P_sft",
+              "A_post", "RMSE val", "Status"]
+    if val_losses:
+        header.insert(-1, "Regime")
+    rows = []
+    for f in sorted(fits, key=lambda r: (r["dataset"] != "pure_rl", r["dataset"], r["sft_step"])):
+        row = [_dataset_label(f["dataset"]), str(f["sft_step"]), _f(f.get("x_sft_ef")),
+               _hp(f.get("tau")), _hp(f.get("alpha")), _f(f.get("eps"), 2),
+               _f(f["pl_rl"]), _cmid(f.get("cmid_ef")), _f(f.get("b")), _f(f["p_sft"]),
+               _f(f["a_post"]), _f(f.get("rmse_val"), 2), f.get("status", "")]
+        if val_losses:
+            val = val_losses.get(f["dataset"])
+            row.insert(-1, _regime_at(val, f["sft_step"])[0] if val else "–")
+        rows.append(row)
+    notes = ["PL_rl = A_post − P_sft; A_post is the fitted ceiling (status `collapsed`: the observed "
+             "peak before the collapse; `failed`: no fit, see FITS.csv max_obs)."]
+    render(header, rows, prefix, "Table 4: sigmoid fits of every RL branch", notes)
+
+
+def _hp(v) -> str:
+    """A robust-fit hyperparameter as FITS.csv holds it (a number or ``none``)."""
+    try:
+        return f"{float(v):g}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _cmid(v) -> str:
+    if v is None or not math.isfinite(float(v)):
+        return "–"
+    v = float(v)
+    return f"{v:.1f}" if v >= 0.1 else f"{v:.2e}"
+
+
+def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
+    from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+
+    best = best_ceilings(fits)
+    res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
+    rows = [[ds, _f(loss, 2), str(best[ds]["sft_step"]), _f(best[ds]["a_post"])]
+            for loss, ds in sorted(zip(res["min_loss"], res["datasets"]), reverse=True)]
+    notes = [f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f} "
+             f"over {len(rows)} SFT sets."]
+    render(["SFT data", "Min. val loss", "Best step", "Best A_post"], rows, prefix,
+           "Table 5: minimum SFT validation loss vs the best ceiling", notes)
+    return res
+
+
+def table6(fits: list[dict], val_losses: dict, prefix) -> None:
+    rows = []
+    for f in fits:
+        val = val_losses.get(f["dataset"])
+        regime, loss = _regime_at(val, f["sft_step"]) if val else ("–", None)
+        if f["sft_step"] == 0 and f["dataset"] == "pure_rl":
+            regime = "Adaptive"
+        gain = f.get("max_obs", float("nan")) - f["p_sft"]
+        rows.append([f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)", _f(f.get("x_sft_ef")),
+                     _f(loss, 2), regime, _f(f["p_sft"]), _f(gain), _f(f.get("max_obs"))])
+    render(["Switch", "x_sft EF", "Val loss", "Regime", "P_sft", "Max RL gain", "maxP_post"], rows,
+           prefix, "Table 6: where to switch from SFT to RL")
+
+
+def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix) -> None:
+    from plasticity.analysis.fit import overall_curves
+
+    c = overall_curves(curve_rows)
+    rows = []
+    base = [y for pts in c.sft.values() for x, y in pts if x == 0]
+    if base:
+        rows.append(["Base", "–", _f(base[0]), "–"])
+    for (ds, step), pts in sorted(c.rl.items()):
+        if step == 0:
+            rows.append([f"{_dataset_label(ds)} RL from base", "Pure RL", _f(max(y for _, y in pts)), "–"])
+    for ds, pts in sorted(c.sft.items()):
+        rows.append([ds, "SFT", _f(max(y for _, y in pts)), _f(min_losses.get(ds), 2)])
+    for ds in sorted(c.sft):
+        rl = [y for (d, s), pts in c.rl.items() if d == ds and s > 0 for _, y in pts]
+        if rl:
+            rows.append([f"{ds} → RL", "SFT-then-RL", _f(max(rl)), "–"])
+    render(["Method", "Paradigm", "maxP_post", "Min. val loss"], rows, prefix,
+           "Table 1: best observed accuracy per paradigm")
+
+
+def _leaves(obj, prefix="") -> list[tuple[str, str]]:
+    if isinstance(obj, dict):
+        return [kv for k in sorted(obj) for kv in _leaves(obj[k], f"{prefix}{k}.")]
+    return [(prefix[:-1], json.dumps(obj) if not isinstance(obj, str) else obj)]
+
+
+def table2(config: dict, prefix) -> None:
+    render(["Setting", "Value"], [[k, v] for k, v in _leaves(config)], prefix,
+           "Table 2: training settings")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m plasticity table",
+                                description="Render one of the study's tables (md, tex, csv) from "
+                                            "result files; see the module docstring for inputs.")
+    p.add_argument("--name", required=True, choices=TABLES)
+    p.add_argument("--fits", help="FITS.csv (table4, table5, table6)")
+    p.add_argument("--curves", help="curves CSV (table1)")
+    p.add_argument("--config", help="config JSON (table2)")
+    p.add_argument("--val-loss", action="append", default=[], metavar="DATASET=VAL.json")
+    p.add_argument("--min-loss", action="append", default=[], metavar="DATASET=VAL.json|NUMBER")
+    p.add_argument("--out-prefix", required=True, help="writes PREFIX.md, PREFIX.tex, PREFIX.csv")
+    args = p.parse_args(argv)
+    from plasticity.analysis.fit import FitError, read_curve_rows, read_fits
+    from plasticity.analysis.regimes import RegimeError
+
+    try:
+        need = {"table1": "curves", "table2": "config", "table4": "fits", "table5": "fits",
+                "table6": "fits"}[args.name]
+        if getattr(args, need) is None:
+            raise TableError(f"{args.name} needs --{need}")
+        if args.name == "table1":
+            table1(read_curve_rows(args.curves), parse_min_losses(args.min_loss), args.out_prefix)
+        elif args.name == "table2":
+            table2(json.loads(Path(args.config).read_text(encoding="utf-8")), args.out_prefix)
+        else:
+            fits = read_fits(args.fits)
+            if args.name == "table4":
+                table4(fits, parse_val_losses(args.val_loss), args.out_prefix)
+            elif args.name == "table5":
+                table5(fits, parse_min_losses(args.min_loss), args.out_prefix)
+            else:
+                table6(fits, parse_val_losses(args.val_loss), args.out_prefix)
+    except (TableError, FitError, RegimeError, ValueError, OSError) as exc:
+        print(f"table: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"table: {args.name} -> {args.out_prefix}.{{md,tex,csv}}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

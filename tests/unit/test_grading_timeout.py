@@ -1,0 +1,38 @@
+"""Pathological answers are graded wrong within the timeout and never take the pool down."""
+from __future__ import annotations
+
+from plasticity.grading import Grader, fingerprint, GRADER_VERSION
+
+
+def test_pathological_inputs_time_out_and_pool_survives():
+    nested = "\\boxed{" + "\\frac{" * 3000 + "1" + "}{2}" * 3000 + "}"
+    items = [
+        ("\\boxed{2^{10^{10^{10}}}}", "1"),
+        (nested, "1"),
+        ("x" * 1_000_000 + "\\boxed{" + "9" * 400_000 + "}", "3"),
+        ("<answer>\\boxed{\\frac{1}{2}}</answer>", "0.5"),
+        ("\\boxed{[1,2)}", "[1,2)"),
+    ]
+    with Grader("strict", workers=1, timeout_s=1.0) as g:
+        verdicts = g.grade_many([c for c, _ in items], [r for _, r in items])
+        for v in verdicts[:3]:
+            assert not v.correct and v.reason in {"timeout", "unparseable", None}
+        assert verdicts[0].reason == "timeout"
+        assert verdicts[3].correct and verdicts[4].correct     # the pool kept working after the kills
+        assert g.stats["timeout"] >= 1
+        # cached: the same pathological item again costs nothing
+        assert g.grade_many([items[0][0]], ["1"])[0].reason == "timeout"
+
+
+def test_dead_worker_is_replaced():
+    with Grader("strict", workers=1, timeout_s=5.0) as g:
+        assert g.grade("\\boxed{\\sqrt{4}}", "2").correct
+        g._pool[0].proc.kill()
+        g._pool[0].proc.wait()
+        assert g.grade("\\boxed{\\sqrt{9}}", "3").correct
+        assert g._pool[0].proc.poll() is None
+
+
+def test_fingerprint():
+    fp = fingerprint("lenient")
+    assert fp == {"grader_version": GRADER_VERSION, "math_verify": "0.9.0", "mode": "lenient"}

@@ -1,0 +1,73 @@
+"""The DAG: dry runs of every config, lint, dvc.yaml in sync, targets build only what they need."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(*args: str, cwd: Path = ROOT) -> str:
+    out = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+def job_counts(text: str) -> dict[str, int]:
+    block = text.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in text else ""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+def test_default_dry_run(tmp_path):
+    jobs = job_counts(snakemake("-n", "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
+    assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table4"] == 1
+
+
+@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104),
+                                               ("paper-llama3.2-3b.yaml", 5, 11, 61)])
+def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
+    jobs = job_counts(snakemake("-n", "--configfile", f"configs/{name}",
+                                "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
+    assert (jobs["sft"], jobs["rl"], jobs["generate"], jobs["grade"]) == (sft, rl, evals, evals)
+
+
+def test_smoke_config_dry_run(tmp_path):
+    jobs = job_counts(snakemake("-n", "--configfile", "tests/smoke/config.yaml",
+                                "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
+    assert jobs["rl"] == 2
+
+
+def test_table_target_builds_only_its_inputs(tmp_path):
+    jobs = job_counts(snakemake("-n", f"{tmp_path}/p/tables/table4.md", "--config",
+                                f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
+    assert jobs.get("table4") == 1
+    assert "figure3" not in jobs and "metrics" not in jobs
+
+
+def test_lint_clean():
+    out = snakemake("--lint")
+    assert "Congratulations, your workflow is in a good condition" in out
+
+
+def test_every_wildcard_is_constrained():
+    text = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    used = set(re.findall(r"\{\{(\w+)\}\}", text))
+    constrained = set(re.findall(r"^\s+(\w+)=", text.split("wildcard_constraints:")[1].split("\n\n")[0], re.M))
+    assert used and used <= constrained, used - constrained
+
+
+def test_dvc_yaml_in_sync():
+    out = subprocess.run([sys.executable, "-m", "plasticity", "dvc-yaml", "--check"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_dvc_targets_exist():
+    from plasticity.phases import PHASES
+    rules = set(snakemake("--list").split())
+    assert {p.target for p in PHASES} <= rules
