@@ -90,7 +90,8 @@ def code(*modules):
                 continue
             seen[str(path)] = True
             todo.extend(_imports(path))
-        _CODE_CACHE[key] = sorted(str(Path(p).relative_to(workflow.basedir)) for p in seen)
+        # absolute: the working directory (-d) may differ from the repository
+        _CODE_CACHE[key] = sorted(seen)
     return _CODE_CACHE[key]
 
 

@@ -35,17 +35,25 @@ else:
 
 rule fits:
     input:
-        cfg=stage_config("report"),
         curves=rules.curves.output.csv,
         code=code("plasticity.analysis.fit"),
     output:
         f"{REPORT}/fits.csv",
+    params:
+        tau=CFG.report.fit.outlier_tau,
+        alpha=CFG.report.fit.lts_alpha,
+        eps=CFG.report.fit.eps,
+        # curves writes weights.json (suite sizes) and branches.csv (branch points) beside the CSV
+        side=lambda w, input: "" if CFG.report.import_curves else " ".join(
+            f"--{flag} {shlex.quote(str(Path(input.curves).parent / name))}"
+            for flag, name in (("weights", "weights.json"), ("hparams", "branches.csv"))),
     log:
         log("report/fits"),
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m plasticity fit --config {input.cfg:q} --curves {input.curves:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity fit --curves {input.curves:q} {params.side} --tau {params.tau:q}"
+        " --alpha {params.alpha:q} --eps {params.eps:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule table4:

@@ -33,6 +33,7 @@ def test_best_ceilings_skips_pure_rl_and_failed():
     fits = [{"dataset": "A", "a_post": 80.0, "status": "ok"},
             {"dataset": "A", "a_post": 82.0, "status": "ok"},
             {"dataset": "A", "a_post": 99.0, "status": "failed"},
+            {"dataset": "A", "a_post": 98.0, "status": "bound"},
             {"dataset": "pure_rl", "a_post": 90.0, "status": "ok"},
             {"dataset": "B", "a_post": float("nan"), "status": "ok"}]
     best = best_ceilings(fits)

@@ -25,7 +25,8 @@ Unstable runs: a branch is ``collapsed`` when its last max(2, ceil(N/5)) points 
 peak and below peak - max(COLLAPSE_DROP, 25% of the peak gain). Then A_post is the observed peak before
 the collapse (flagged), and Cmid and B come from a fit on the points up to the peak.
 A branch that cannot be fitted (too few points, optimiser failure) gets status ``failed``, empty fit
-parameters and its best observed value; a fit whose U sits at a bound gets status ``bound``.
+parameters and its best observed value; a fit whose U sits at a bound gets status ``bound``, and one
+whose ceiling lies outside [0, 100] % status ``implausible`` (both are kept, but correlations skip them).
 
 Per-benchmark panels (``--per-benchmark``) choose among linear, log, power, exponential and logistic
 forms by validation RMSE (PAPER 1.3).
@@ -545,6 +546,9 @@ def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool) -
     p = fit.params
     ok = p is not None
     a_post = p_sft + fit.pl_rl if (ok or fit.collapsed) else float("nan")
+    status = fit.status
+    if status == "ok" and not 0.0 <= a_post <= 100.0:
+        status = "implausible"    # a ceiling outside [0, 100] % is an extrapolation artefact
     return {
         "dataset": dataset, "sft_step": step, "x_sft_ef": x_sft, "p_sft": p_sft,
         "a_post": a_post, "pl_rl": fit.pl_rl if (ok or fit.collapsed) else float("nan"),
@@ -556,7 +560,7 @@ def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool) -
         "tau": "none" if fit.tau is None else fit.tau,
         "alpha": "none" if fit.alpha is None else fit.alpha,
         "hparams": "given" if given else "auto", "max_obs": p_sft + fit.max_gain,
-        "collapsed": fit.collapsed, "status": fit.status,
+        "collapsed": fit.collapsed, "status": status,
     }
 
 

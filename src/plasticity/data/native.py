@@ -156,10 +156,14 @@ def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, 
 
 
 # ----------------------------------------------------------------------------------- field access
-def _field(obj: Any, path: str, kinds: tuple[type, ...] = (str,), *, required: bool = True) -> Any:
-    """``obj[a][b]...`` for the dotted ``path``, type-checked; None if optional and absent/null."""
+def _field(obj: Any, path: str | tuple[str, ...], kinds: tuple[type, ...] = (str,), *,
+           required: bool = True) -> Any:
+    """``obj[a][b]...`` for the dotted ``path`` (a tuple of keys when a key holds a dot, e.g.
+    ``pass_rate_1.5b``), type-checked; None if optional and absent/null."""
+    keys = path.split(".") if isinstance(path, str) else list(path)
+    path = ".".join(keys)
     value = obj
-    for i, key in enumerate(path.split(".")):
+    for i, key in enumerate(keys):
         if isinstance(value, list) and key.isdigit():
             index = int(key)
             value = value[index] if index < len(value) else None
@@ -168,7 +172,7 @@ def _field(obj: Any, path: str, kinds: tuple[type, ...] = (str,), *, required: b
         elif value is None:
             break
         else:
-            parent = ".".join(path.split(".")[:i]) or "<record>"
+            parent = ".".join(keys[:i]) or "<record>"
             raise RowError("wrong_type", parent, f"expected an object, got {type(value).__name__}")
     if value is None:
         if required:
@@ -192,8 +196,9 @@ def _optional_text(obj: Any, path: str) -> str | None:
     return value if value and value.strip() else None
 
 
-def _rate(obj: Any, path: str) -> float | None:
-    value = _field(obj, path, (int, float), required=False)
+def _rate(obj: Any, key: str) -> float | None:
+    value = _field(obj, (key,), (int, float), required=False)
+    path = key
     if value is None:
         return None
     if not 0.0 <= value <= 1.0:
@@ -344,7 +349,7 @@ def map_verl_rl(rec: dict, file_name: str) -> dict:
         raise RowError("missing_field", "reward_model.ground_truth", "missing or null")
     extra = _maybe_json(rec, "extra_info") or {}
     difficulty = None
-    level = _field(extra, f"model_difficulty.{DIFFICULTY_MODEL}", (int, float), required=False) \
+    level = _field(extra, ("model_difficulty", DIFFICULTY_MODEL), (int, float), required=False) \
         if isinstance(extra.get("model_difficulty"), dict) else None
     if level is not None:
         if not 0 <= level <= DIFFICULTY_SCALE:

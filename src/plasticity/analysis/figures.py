@@ -1,0 +1,203 @@
+"""The study's figures, each rendered from result files only (matplotlib, Agg backend, PNG).
+
+``python -m plasticity figure --name NAME [inputs] --out FILE.png``. Inputs per figure:
+
+- figure2 (paradigm curves): ``--curves``; overall accuracy against compute, one line per SFT curve
+  and per RL branch (RL branches start at their SFT checkpoint's compute, so x = x_sft + x_rl).
+- figure3 (RL scaling per SFT set): ``--curves`` and ``--fits``; one panel per SFT set with the SFT
+  curve, every RL branch (points) and its fitted sigmoid; ``--val-loss DATASET=VAL.json`` shades the
+  regimes (steps mapped to compute with the fits' x_sft_ef / sft_step). ``--dataset`` limits the panels.
+- figure8 (data-selection indicator): ``--fits`` and ``--min-loss DATASET=VAL.json|NUMBER``; scatter of
+  minimum validation loss vs best A_post with the least-squares line and Pearson / Spearman.
+
+Output is byte-identical on rerun: fixed size and DPI, and PNG metadata without the software
+version. Example:
+
+    python -m plasticity figure --name figure3 --curves reports/reference/curves.csv \
+        --fits reports/reference/fits.csv --out reports/reference/figure3.png
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+from plasticity.io import atomic_path
+
+FIGURES = ("figure2", "figure3", "figure8")
+REGIME_COLORS = {"adaptive": "#fde2c8", "stable": "#d4edda", "mild": "#fff3bf", "severe": "#f8d0d0"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _save(fig, out) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _label(ds: str, step: int) -> str:
+    return "pure RL" if step == 0 else f"{ds} @ {step}"
+
+
+def figure2(curves, out) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for ds, pts in sorted(curves.sft.items()):
+        ax.plot([x for x, _ in pts], [y for _, y in pts], "-", lw=1.5, label=f"{ds} SFT")
+    for (ds, step), pts in sorted(curves.rl.items()):
+        x0 = _x_of_step(curves, ds, step)
+        ax.plot([x0 + x for x, _ in pts], [y for _, y in pts], ".-", ms=3, lw=0.8,
+                label=f"{_label(ds, step)} RL")
+    ax.set_xlabel("compute (EF)")
+    ax.set_ylabel("overall accuracy (%)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def _x_of_step(curves, ds, step) -> float:
+    scale = getattr(curves, "ef_per_step", {}).get(ds)
+    return step * scale if scale else 0.0
+
+
+def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
+            datasets: list[str] | None = None) -> None:
+    """Per SFT set: SFT curve, RL branches at x_sft + x_rl with their fitted sigmoid, regimes."""
+    import numpy as np
+
+    from plasticity.analysis.fit import sigmoid
+    from plasticity.analysis.regimes import label_regimes
+
+    plt = _plt()
+    names = datasets or sorted(curves.sft)
+    if not names:
+        raise ValueError("figure3: the curves have no SFT rows")
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 4.8 * len(names)), squeeze=False)
+    by_branch = {(f["dataset"], f["sft_step"]): f for f in fits}
+    cmap = plt.get_cmap("viridis")
+    for ax, ds in zip(axes[:, 0], names):
+        sft = curves.sft.get(ds, [])
+        per_step = [f["x_sft_ef"] / f["sft_step"] for f in fits
+                    if f["dataset"] == ds and f["sft_step"] > 0 and math.isfinite(f.get("x_sft_ef", math.nan))]
+        ef_step = per_step[0] if per_step else None
+        if val_losses and ds in val_losses and ef_step:
+            steps, losses = val_losses[ds]
+            labels = label_regimes(steps, losses)
+            edges = [s * ef_step for s in steps]
+            for i, lab in enumerate(labels):
+                lo = 0.0 if i == 0 else (edges[i - 1] + edges[i]) / 2
+                hi = edges[i] if i == len(labels) - 1 else (edges[i] + edges[i + 1]) / 2
+                ax.axvspan(lo, hi, color=REGIME_COLORS[lab], alpha=0.6, lw=0,
+                           label=lab.capitalize() if lab not in labels[:i] else None)
+        if sft:
+            ax.plot([x for x, _ in sft], [y for _, y in sft], "k-", lw=1.4, label=f"{ds} SFT")
+        branches = sorted(step for d, step in curves.rl if d == ds)
+        for k, step in enumerate(branches):
+            fit = by_branch.get((ds, step)) or (by_branch.get(("pure_rl", 0)) if step == 0 else None)
+            x0 = fit["x_sft_ef"] if fit and math.isfinite(fit.get("x_sft_ef", math.nan)) else (
+                step * ef_step if ef_step else 0.0)
+            color = cmap(k / max(1, len(branches) - 1) * 0.9)
+            pts = curves.rl[(ds, step)]
+            ax.plot([x0 + x for x, _ in pts], [y for _, y in pts], "o", ms=2.2, color=color, alpha=0.6)
+            if fit and math.isfinite(fit.get("b", math.nan)):
+                xr = np.linspace(0, max(x for x, _ in pts), 200)
+                yr = fit["p_sft"] + sigmoid(xr, fit["pl_rl"] if fit.get("status") != "collapsed"
+                                            else fit["a_post"] - fit["p_sft"], fit["cmid_ef"],
+                                            fit["b"], fit.get("eps", 0.0) or 0.0)
+                ax.plot(x0 + xr, yr, "-", lw=1.2, color=color,
+                        label=f"{_label(ds, step)}: A_post {fit['a_post']:.1f}")
+            else:
+                ax.plot([], [], "o", color=color, label=f"{_label(ds, step)} (no fit)")
+        ax.set_xscale("symlog", linthresh=max(1e-12, _linthresh(curves, ds)))
+        ax.set_xlabel("compute x_sft + x_rl (EF, symlog)")
+        ax.set_ylabel("overall accuracy (%)")
+        ax.set_title(f"{ds}: RL branches from SFT checkpoints with fitted sigmoids")
+        ax.legend(fontsize=6.5, ncol=2, loc="lower right")
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def _linthresh(curves, ds) -> float:
+    xs = [x for x, _ in curves.sft.get(ds, []) if x > 0]
+    xs += [x for (d, _), pts in curves.rl.items() if d == ds for x, _ in pts if x > 0]
+    return min(xs) if xs else 1.0
+
+
+def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
+    import numpy as np
+
+    from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+
+    best = best_ceilings(fits)
+    res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    ax.scatter(res["min_loss"], res["a_post"], s=30, zorder=3)
+    for name, x, y in zip(res["datasets"], res["min_loss"], res["a_post"]):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if math.isfinite(res["slope"]):
+        xs = np.linspace(min(res["min_loss"]), max(res["min_loss"]), 50)
+        ax.plot(xs, res["slope"] * xs + res["intercept"], "--", color="gray")
+    ax.set_xlabel("minimum SFT validation loss")
+    ax.set_ylabel("best A_post (%)")
+    ax.set_title(f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f}")
+    fig.tight_layout()
+    _save(fig, out)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m plasticity figure",
+                                description="Render one of the study's figures (PNG) from result "
+                                            "files; see the module docstring for inputs.")
+    p.add_argument("--name", required=True, choices=FIGURES)
+    p.add_argument("--curves", help="curves CSV (figure2, figure3)")
+    p.add_argument("--fits", help="FITS.csv (figure3, figure8)")
+    p.add_argument("--weights", help="JSON role -> problem count for the overall micro-average")
+    p.add_argument("--val-loss", action="append", default=[], metavar="DATASET=VAL.json")
+    p.add_argument("--min-loss", action="append", default=[], metavar="DATASET=VAL.json|NUMBER")
+    p.add_argument("--dataset", action="append", default=[], help="figure3: panels to draw")
+    p.add_argument("--out", required=True, help="PNG to write")
+    args = p.parse_args(argv)
+    from plasticity.analysis.fit import (FitError, overall_curves, read_curve_rows, read_fits,
+                                         read_weights)
+    from plasticity.analysis.regimes import RegimeError
+    from plasticity.analysis.tables import TableError, parse_min_losses, parse_val_losses
+
+    try:
+        need = {"figure2": ["curves"], "figure3": ["curves", "fits"], "figure8": ["fits"]}[args.name]
+        for n in need:
+            if getattr(args, n) is None:
+                raise ValueError(f"{args.name} needs --{n}")
+        curves = None
+        if args.curves:
+            weights = read_weights(args.weights) if args.weights else None
+            curves = overall_curves(read_curve_rows(args.curves), weights, source=args.curves)
+        fits = read_fits(args.fits) if args.fits else []
+        if args.name == "figure2":
+            figure2(curves, args.out)
+        elif args.name == "figure3":
+            figure3(curves, fits, args.out, parse_val_losses(args.val_loss), args.dataset or None)
+        else:
+            figure8(fits, parse_min_losses(args.min_loss), args.out)
+    except (FitError, RegimeError, TableError, ValueError, OSError) as exc:
+        print(f"figure: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"figure: {args.name} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

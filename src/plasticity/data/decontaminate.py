@@ -1,0 +1,284 @@
+"""Decontaminate: drop training rows that overlap a benchmark problem; optionally clean the
+benchmarks of problems too similar to the training data.
+
+Reads:  FILTERED/{trajectories,rl_matched,rl_prompts}.parquet (the filter stage's output),
+        BENCH_DIR/*.parquet (schema.BENCHMARK), the config section ``data.decontaminate``.
+Writes: OUT/trajectories.parquet, OUT/rl_matched.parquet, OUT/rl_prompts.parquet (same schemas,
+        contaminated rows removed), OUT/ledger.parquet (one row per removed training row, naming
+        the shared n-gram and the benchmark problem), OUT/manifest.json (counts per table and per
+        benchmark). With ``benchmark_side`` configured also OUT/benchmarks/<file>.parquet (each
+        suite minus the removed problems) and OUT/benchmark_ledger.parquet.
+
+Run by hand:
+    python -m plasticity decontaminate --config decontaminate.json --filtered results/data/filtered \
+        --benchmarks results/benchmarks --out results/data/decontaminated
+
+Training side (always on). A training prompt is contaminated when it shares a word n-gram
+(``ngram``, default 8) with any benchmark prompt. Words are lower-cased ``\\w+`` runs and single
+punctuation/operator characters (text.words), so ``7-3+5=`` is six words and never collides with
+``7+3-5=``. A text shorter than n words contributes one shingle, its whole normalised text: short
+problems are matched exactly (the miniature's chain sums are all shorter than 8 words). The
+benchmark shingles sit in one in-memory set (benchmarks are small); the training side is streamed
+in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
+cores (``workers``, default all). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
+
+Benchmark side (``benchmark_side: {model_path, threshold}``; the study's choice: Qwen3-Embedding-8B,
+cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept SFT and RL prompts)
+are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
+memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pyarrow as pa
+
+from plasticity import schema as S
+from plasticity.data.filters import MATCHED
+from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows, open_table
+from plasticity.data.text import shingles
+from plasticity.io import atomic_path, write_manifest
+
+STAGE = "decontaminate"
+TABLES = (("trajectories.parquet", S.TRAJECTORY), ("rl_matched.parquet", MATCHED),
+          ("rl_prompts.parquet", S.RL_PROMPT))
+PARALLEL_MIN_ROWS = 20_000        # below this a pool costs more than it saves
+_CHUNK = 2048
+_BATCH = 16_384
+EmbedFn = Callable[[list[str]], Any]   # texts -> array (n, d)
+
+_INDEX: dict[str, str] = {}
+
+
+# ----------------------------------------------------------------------------------- n-gram side
+def benchmark_index(bench_dir: str | Path, n: int) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """(shingle -> 'benchmark/problem_id' of its first benchmark problem, benchmark rows)."""
+    index: dict[str, str] = {}
+    rows: list[dict[str, Any]] = []
+    files = sorted(Path(bench_dir).glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{bench_dir}: no benchmark parquet files to decontaminate against")
+    for path in files:
+        table = open_table(path, S.BENCHMARK, allow_extra=True).read(columns=["problem_id", "benchmark", "prompt"])
+        for i, row in enumerate(table.to_pylist()):
+            rows.append({**row, "file": path.name, "row": i})
+            for gram in shingles(row["prompt"], n):
+                index.setdefault(gram, f"{row['benchmark']}/{row['problem_id']}")
+    return index, rows
+
+
+def _init_worker(index: dict[str, str]) -> None:
+    global _INDEX
+    _INDEX = index
+
+
+def _first_hits(texts: list[str], n: int) -> list[tuple[str, str] | None]:
+    """For each text, (shared shingle, benchmark problem) of its first overlap, or None."""
+    out: list[tuple[str, str] | None] = []
+    for text in texts:
+        hit = None
+        for gram in shingles(text, n):
+            owner = _INDEX.get(gram)
+            if owner is not None:
+                hit = (gram, owner)
+                break
+        out.append(hit)
+    return out
+
+
+def _hits_star(args: tuple[list[str], int]) -> list[tuple[str, str] | None]:
+    return _first_hits(*args)
+
+
+class _Matcher:
+    """Runs ``_first_hits`` in-process or in a pool, with results in input order."""
+
+    def __init__(self, index: dict[str, str], n: int, workers: int):
+        self.n, self.pool = n, None
+        _init_worker(index)
+        if workers > 1:
+            self.pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (index,))
+
+    def __call__(self, texts: list[str]) -> list[tuple[str, str] | None]:
+        if self.pool is None:
+            return _first_hits(texts, self.n)
+        chunks = [(texts[i:i + _CHUNK], self.n) for i in range(0, len(texts), _CHUNK)]
+        return [hit for part in self.pool.imap(_hits_star, chunks) for hit in part]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+
+
+def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match: _Matcher,
+                         ledger: Ledger, out: Path) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    fields = [f for f in fields if f in schema.names]
+    by_benchmark: dict[str, int] = {}
+    with TableWriter(out, schema) as writer, \
+            tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
+                 mininterval=2.0, leave=False) as bar:
+        rows_in = 0
+        for batch in iter_batches(path, schema, batch_size=_BATCH):
+            rows_in += batch.num_rows
+            hits: list[tuple[str, str, str] | None] = [None] * batch.num_rows
+            for field in fields:
+                todo = [i for i in range(batch.num_rows) if hits[i] is None]
+                column = batch.column(field).to_pylist()
+                for i, hit in zip(todo, match([column[i] or "" for i in todo])):
+                    if hit is not None:
+                        hits[i] = (field, *hit)
+            keep = [hit is None for hit in hits]
+            writer.add_table(pa.Table.from_batches([batch]).filter(pa.array(keep)))
+            ids, files, rownums = (batch.column(c).to_pylist() for c in ("problem_id", "source_file", "source_row"))
+            for i, hit in enumerate(hits):
+                if hit is not None:
+                    field, gram, owner = hit
+                    ledger.drop(ids[i], "benchmark_overlap",
+                                f"{files[i]} row {rownums[i]}: {field} shares {match.n}-gram "
+                                f"{gram[:80]!r} with {owner}")
+                    bench = owner.split("/", 1)[0]
+                    by_benchmark[bench] = by_benchmark.get(bench, 0) + 1
+            bar.update(batch.num_rows)
+    return {"in": rows_in, "kept": writer.count, "dropped": rows_in - writer.count,
+            "dropped_by_benchmark": dict(sorted(by_benchmark.items()))}
+
+
+# ----------------------------------------------------------------------------------- embedding side
+def load_embedder(model_path: str | Path, batch_size: int = 64) -> EmbedFn:
+    """Sentence embeddings from a local model directory: sentence-transformers when installed,
+    else mean-pooled last hidden states of a transformers encoder. Vectors are L2-normalised."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        SentenceTransformer = None
+    if SentenceTransformer is not None:
+        model = SentenceTransformer(str(model_path), local_files_only=True)
+        return lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+
+    @torch.no_grad()
+    def embed(texts: list[str]):
+        outs = []
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt").to(device)
+            hidden = model(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            outs.append(torch.nn.functional.normalize(vec, dim=-1).float().cpu().numpy())
+        return __import__("numpy").concatenate(outs) if outs else __import__("numpy").zeros((0, 1))
+    return embed
+
+
+def _unit(matrix: Any) -> Any:
+    import numpy as np
+
+    matrix = np.asarray(matrix, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: Iterable[tuple[list[str], list[str]]],
+                   embed: EmbedFn, threshold: float, out: Path) -> dict[str, Any]:
+    """Remove benchmark problems whose cosine similarity to some training prompt exceeds
+    ``threshold``; write the cleaned suites under ``out/benchmarks`` and their ledger."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    bench_vecs = _unit(embed([r["prompt"] for r in bench_rows]))
+    best = np.full(len(bench_rows), -np.inf)
+    nearest: list[str | None] = [None] * len(bench_rows)
+    for ids, texts in training:
+        if not texts:
+            continue
+        sims = _unit(embed(texts)) @ bench_vecs.T          # (batch, benchmarks)
+        arg = sims.argmax(axis=0)
+        top = sims[arg, np.arange(len(bench_rows))]
+        better = top > best
+        for j in np.nonzero(better)[0]:
+            best[j], nearest[j] = top[j], ids[arg[j]]
+    removed = {(r["file"], r["row"]) for r, s in zip(bench_rows, best) if s > threshold}
+    (out / "benchmarks").mkdir(parents=True, exist_ok=True)
+    per_file: dict[str, dict[str, int]] = {}
+    with Ledger(out / "benchmark_ledger.parquet", STAGE) as ledger:
+        for r, s, near in zip(bench_rows, best, nearest):
+            if (r["file"], r["row"]) in removed:
+                ledger.drop(r["problem_id"], "similar_to_training",
+                            f"{r['file']} row {r['row']}: cosine {s:.3f} > {threshold} with training prompt {near}")
+        for path in sorted(bench_dir.glob("*.parquet")):
+            table = pq.read_table(path)
+            keep = [(path.name, i) not in removed for i in range(table.num_rows)]
+            pq.write_table(table.filter(pa.array(keep, type=pa.bool_())), out / "benchmarks" / path.name,
+                           compression="zstd")
+            per_file[path.name] = {"in": table.num_rows, "kept": sum(keep)}
+    return {"threshold": threshold, "removed": len(removed), "files": per_file}
+
+
+def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[list[str], list[str]]]:
+    for path, schema in tables:
+        for batch in iter_batches(path, schema, columns=["problem_id", "prompt"], batch_size=1024):
+            yield batch.column("problem_id").to_pylist(), batch.column("prompt").to_pylist()
+
+
+# ----------------------------------------------------------------------------------- stage
+def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: str | Path, *,
+        embed: EmbedFn | None = None, seed: int | None = None) -> dict[str, Any]:
+    filtered, bench_dir = Path(filtered), Path(bench_dir)
+    n = int(cfg.get("ngram", 8))
+    fields = list(cfg.get("fields") or ["prompt"])
+    index, bench_rows = benchmark_index(bench_dir, n)
+    total = sum(num_rows(filtered / name) for name, _ in TABLES)
+    workers = int(cfg.get("workers") or os.cpu_count() or 1) if total >= PARALLEL_MIN_ROWS else 1
+    counts: dict[str, Any] = {"ngram": n, "fields": fields, "benchmark_shingles": len(index), "tables": {}}
+    with atomic_path(out) as tmp:
+        match = _Matcher(index, n, workers)
+        try:
+            with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
+                for name, schema in TABLES:
+                    counts["tables"][name] = _decontaminate_table(filtered / name, schema, fields, match,
+                                                                  ledger, tmp / name)
+        finally:
+            match.close()
+        dropped = sum(c["dropped"] for c in counts["tables"].values())
+        if dropped != ledger.total:
+            raise AssertionError(f"decontaminate: {dropped} rows removed but {ledger.total} ledger rows")
+        side = cfg.get("benchmark_side")
+        if side:
+            embed = embed or load_embedder(side["model_path"])
+            counts["benchmark_side"] = benchmark_side(
+                bench_rows, bench_dir,
+                _training_prompts([(tmp / "trajectories.parquet", S.TRAJECTORY),
+                                   (tmp / "rl_prompts.parquet", S.RL_PROMPT)]),
+                embed, float(side.get("threshold", 0.8)), tmp)
+        write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
+                       inputs={"filtered": filtered, "benchmarks": bench_dir}, extra={"counts": counts})
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plasticity decontaminate", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help='JSON: {"seed": int, "decontaminate": {...}}')
+    parser.add_argument("--filtered", required=True, help="the filter stage's output directory")
+    parser.add_argument("--benchmarks", required=True, help="directory of benchmark parquet files")
+    parser.add_argument("--out", required=True, help="output directory")
+    args = parser.parse_args(argv)
+    from plasticity.data.tables import load_stage_config
+
+    seed, cfg = load_stage_config(args.config, "decontaminate")
+    counts = run(cfg, args.filtered, args.benchmarks, args.out, seed=seed)
+    print(json.dumps({"stage": STAGE, **{name: {k: c[k] for k in ("in", "kept", "dropped")}
+                                         for name, c in counts["tables"].items()}}))
+    return 0

@@ -1,0 +1,101 @@
+"""The whole DAG end to end on tests/smoke/config.yaml (about two minutes on 2 cores).
+
+Asserts: the report's files exist, trained weights changed (base -> SFT -> RL), a second run has
+nothing to do, deleting one RL branch reruns that branch and the report only, and a run killed in
+the middle of an RL job resumes to completion.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "tests" / "smoke" / "config.yaml"
+REPORT_JOBS = {"curves", "fits", "table4", "figure3", "metrics", "all"}
+
+pytestmark = pytest.mark.slow
+
+
+def _cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(CONFIG), "--cores", "2", *args]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> str:
+    out = subprocess.run(_cmd(workdir, *args), capture_output=True, text=True, timeout=timeout)
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in (workdir / "results-smoke" / "logs").rglob("*.log")) \
+        if out.returncode else ""
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:] + logs
+    return out.stdout + out.stderr
+
+
+def planned_jobs(workdir: Path) -> set[str]:
+    text = snakemake(workdir, "-n", "--quiet", "rules")
+    return {line.split()[0] for line in text.splitlines()
+            if line.strip() and line.split()[0].isidentifier() and line.split()[-1].isdigit()}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke")
+    snakemake(workdir)
+    return workdir
+
+
+def test_report_files_exist(study):
+    reports = study / "reports-smoke"
+    for name in ("tables/table4.md", "tables/table4.csv", "tables/table4.tex", "figures/figure3.png",
+                 "metrics.json"):
+        assert (reports / name).stat().st_size > 0, name
+
+
+def test_weights_changed(study):
+    r = study / "results-smoke" / "tiny"
+    base = digest(r / "base" / "model.safetensors")
+    sft = digest(r / "sft" / "train" / "checkpoint-40" / "model.safetensors")
+    rl = digest(r / "rl" / "none@0" / "dapo" / "model" / "model.safetensors")
+    assert len({base, sft, rl}) == 3
+
+
+def test_second_run_has_nothing_to_do(study):
+    assert "Nothing to be done" in snakemake(study, "-n")
+
+
+def test_deleting_a_branch_reruns_it_and_the_report_only(study):
+    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo"
+    shutil.rmtree(branch)
+    assert planned_jobs(study) == {"rl"} | REPORT_JOBS
+
+
+def test_killed_job_resumes(study):
+    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo"
+    if branch.exists():
+        shutil.rmtree(branch)
+    log = study / "results-smoke" / "logs" / "tiny" / "rl" / "none@0" / "dapo.log"
+    if log.exists():
+        log.unlink()
+    proc = subprocess.Popen(_cmd(study), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (log.exists() and log.stat().st_size > 0):
+        time.sleep(0.5)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (branch / "manifest.json").exists(), "the job finished before it could be killed"
+    snakemake(study, "--unlock")
+    snakemake(study)
+    assert (branch / "manifest.json").is_file()
+    assert "Nothing to be done" in snakemake(study, "-n")

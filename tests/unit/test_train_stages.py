@@ -1,0 +1,213 @@
+"""The tokenizer -> base -> sft -> rl stages end to end on a micro model (hidden 32, 2 layers)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plasticity import schema
+from plasticity.io import is_complete, read_json
+from plasticity.problems import problem_id, sample_problem
+
+SEED = 7
+MICRO_MODEL = {
+    "source": "tiny", "trust_remote_code": False,
+    "arch": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+             "intermediate_size": 64, "max_position_embeddings": 160},
+    "pretrain": {"steps": 5, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "examples": 100},
+}
+SFT = {"batch_size": 8, "lr": 1.0e-3, "scheduler": "cosine", "warmup_steps": 1, "weight_decay": 0.0,
+       "max_length": 128, "data": "uniform", "steps": 6, "save_steps": [3, 6], "logging_steps": 2}
+REGIMES = {"delta": 0.02, "delta2": 0.10}
+EVAL = {"benchmarks": ["mini_gsm8k", "mini_math"], "backend": "transformers",
+        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 16},
+        "samples": {"default": 1}, "batch_size": 64, "grader": {"mode": "strict", "timeout_s": 5, "workers": 1}}
+RL = {"method": "dapo", "steps": 2, "lr": 1.0e-4, "warmup_steps": 0, "prompts_per_step": 2, "num_generations": 4,
+      "temperature": 0.7, "max_completion_length": 16, "epsilon": 0.2, "epsilon_high": 0.28, "beta": 0.0,
+      "num_iterations": 1, "eval_every": 2, "sft_data": "uniform", "switch": "min_val_loss"}
+
+
+def _write(path: Path, obj) -> Path:
+    path.write_text(json.dumps(obj))
+    return path
+
+
+def _trajectories(n: int, seed: int) -> pa.Table:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        p = sample_problem(rng, rng.randint(2, 6))
+        rows.append({"problem_id": problem_id("t", p.prompt), "source": "sim", "source_file": "f", "source_row": i,
+                     "domain": "math", "teacher": "r1", "prompt": p.prompt, "response": p.trajectory(),
+                     "reference_answer": p.answer, "win_rate_small": None, "win_rate_mid": None,
+                     "win_rate_teacher": None})
+    return pa.Table.from_pylist(rows, schema=schema.TRAJECTORY)
+
+
+def _rl_prompts(n: int, seed: int) -> pa.Table:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        p = sample_problem(rng, rng.randint(2, 3))
+        rows.append({"problem_id": problem_id("r", p.prompt), "source": "sim", "source_file": "f", "source_row": i,
+                     "prompt": p.prompt, "reference_answer": p.answer, "difficulty": None})
+    return pa.Table.from_pylist(rows, schema=schema.RL_PROMPT)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("train")
+
+
+@pytest.fixture(scope="module")
+def base_dir(work):
+    from plasticity import models
+    from plasticity.train import pretrain
+
+    cfg = _write(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
+    assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
+    return work / "base"
+
+
+@pytest.fixture(scope="module")
+def sft_dir(work, base_dir):
+    from plasticity.train import sft
+
+    pq.write_table(_trajectories(48, 1), work / "train.parquet")
+    pq.write_table(_trajectories(12, 2), work / "val.parquet")
+    cfg = _write(work / "sft.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "sft": SFT,
+                                     "regimes": REGIMES})
+    argv = ["--config", str(cfg), "--base", str(base_dir), "--train", str(work / "train.parquet"),
+            "--val", str(work / "val.parquet"), "--out", str(work / "sft")]
+    assert sft.main(argv) == 0
+    return work / "sft"
+
+
+def test_pretrain_is_byte_identical_across_runs(work, base_dir):
+    from plasticity.train import pretrain
+
+    again = work / "base_again"
+    assert pretrain.main(["--config", str(work / "model.json"), "--tokenizer", str(work / "tok"),
+                          "--out", str(again)]) == 0
+    assert is_complete(base_dir) and is_complete(again)
+    assert (base_dir / "model.safetensors").read_bytes() == (again / "model.safetensors").read_bytes()
+    assert not (base_dir / ".trainer").exists()
+
+
+def test_base_model_loads_with_its_tokenizer(base_dir):
+    from plasticity.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(base_dir)
+    assert model.config.vocab_size == len(tok)
+    assert model.config.tie_word_embeddings
+    assert model.config.eos_token_id == tok.eos_token_id and model.config.pad_token_id == tok.pad_token_id
+
+
+def test_sft_writes_checkpoints_losses_and_regimes(sft_dir, base_dir):
+    from safetensors.torch import load_file
+
+    assert is_complete(sft_dir)
+    for step in (3, 6):
+        assert (sft_dir / f"checkpoint-{step}" / "model.safetensors").is_file()
+        assert (sft_dir / f"checkpoint-{step}" / "tokenizer.json").is_file()
+    assert not (sft_dir / ".resume").exists()
+    points = read_json(sft_dir / "val_loss.json")["points"]
+    assert [p["step"] for p in points] == [0, 3, 6]
+    assert all(math.isfinite(p["val_loss"]) and p["val_loss"] > 0 for p in points)
+    assert points[-1]["val_loss"] < points[0]["val_loss"]
+    stats = read_json(sft_dir / "train_stats.json")
+    assert stats["steps"] == [3, 6] and stats["batch_size"] == 8 and stats["model_dir"] == str(base_dir)
+    assert 20 < stats["mean_seq_len"] < 128
+    assert stats["train_loss"] and all(math.isfinite(e["loss"]) for e in stats["train_loss"])
+    regimes = read_json(sft_dir / "regimes.json")["points"]
+    assert [r["step"] for r in regimes] == [0, 3, 6]
+    assert {r["regime"] for r in regimes} <= {"adaptive", "stable", "mild", "severe"}
+    before = load_file(str(base_dir / "model.safetensors"))
+    after = load_file(str(sft_dir / "checkpoint-6" / "model.safetensors"))
+    assert any(not (before[k] == after[k]).all() for k in before)
+
+
+def test_sft_resumes_after_a_crash(work, base_dir, monkeypatch):
+    from plasticity.train import callbacks, sft
+
+    original = callbacks.export_checkpoints_callback
+
+    def crashing(run_dir, save_steps, tokenizer, measure):
+        inner = original(run_dir, save_steps, tokenizer, measure)
+        base_on_step_end = inner.on_step_end
+
+        def on_step_end(args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise RuntimeError("simulated crash")
+            return base_on_step_end(args, state, control, **kwargs)
+
+        inner.on_step_end = on_step_end
+        return inner
+
+    out = work / "sft_crash"
+    argv = ["--config", str(work / "sft.json"), "--base", str(base_dir), "--train", str(work / "train.parquet"),
+            "--val", str(work / "val.parquet"), "--out", str(out)]
+    monkeypatch.setattr(callbacks, "export_checkpoints_callback", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        sft.main(argv)
+    assert not is_complete(out)
+    assert (out / "checkpoint-3").is_dir() and not (out / "checkpoint-6").exists()
+    assert list((out / ".resume").glob("checkpoint-3"))
+    exported_at = (out / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(callbacks, "export_checkpoints_callback", original)
+    assert sft.main(argv) == 0
+    assert is_complete(out) and (out / "checkpoint-6").is_dir()
+    # resumed from step 3: that checkpoint was not trained or exported again
+    assert (out / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns == exported_at
+
+
+def _benchmarks(directory: Path) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name, role, levels, seed in (("mini_gsm8k", "gsm8k", (2, 3), 11), ("mini_math", "math", (4, 5), 12)):
+        rng = random.Random(seed)
+        rows = []
+        for _ in range(6):
+            p = sample_problem(rng, rng.choice(levels))
+            rows.append({"problem_id": problem_id(name, p.prompt), "benchmark": name, "role": role,
+                         "prompt": p.prompt, "answer": p.answer})
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.BENCHMARK), directory / f"{name}.parquet")
+    return directory
+
+
+def test_rl_branch_writes_curve_logs_and_model(work, sft_dir):
+    from plasticity.train import rl
+
+    pq.write_table(_rl_prompts(32, 3), work / "rl.parquet")
+    bench = _benchmarks(work / "bench")
+    cfg = _write(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
+                                    "regimes": REGIMES, "eval": EVAL})
+    out = work / "branch"
+    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(work / "rl.parquet"),
+                    "--benchmarks", str(bench), "--out", str(out)]) == 0
+    assert is_complete(out)
+    with open(out / "curve.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["rl_step", "x_ef", "benchmark", "accuracy"]
+    assert sorted({int(r["rl_step"]) for r in rows}) == [0, 2]
+    assert {r["benchmark"] for r in rows} == {"gsm8k", "math", "overall"}
+    assert all(0.0 <= float(r["accuracy"]) <= 100.0 for r in rows)
+    x = {int(r["rl_step"]): float(r["x_ef"]) for r in rows}
+    assert x[0] == 0.0 and x[2] > 0.0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
+    for row in log:
+        assert 0.0 <= row["reward"] <= 1.0 and 0.0 <= row["frac_reward_zero_std"] <= 1.0
+        assert row["prompts"] == 2 and row["group"] == 4 and 0 <= row["train_prompts"] <= 2
+        assert row["mean_prompt_tokens"] > 0 and row["mean_completion_tokens"] > 0
+    assert log[1]["x_ef"] == pytest.approx(x[2])
+    branch = read_json(out / "branch.json")
+    assert branch["resolved_step"] in (3, 6) and branch["method"] == "dapo"
+    assert branch["start_dir"] == str(sft_dir / f"checkpoint-{branch['resolved_step']}")
+    assert (out / "model" / "model.safetensors").is_file() and not (out / ".trainer").exists()
