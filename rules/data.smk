@@ -130,7 +130,8 @@ rule subsets:
 
 
 rule data:
-    """Target: every named data set."""
+    """Target: the benchmarks, every named data set and every model's tokenizer."""
     input:
         rules.subsets.output[0],
+        [f"{R}/{m}/tokenizer" for m in models_in_use()],
     localrule: True

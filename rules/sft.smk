@@ -19,9 +19,13 @@ rule base:
     input:
         cfg=stage_config("base", "{model}"),
         tokenizer=rules.tokenizer.output[0],
+        benchmarks=rules.benchmarks.output[0],
         code=code("plasticity.train.pretrain"),
     output:
         directory(f"{R}/{{model}}/base"),
+    params:
+        # benchmark problems are kept out of the tiny base's pretraining draws
+        exclude=lambda w, input: [f"{input.benchmarks}/{b}.parquet" for b in CFG.eval.benchmarks],
     threads: 1
     resources:
         gpu=lambda w: 1 if CFG.models[w.model].source != "tiny" else 0,
@@ -31,7 +35,7 @@ rule base:
         "../envs/train.yaml"
     shell:
         "python -m plasticity base --config {input.cfg:q} --tokenizer {input.tokenizer:q} --out {output:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        " --exclude {params.exclude:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule sft:
@@ -66,7 +70,7 @@ rule sft_all:
 
 
 rule models:
-    """Target: every model's tokenizer and base weights."""
+    """Target: every model's base weights."""
     input:
-        [f"{R}/{m}/{part}" for m in models_in_use() for part in ("tokenizer", "base")],
+        [f"{R}/{m}/base" for m in models_in_use()],
     localrule: True

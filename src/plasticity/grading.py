@@ -205,15 +205,23 @@ def prediction_texts(extracted: str, kind: str) -> tuple[str, ...]:
     return (extracted, "\\boxed{" + extracted + "}")
 
 
-def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: float = 5.0) -> tuple[bool, str | None]:
+def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: float = 5.0,
+                        gold_cache: dict | None = None) -> tuple[bool, str | None]:
     """(correct, reason) by math-verify alone; inputs as from gold_text/prediction_texts.
 
-    Must run in a main thread (math-verify's own timeouts use ``signal.alarm``).
+    Must run in a main thread (math-verify's own timeouts use ``signal.alarm``). ``gold_cache``
+    (gold string -> parsed gold) saves re-parsing one reference for each of its distinct answers.
     """
     from math_verify import parse, verify
 
     seconds = max(1, math.ceil(timeout_s))
-    g = parse(gold, parsing_timeout=seconds)
+    g = gold_cache.get(gold) if gold_cache is not None else None
+    if g is None:
+        g = parse(gold, parsing_timeout=seconds)
+        if gold_cache is not None:
+            if len(gold_cache) > 50_000:
+                gold_cache.clear()
+            gold_cache[gold] = g
     if not g:
         return False, "unparseable"
     p = [x for text in predictions for x in parse(text, parsing_timeout=seconds)]
@@ -325,6 +333,7 @@ def _worker_loop(timeout_s: float) -> None:
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
+    gold_cache: dict = {}
     while True:
         try:
             job = reader.recv()
@@ -334,7 +343,7 @@ def _worker_loop(timeout_s: float) -> None:
             return
         key, gold, prediction = job
         try:
-            correct, reason = math_verify_verdict(gold, prediction, timeout_s)
+            correct, reason = math_verify_verdict(gold, prediction, timeout_s, gold_cache)
         except Exception:  # noqa: BLE001 - any parser failure is an unparseable answer
             correct, reason = False, "unparseable"
         writer.send((key, correct, reason))

@@ -108,7 +108,7 @@ def load_tokenizer(path: str | Path) -> Any:
 
 def save_tokenizer(tokenizer: Any, out_dir: str | Path) -> None:
     """Save any tokenizer so that ``load_tokenizer`` gives back the same ids."""
-    if Path(out_dir, TINY_MARKER).is_file() or _is_tiny(tokenizer):
+    if _is_tiny(tokenizer):
         save_tiny_tokenizer(tokenizer, out_dir)
     else:
         tokenizer.save_pretrained(str(out_dir))

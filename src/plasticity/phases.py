@@ -22,16 +22,17 @@ class Phase:
 
 
 PHASES: tuple[Phase, ...] = (
+    Phase("data", "data", ("seed", "data", "eval.benchmarks", "models"),
+          ("src/plasticity/data", "src/plasticity/eval/registry.py", "src/plasticity/eval/loaders.py",
+           "src/plasticity/grading.py", "src/plasticity/problems.py", "src/plasticity/models.py",
+           "rules/data.smk"),
+          ("{results}/benchmarks", "{results}/data", "{results}/{model}/tokenizer")),
     Phase("models", "models", ("seed", "models"),
           ("src/plasticity/models.py", "src/plasticity/train/pretrain.py", "rules/sft.smk"),
-          ("{results}/{model}/tokenizer", "{results}/{model}/base")),
-    Phase("data", "data", ("seed", "data", "eval.benchmarks"),
-          ("src/plasticity/data", "src/plasticity/eval/registry.py", "src/plasticity/eval/loaders.py",
-           "src/plasticity/grading.py", "src/plasticity/problems.py", "rules/data.smk"),
-          ("{results}/benchmarks", "{results}/data"), after=("models",)),
+          ("{results}/{model}/base",), after=("data",)),
     Phase("sft", "sft_all", ("seed", "sft"),
           ("src/plasticity/train", "rules/sft.smk"),
-          ("{results}/{model}/sft",), after=("models", "data")),
+          ("{results}/{model}/sft",), after=("data", "models")),
     Phase("eval", "eval_all", ("seed", "eval"),
           ("src/plasticity/eval", "src/plasticity/grading.py", "rules/eval.smk"),
           ("{results}/{model}/eval",), after=("models", "sft")),

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from plasticity import schema
-from plasticity.io import is_complete, read_json
+from plasticity.io import is_complete, read_json, write_manifest
 from plasticity.problems import problem_id, sample_problem
 
 SEED = 7
@@ -134,7 +134,7 @@ def test_sft_writes_checkpoints_losses_and_regimes(sft_dir, base_dir):
     assert any(not (before[k] == after[k]).all() for k in before)
 
 
-def test_sft_resumes_after_a_crash(work, base_dir, monkeypatch):
+def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
     from plasticity.train import callbacks, sft
 
     original = callbacks.export_checkpoints_callback
@@ -157,15 +157,21 @@ def test_sft_resumes_after_a_crash(work, base_dir, monkeypatch):
     monkeypatch.setattr(callbacks, "export_checkpoints_callback", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sft.main(argv)
-    assert not is_complete(out)
-    assert (out / "checkpoint-3").is_dir() and not (out / "checkpoint-6").exists()
-    assert list((out / ".resume").glob("checkpoint-3"))
-    exported_at = (out / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns
+    partial = out.with_name(f".{out.name}.partial")
+    assert not out.exists() and not is_complete(partial)
+    assert (partial / "checkpoint-3").is_dir() and not (partial / "checkpoint-6").exists()
+    assert list((partial / ".resume").glob("checkpoint-3"))
+    exported_at = (partial / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns
+    out.mkdir()  # what a workflow engine may leave (or clear) at the output path: irrelevant
     monkeypatch.setattr(callbacks, "export_checkpoints_callback", original)
     assert sft.main(argv) == 0
-    assert is_complete(out) and (out / "checkpoint-6").is_dir()
+    assert is_complete(out) and (out / "checkpoint-6").is_dir() and not partial.exists()
+    assert not (out / ".resume").exists()
     # resumed from step 3: that checkpoint was not trained or exported again
     assert (out / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns == exported_at
+    # and the resumed run ends with exactly the weights of an uninterrupted one
+    assert (out / "checkpoint-6" / "model.safetensors").read_bytes() == \
+        (sft_dir / "checkpoint-6" / "model.safetensors").read_bytes()
 
 
 def _benchmarks(directory: Path) -> Path:
@@ -178,18 +184,28 @@ def _benchmarks(directory: Path) -> Path:
             rows.append({"problem_id": problem_id(name, p.prompt), "benchmark": name, "role": role,
                          "prompt": p.prompt, "answer": p.answer})
         pq.write_table(pa.Table.from_pylist(rows, schema=schema.BENCHMARK), directory / f"{name}.parquet")
+    write_manifest(directory, stage="benchmarks")
     return directory
 
 
-def test_rl_branch_writes_curve_logs_and_model(work, sft_dir):
+@pytest.fixture(scope="module")
+def bench(work):
+    return _benchmarks(work / "bench")
+
+
+@pytest.fixture(scope="module")
+def rl_parquet(work):
+    pq.write_table(_rl_prompts(32, 3), work / "rl.parquet")
+    return work / "rl.parquet"
+
+
+def test_rl_branch_writes_curve_logs_and_model(work, sft_dir, bench, rl_parquet):
     from plasticity.train import rl
 
-    pq.write_table(_rl_prompts(32, 3), work / "rl.parquet")
-    bench = _benchmarks(work / "bench")
     cfg = _write(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
                                     "regimes": REGIMES, "eval": EVAL})
     out = work / "branch"
-    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(work / "rl.parquet"),
+    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(rl_parquet),
                     "--benchmarks", str(bench), "--out", str(out)]) == 0
     assert is_complete(out)
     with open(out / "curve.csv", newline="") as fh:
@@ -206,8 +222,57 @@ def test_rl_branch_writes_curve_logs_and_model(work, sft_dir):
         assert 0.0 <= row["reward"] <= 1.0 and 0.0 <= row["frac_reward_zero_std"] <= 1.0
         assert row["prompts"] == 2 and row["group"] == 4 and 0 <= row["train_prompts"] <= 2
         assert row["mean_prompt_tokens"] > 0 and row["mean_completion_tokens"] > 0
+        # dynamic sampling keeps exactly the groups whose rewards are not all equal
+        assert row["train_prompts"] == round(row["prompts"] * (1 - row["frac_reward_zero_std"]))
     assert log[1]["x_ef"] == pytest.approx(x[2])
     branch = read_json(out / "branch.json")
     assert branch["resolved_step"] in (3, 6) and branch["method"] == "dapo"
     assert branch["start_dir"] == str(sft_dir / f"checkpoint-{branch['resolved_step']}")
     assert (out / "model" / "model.safetensors").is_file() and not (out / ".trainer").exists()
+
+    # a rerun of the branch is byte-identical (sampling, rewards, updates and evaluation are seeded)
+    again = work / "branch_again"
+    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(rl_parquet),
+                    "--benchmarks", str(bench), "--out", str(again)]) == 0
+    for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
+    from plasticity.train import rl
+
+    cfg = _write(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                         "rl": {**RL, "method": "grpo", "steps": 1, "eval_every": 5,
+                                                "sft_data": "none", "switch": 0},
+                                         "regimes": REGIMES, "eval": EVAL})
+    out = work / "branch_base"
+    assert rl.main(["--config", str(cfg), "--start", str(base_dir), "--prompts", str(rl_parquet),
+                    "--benchmarks", str(bench), "--out", str(out)]) == 0
+    with open(out / "curve.csv", newline="") as fh:
+        assert sorted({int(r["rl_step"]) for r in csv.DictReader(fh)}) == [0, 1]
+    branch = read_json(out / "branch.json")
+    assert (branch["resolved_step"], branch["method"], branch["start_dir"]) == (0, "grpo", str(base_dir))
+    # GRPO has no group filter: every prompt is trained on
+    assert json.loads((out / "train_log.jsonl").read_text())["train_prompts"] == 2
+
+
+def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):
+    import shutil
+
+    from plasticity import models
+    from plasticity.io import sha256_tree
+    from plasticity.train import pretrain
+
+    local = tmp_path / "local_model"
+    shutil.copytree(base_dir, local, ignore=shutil.ignore_patterns("manifest.json"))
+    spec = {"source": "path", "path": str(local), "sha256": sha256_tree(local), "trust_remote_code": False}
+    cfg = _write(tmp_path / "cfg.json", {"seed": SEED, "model_name": "local", "model": spec})
+    assert models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(tmp_path / "tok"),
+                          "--out", str(tmp_path / "m")]) == 0
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (base_dir / "model.safetensors").read_bytes()
+
+    bad = _write(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {**spec, "sha256": "0" * 64}})
+    with pytest.raises(ValueError, match="does not match the pinned"):
+        pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
+    assert not (tmp_path / "m2").exists()

@@ -115,9 +115,9 @@ def test_resolve_start(tmp_path):
 
 
 def test_curve_rows_percent_and_overall():
-    summary = {"benchmarks": {"mini_gsm8k": {"role": "gsm8k", "accuracy": 0.25, "n_problems": 4},
-                              "mini_math": {"role": "math", "accuracy": 0.5, "n_problems": 2}},
-               "micro": 1 / 3, "macro": 0.375}
+    summary = {"benchmarks": {"mini_gsm8k": {"role": "gsm8k", "accuracy": 25.0, "n_problems": 4},
+                              "mini_math": {"role": "math", "accuracy": 50.0, "n_problems": 2}},
+               "micro": 100 / 3, "macro": 37.5}
     rows = rl.curve_rows(10, 1e-9, summary)
     assert [(r["benchmark"], r["accuracy"]) for r in rows] == [
         ("gsm8k", 25.0), ("math", 50.0), ("overall", pytest.approx(100 / 3))]
@@ -170,3 +170,17 @@ def test_validation_loss_counts_completion_tokens_only(micro):
     both = validation_loss(model, tok, {"prompt": [chat_prompt(tok, "7-3+5=")] * 2, "completion": [completion] * 2},
                            batch_size=1)
     assert both == pytest.approx(short, rel=1e-5)
+
+
+def test_pretrain_pairs_are_seeded_and_skip_excluded_prompts():
+    from plasticity.models import build_tiny_tokenizer, chat_prompt
+    from plasticity.train.data import pretrain_pairs
+
+    tok = build_tiny_tokenizer()
+    a = pretrain_pairs(tok, 300, seed=5)
+    assert a == pretrain_pairs(tok, 300, seed=5) and a != pretrain_pairs(tok, 300, seed=6)
+    assert all(c.startswith("\\boxed{") and c.endswith("}") for c in a["completion"])
+    banned = {"1+1=", "2-1=", "9+9="}
+    b = pretrain_pairs(tok, 300, seed=5, exclude=banned)
+    assert len(b["prompt"]) == 300
+    assert not {chat_prompt(tok, p) for p in banned} & set(b["prompt"])

@@ -27,7 +27,6 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from plasticity import schema as S
 from plasticity.data.decontaminate import TABLES
 from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows
 from plasticity.io import atomic_path, write_manifest

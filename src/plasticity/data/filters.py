@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows
-from plasticity.data.text import final_answer, format_problem, has_cjk, normalise_prompt
+from plasticity.data.text import format_problem, has_cjk, normalise_prompt
 from plasticity.io import atomic_path, write_manifest
 
 STAGE = "filter"

@@ -14,7 +14,6 @@ Decisions where the releases are silent (DATASETS.md section 7) are written next
 """
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -77,26 +76,53 @@ def _starts_with_bracket(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def _open_lines(path: Path):
-    raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the returned stream
-    if path.name.endswith(".zst"):
-        import zstandard
+def _zstd_chunks(fh, path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Decompressed chunks of a (possibly multi-frame) zstd file; a truncated last frame is an error."""
+    import zstandard
 
-        reader = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW).stream_reader(raw, closefd=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)
-    return raw
+    maker = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW)
+    dobj, in_frame = maker.decompressobj(), False
+    while block := fh.read(chunk):
+        while block:
+            out = dobj.decompress(block)
+            in_frame = True
+            if out:
+                yield out
+            if dobj.eof:                             # frame finished: the rest starts a new frame
+                block, dobj, in_frame = dobj.unused_data, maker.decompressobj(), False
+            else:
+                block = b""
+    if in_frame:
+        raise DataError(f"{path}: truncated zstd stream (the last frame is incomplete)")
+
+
+def _iter_lines(path: Path) -> Iterator[bytes]:
+    """Raw lines of a plain or zstd-compressed file, streamed in 1 MiB chunks."""
+    with open(path, "rb") as fh:
+        if not path.name.endswith(".zst"):
+            yield from fh
+            return
+        rest = b""
+        for data in _zstd_chunks(fh, path):
+            lines = (rest + data).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+        if rest:
+            yield rest
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
     seen = False
     try:
-        with _open_lines(path) as stream:
-            for row, line in enumerate(stream):
-                if not line.strip():
-                    continue                     # blank lines are not records
-                seen = True
-                yield row, _parse_line(line)
-    except OSError as exc:                       # truncated/corrupt zstd frames, I/O errors
+        for row, line in enumerate(_iter_lines(path)):
+            if not line.strip():
+                continue                         # blank lines are not records
+            seen = True
+            yield row, _parse_line(line)
+    except DataError:
+        raise
+    except OSError as exc:                       # I/O errors
         raise DataError(f"{path}: unreadable file ({exc})") from exc
     except Exception as exc:
         if type(exc).__name__ == "ZstdError":

@@ -40,6 +40,9 @@ def export_checkpoints_callback(run_dir: str | Path, save_steps: Iterable[int], 
             step = state.global_step
             if step not in steps:
                 return control
+            control.should_save = True
+            if not state.is_world_process_zero:  # under accelerate launch, rank 0 exports
+                return control
             was_training = model.training
             model.eval()
             metrics = {"step": step, **measure(model)}
@@ -49,7 +52,6 @@ def export_checkpoints_callback(run_dir: str | Path, save_steps: Iterable[int], 
                 save_model_and_tokenizer(model, tokenizer, tmp)
                 write_json(tmp / "metrics.json", metrics)
             log.info("exported %s %s", checkpoint_dir(run_dir, step), metrics)
-            control.should_save = True
             return control
 
     return ExportCheckpoints()

@@ -72,7 +72,8 @@ def resolve_start(start: str | Path, rl_cfg: dict[str, Any], regimes_cfg: dict[s
     start = Path(start)
     if str(rl_cfg.get("sft_data", "none")).lower() == "none":
         if str(rl_cfg.get("switch", 0)).strip() not in ("0", ""):
-            raise ValueError(f"rl.switch must be 0 for a branch from the base (sft_data none), got {rl_cfg['switch']!r}")
+            raise ValueError("rl.switch must be 0 for a branch from the base (sft_data none), "
+                             f"got {rl_cfg['switch']!r}")
         return start, 0
     steps, losses = read_val_loss(start / "val_loss.json")
     step = resolve_switch(rl_cfg["switch"], steps, losses, float(regimes_cfg["delta"]), float(regimes_cfg["delta2"]))
@@ -85,6 +86,7 @@ def resolve_start(start: str | Path, rl_cfg: dict[str, Any], regimes_cfg: dict[s
 
 def branch_trainer_class() -> type:
     """GRPOTrainer plus per-generation length records and DAPO's dynamic-sampling group filter."""
+    import torch
     from trl import GRPOTrainer
 
     from plasticity.train.rewards import group_keep_mask
@@ -121,7 +123,7 @@ def branch_trainer_class() -> type:
                 keep_local = keep[start:start + local].to(completion_mask.device, completion_mask.dtype)
                 # tool_mask enters only the loss mask (not attention), so the dropped groups still run
                 # through the forward pass but contribute neither gradient nor DAPO's token count.
-                tool_mask = out.get("tool_mask", torch_ones_like(completion_mask))
+                tool_mask = out.get("tool_mask", torch.ones_like(completion_mask))
                 out["tool_mask"] = tool_mask * keep_local.unsqueeze(1)
                 out["num_items_in_batch"] = self.accelerator.gather((completion_mask * out["tool_mask"]).sum()).sum()
                 record["train_prompts"] = int(keep.sum()) // group
@@ -129,12 +131,6 @@ def branch_trainer_class() -> type:
             return out
 
     return BranchTrainer
-
-
-def torch_ones_like(t: Any) -> Any:
-    import torch
-
-    return torch.ones_like(t)
 
 
 def grpo_config(rl: dict[str, Any], method: str, output_dir: Path, seed: int) -> Any:
@@ -240,18 +236,16 @@ def log_collector_callback() -> Any:
 
 
 def curve_rows(step: int, x_ef: float, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of curve.csv for one evaluation: one per benchmark role plus ``overall`` (micro)."""
+    """Rows of curve.csv for one evaluation: one per benchmark role plus ``overall`` (micro).
+
+    ``evaluate_in_memory`` reports accuracies in percent already, as the curves are.
+    """
     rows = []
     for name, bench in sorted(summary["benchmarks"].items()):
         rows.append({"rl_step": step, "x_ef": x_ef, "benchmark": bench.get("role", name),
-                     "accuracy": _percent(bench["accuracy"])})
-    rows.append({"rl_step": step, "x_ef": x_ef, "benchmark": "overall", "accuracy": _percent(summary["micro"])})
+                     "accuracy": float(bench["accuracy"])})
+    rows.append({"rl_step": step, "x_ef": x_ef, "benchmark": "overall", "accuracy": float(summary["micro"])})
     return rows
-
-
-def _percent(value: float) -> float:
-    # evaluate_in_memory reports accuracy as a fraction in [0, 1]; the curves are in percent.
-    return 100.0 * float(value)
 
 
 def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -286,7 +280,8 @@ def run(cfg: dict[str, Any], start: str | Path, prompts: str | Path, benchmarks:
     log.info("branch %s@%s (%s) starts from %s", rl.get("sft_data"), rl.get("switch"), method, start_dir)
     seed_everything(seed)
 
-    model, tokenizer = load_model_and_tokenizer(start_dir, trust_remote_code=bool(cfg["model"].get("trust_remote_code")))
+    model, tokenizer = load_model_and_tokenizer(start_dir,
+                                                trust_remote_code=bool(cfg["model"].get("trust_remote_code")))
     dataset = to_dataset(rl_prompts(tokenizer, prompts))
     suites = load_suites(benchmarks, eval_cfg["benchmarks"])
     grader_cfg = eval_cfg.get("grader", {})
@@ -299,27 +294,28 @@ def run(cfg: dict[str, Any], start: str | Path, prompts: str | Path, benchmarks:
         collector = log_collector_callback()
         curve: list[dict[str, Any]] = []
         summaries: list[dict[str, Any]] = []
-        holder: dict[str, Any] = {}
+        running: dict[str, Any] = {}  # the trainer, once built: its generation records give x_ef
 
         def evaluate(m: Any, step: int) -> None:
             # Evaluation reseeds its own sampling; keep the trainer's RNG stream independent of it.
             rng_state = torch.get_rng_state()
             summary = evaluate_in_memory(m, tokenizer, suites, eval_cfg, seed, grader)
             torch.set_rng_state(rng_state)
-            trainer = holder.get("trainer")
+            trainer = running.get("trainer")
             x_ef = 0.0
             if step > 0 and trainer is not None:
                 x_ef = cumulative_ef(m.config.to_dict(), method, trainer.generation_records, step,
                                      args.steps_per_generation * args.num_iterations)[step - 1]
             curve.extend(curve_rows(step, x_ef, summary))
             summaries.append({"rl_step": step, "x_ef": x_ef, **summary})
-            log.info("rl step %d: x_ef %.3g, micro %.4f", step, x_ef, summary["micro"])
+            log.info("rl step %d: x_ef %.3g, micro %.2f%%", step, x_ef, summary["micro"])
 
         trainer = branch_trainer_class()(
             model=model, reward_funcs=[make_reward_fn(grader)], args=args, train_dataset=dataset,
-            processing_class=tokenizer, callbacks=[collector, periodic_eval_callback(evaluate, int(rl["eval_every"]), steps)],
+            processing_class=tokenizer,
+            callbacks=[collector, periodic_eval_callback(evaluate, int(rl["eval_every"]), steps)],
             dynamic_sampling=(method == "dapo"))
-        holder["trainer"] = trainer
+        running["trainer"] = trainer
         trainer.train()
 
         x_ef = cumulative_ef(model.config.to_dict(), method, trainer.generation_records, steps,

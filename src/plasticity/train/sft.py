@@ -20,8 +20,9 @@ weight_decay, max_length, data, steps, save_steps, [deepspeed], [bf16], [logging
 chat-formatted pair (trl appends EOS). The same module runs under ``accelerate launch`` on a
 cluster; ``sft.deepspeed`` may name a DeepSpeed config file.
 
-Restartable: the trainer's full state for the latest save step lives in ``RUN_DIR/.resume`` and a
-rerun resumes from it; it is deleted when the run completes.
+Restartable: the run is built in ``.RUN_DIR.partial`` beside RUN_DIR (checkpoints, and the trainer's
+full state for the latest save step in ``.resume``) and renamed onto RUN_DIR when complete. A killed
+run resumes from that sibling, which survives Snakemake clearing the unfinished output.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -138,7 +140,8 @@ def run(cfg: dict[str, Any], base: str | Path, train: str | Path, val: str | Pat
         raise ValueError(f"sft.save_steps must lie in [1, steps={steps}], got {sft['save_steps']}")
     set_threads(threads)
     seed_everything(seed)
-    out = Path(out)
+    final = Path(out)
+    out = final.with_name(f".{final.name}.partial")
     resume_from = _prepare_run_dir(out, cfg)
 
     model, tokenizer = load_model_and_tokenizer(base, trust_remote_code=bool(cfg["model"].get("trust_remote_code")))
@@ -187,7 +190,10 @@ def run(cfg: dict[str, Any], base: str | Path, train: str | Path, val: str | Pat
     base_point.unlink()
     write_manifest(out, stage="sft", config=cfg, seed=seed,
                    inputs={"base": base, "train": train, "val": val})
-    return out
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(out, final)
+    return final
 
 
 def write_regimes(out: Path, points: list[dict[str, Any]], regimes_cfg: dict[str, Any]) -> None:

@@ -1,0 +1,118 @@
+"""Decontamination: planted exact and near copies of benchmark problems are removed, clean rows kept;
+the benchmark-side embedding filter with a deterministic toy embedding."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from plasticity import schema as S
+from plasticity.data import decontaminate
+from plasticity.data.filters import MATCHED
+from plasticity.data.tables import write_rows
+
+BENCH = [
+    ("mini_math-0", "mini_math", "Let x be the number of ways to choose three red balls from a bag of ten balls. Find x."),
+    ("mini_math-1", "mini_math", "7-3+5="),
+    ("mini_gsm8k-0", "mini_gsm8k", "Janet has 16 eggs and eats three for breakfast every single morning; how many are left?"),
+]
+
+
+def traj(i, prompt):
+    return {"problem_id": f"p{i}", "source": "am", "source_file": "am/f.jsonl", "source_row": i, "domain": "math",
+            "teacher": "r1", "prompt": prompt, "response": "<think>x</think>\\boxed{1}", "reference_answer": "1",
+            "win_rate_small": None, "win_rate_mid": None, "win_rate_teacher": None}
+
+
+def setup(tmp_path, sft_prompts, rl_prompts=()):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    for name in ("mini_math", "mini_gsm8k"):
+        rows = [{"problem_id": p, "benchmark": b, "role": b, "prompt": t, "answer": "1"} for p, b, t in BENCH if b == name]
+        pq.write_table(pa.Table.from_pylist(rows, schema=S.BENCHMARK), bench / f"{name}.parquet")
+    src = tmp_path / "filtered"
+    rows = [traj(i, p) for i, p in enumerate(sft_prompts)]
+    write_rows(src / "trajectories.parquet", rows, S.TRAJECTORY)
+    write_rows(src / "rl_matched.parquet", [{**rows[0], "response_tokens": 5}] if rows else [], MATCHED)
+    write_rows(src / "rl_prompts.parquet", [{"problem_id": f"r{i}", "source": "sky", "source_file": "sky/x", "source_row": i,
+                                             "prompt": p, "reference_answer": "1", "difficulty": None}
+                                            for i, p in enumerate(rl_prompts)], S.RL_PROMPT)
+    return src, bench
+
+
+def kept_ids(out, name):
+    return pq.read_table(out / name).column("problem_id").to_pylist()
+
+
+SFT = [
+    "Let x be the number of ways to choose three red balls from a bag of ten balls. Find x.",   # exact copy
+    "Suppose we let x be the number of ways to choose three red balls from a bag; compute x+1.",  # near copy
+    "JANET HAS 16 EGGS and eats three for breakfast, every day.",                                # near (case)
+    "7-3+5=",                                                                                  # short exact
+    "7+3-5=",                                                                                  # short, clean
+    "Count the lattice points inside a circle of radius five centred at the origin.",          # clean
+    "choose three red balls",                                                                  # short, clean
+]
+
+
+def test_exact_and_near_copies_removed_clean_kept(tmp_path):
+    src, bench = setup(tmp_path, SFT, ["7-3+5=", "Find the area of a unit square."])
+    out = tmp_path / "out"
+    counts = decontaminate.run({"ngram": 8}, src, bench, out)
+    assert kept_ids(out, "trajectories.parquet") == ["p4", "p5", "p6"]
+    assert kept_ids(out, "rl_prompts.parquet") == ["r1"]
+    assert kept_ids(out, "rl_matched.parquet") == []           # rl_matched row 0 is the exact copy
+    ledger = pq.read_table(out / "ledger.parquet").to_pylist()
+    assert len(ledger) == counts["tables"]["trajectories.parquet"]["dropped"] + 1 + 1
+    detail = next(r["detail"] for r in ledger if r["problem_id"] == "p1")
+    assert "shares 8-gram" in detail and "mini_math/mini_math-0" in detail
+    for c in counts["tables"].values():
+        assert c["in"] == c["kept"] + c["dropped"]
+    # p2 shares at most 9 words in a row with the gsm8k prompt, p1 shares 14 with mini_math-0
+    decontaminate.run({"ngram": 12}, src, bench, tmp_path / "out12")
+    assert kept_ids(tmp_path / "out12", "trajectories.parquet") == ["p2", "p4", "p5", "p6"]
+
+
+def test_pool_path_gives_the_same_result(tmp_path, monkeypatch):
+    prompts = SFT * 30
+    src, bench = setup(tmp_path, prompts)
+    decontaminate.run({"ngram": 8, "workers": 1}, src, bench, tmp_path / "one")
+    monkeypatch.setattr(decontaminate, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(decontaminate, "_CHUNK", 16)
+    decontaminate.run({"ngram": 8, "workers": 2}, src, bench, tmp_path / "two")
+    for name in ("trajectories.parquet", "ledger.parquet"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_response_field_optional(tmp_path):
+    src, bench = setup(tmp_path, ["clean prompt about geometry"])
+    table = pq.read_table(src / "trajectories.parquet")
+    table = table.set_column(table.schema.get_field_index("response"), "response", pa.array([BENCH[0][2]]))
+    pq.write_table(table, src / "trajectories.parquet")
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "a")
+    decontaminate.run({"ngram": 8, "fields": ["prompt", "response"]}, src, bench, tmp_path / "b")
+    assert kept_ids(tmp_path / "a", "trajectories.parquet") == ["p0"]
+    assert kept_ids(tmp_path / "b", "trajectories.parquet") == []
+
+
+def toy_embed(texts):
+    """Bag of letters: deterministic, similar texts get similar vectors."""
+    out = np.zeros((len(texts), 26))
+    for i, t in enumerate(texts):
+        for ch in t.lower():
+            if "a" <= ch <= "z":
+                out[i, ord(ch) - 97] += 1
+    return out
+
+
+def test_benchmark_side_removes_similar_benchmark_problems(tmp_path):
+    # a paraphrase that shares no 8-gram but is close in the toy embedding
+    src, bench = setup(tmp_path, ["Janet owns sixteen eggs, eating three each breakfast morning: how many left?",
+                                  "zzz qqq"])
+    out = tmp_path / "out"
+    counts = decontaminate.run({"ngram": 8, "benchmark_side": {"model_path": "unused", "threshold": 0.9}},
+                               src, bench, out, embed=toy_embed)
+    assert kept_ids(out, "trajectories.parquet") == ["p0", "p1"]        # the training side keeps both
+    assert pq.read_table(out / "benchmarks" / "mini_gsm8k.parquet").num_rows == 0
+    assert pq.read_table(out / "benchmarks" / "mini_math.parquet").num_rows == 2
+    ledger = pq.read_table(out / "benchmark_ledger.parquet").to_pylist()
+    assert [r["problem_id"] for r in ledger] == ["mini_gsm8k-0"] and "training prompt p0" in ledger[0]["detail"]
+    assert counts["benchmark_side"]["removed"] == 1

@@ -1,0 +1,96 @@
+"""The grade stage on hand-written generations: verdicts, avg@k over all samples, scores and summary."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plasticity import schema
+from plasticity.eval import registry, score
+from plasticity.io import write_json, write_manifest
+
+EVAL = {"benchmarks": ["mini_gsm8k", "mini_aime24"], "backend": "transformers",
+        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 64},
+        "samples": {"default": 1, "mini_aime24": 4}, "batch_size": 64,
+        "grader": {"mode": "strict", "timeout_s": 5, "workers": 1}}
+
+
+def _write_generations(root, suites, pattern):
+    """pattern(problem index, sample index) -> (correct?, finish_reason)."""
+    info = {}
+    for name, table in suites.items():
+        k = 4 if name == "mini_aime24" else 1
+        rows = {n: [] for n in schema.GENERATION.names}
+        for i, (pid, ans) in enumerate(zip(table.column("problem_id").to_pylist(), table.column("answer").to_pylist())):
+            for j in range(k):
+                ok, finish = pattern(name, i, j)
+                text = f"<think>\nwork\n</think>\n<answer>\\boxed{{{ans if ok else int(ans) + 1}}}</answer>"
+                if finish == "length":
+                    text = "<think>\nwork that never ends"
+                for col, val in zip(schema.GENERATION.names, [pid, name, j, text, finish, 5, 20]):
+                    rows[col].append(val)
+        (root / name).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pydict(rows, schema=schema.GENERATION), root / name / "generations.parquet")
+        info[name] = {"sampling": {"temperature": 0.7, "n": k}}
+    write_manifest(root, stage="generate", extra={"generations": info, "prompt_template_sha256": "abc",
+                                                  "backend": "transformers"})
+
+
+def test_grade_stage(tmp_path):
+    bench_dir = tmp_path / "bench"
+    registry.run({"seed": 5, "benchmarks": EVAL["benchmarks"]}, bench_dir)
+    suites = registry.load_suites(bench_dir, EVAL["benchmarks"])
+
+    def pattern(name, i, j):
+        if name == "mini_gsm8k":
+            return (i % 2 == 0, "stop")                      # 30 of 60 right
+        if i == 0:
+            return (j != 0, "stop")                          # first sample wrong, the other three right
+        return (False, "length" if j == 3 else "stop")      # all wrong, one truncated sample each
+
+    gen = tmp_path / "gen"
+    _write_generations(gen, suites, pattern)
+    cfg = tmp_path / "cfg.json"
+    write_json(cfg, {"seed": 5, "eval": EVAL})
+    out = tmp_path / "graded"
+    assert score.main(["--config", str(cfg), "--generations", str(gen), "--benchmarks", str(bench_dir),
+                       "--out", str(out)]) == 0
+    samples = pq.read_table(out / "mini_aime24" / "samples.parquet")
+    assert samples.schema.equals(schema.SAMPLE) and samples.num_rows == 80
+    s = json.loads((out / "mini_aime24" / "scores.json").read_text())
+    assert s["k"] == 4 and s["n_problems"] == 20 and s["n_samples"] == 80
+    assert s["avg_at_k"] == pytest.approx(100 * 3 / 80)     # all samples count, not the first only
+    assert s["pass_at_k"]["1"] == pytest.approx(100 * 3 / 80)
+    assert s["pass_at_k"]["4"] == pytest.approx(100 / 20)
+    assert s["maj_at_k"] == pytest.approx(100 / 20)
+    assert s["truncation_rate"] == pytest.approx(19 / 80)
+    assert s["no_answer_rate"] == pytest.approx(19 / 80)
+    assert s["ci95"][0] <= s["avg_at_k"] <= s["ci95"][1]
+    fp = s["fingerprint"]
+    assert fp["grader_version"] and fp["math_verify"] == "0.9.0" and fp["mode"] == "strict"
+    assert fp["prompt_template_sha256"] == "abc" and fp["seed"] == 5
+    assert fp["benchmark_sha256"] == json.loads((bench_dir / "manifest.json").read_text())["benchmarks"]["mini_aime24"]["sha256"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["benchmarks"]["mini_gsm8k"] == {"role": "gsm8k", "accuracy": 50.0, "n_problems": 60}
+    assert summary["micro"] == pytest.approx((50.0 * 60 + 100 * 3 / 80 * 20) / 80)
+    assert summary["macro"] == pytest.approx((50.0 + 100 * 3 / 80) / 2)
+    assert (out / "manifest.json").is_file()
+    # regrading is byte-identical
+    out2 = tmp_path / "graded2"
+    score.run({"seed": 5, "eval": EVAL}, gen, bench_dir, out2)
+    for rel in ["summary.json", "mini_aime24/scores.json", "mini_aime24/samples.parquet"]:
+        assert (out / rel).read_bytes() == (out2 / rel).read_bytes()
+
+
+def test_generations_for_unknown_problem_is_an_error(tmp_path):
+    bench_dir = tmp_path / "bench"
+    registry.run({"seed": 5, "benchmarks": ["mini_gsm8k"]}, bench_dir)
+    gen = tmp_path / "gen"
+    (gen / "mini_gsm8k").mkdir(parents=True)
+    rows = {n: [v] for n, v in zip(schema.GENERATION.names, ["nope", "mini_gsm8k", 0, "x", "stop", 1, 1])}
+    pq.write_table(pa.Table.from_pydict(rows, schema=schema.GENERATION), gen / "mini_gsm8k" / "generations.parquet")
+    write_manifest(gen, stage="generate")
+    with pytest.raises(ValueError, match=r"row 0: field problem_id 'nope'"):
+        score.run({"seed": 5, "eval": {**EVAL, "benchmarks": ["mini_gsm8k"]}}, gen, bench_dir, tmp_path / "o")
