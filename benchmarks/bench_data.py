@@ -7,8 +7,8 @@ open-r1's scripts do) on a slice of the same corpus.
 
 Corpus: ``--rows`` rows in the AM-40M schema, 50K rows per shard. Prompts ~80 tokens, trajectories
 ~3,700 tokens on average with a log-normal long tail (capped at 40K tokens); a token here is one
-``\\w+`` run or one punctuation character, and the same regex counter stands in for the model
-tokenizer in the filter's length check (max 1,024 prompt / 16,384 response tokens). Faults: 5%
+whitespace-separated piece (each generated word or symbol), and that whitespace counter stands in
+for the model tokenizer in the filter's length check (pipeline and baseline alike) (max 1,024 prompt / 16,384 response tokens). Faults: 5%
 duplicate prompts, 3% non-math, 5% other teacher, 5% wrong answers, 0.5% benchmark copies; 10% of
 answers are LaTeX fractions whose reference is written differently (\\frac{a}{b} vs \\dfrac{a}{b}),
 so the grader must call math-verify for them. Benchmarks: 2,157 generated prompts (the study's size).
@@ -41,8 +41,8 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def regex_token_count(texts: list[str]) -> list[int]:
-    """The tokenizer stand-in of this benchmark: one token per \\w+ run or punctuation character."""
-    return [len(_TOKEN.findall(t)) for t in texts]
+    """The tokenizer stand-in of this benchmark: one token per whitespace-separated piece."""
+    return [len(t.split()) for t in texts]
 
 
 # ----------------------------------------------------------------------------------- corpus

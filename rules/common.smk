@@ -52,6 +52,8 @@ wildcard_constraints:
     switch=r"\d+|" + "|".join(SWITCH_RULES),
     run=rf"base|sft[/]{NAME}[/]\d+",
     stage=r"[a-z_]+",
+    table="|".join(("table1", "table2", "table4", "table5", "table6")),
+    figure="|".join(("figure2", "figure3", "figure8")),
     key=r"(?!.*\.\.)[A-Za-z0-9_.@/-]+",
 
 
@@ -160,8 +162,9 @@ def _section(stage, key):
                         "rl": CFG.rl_settings(b), "regimes": CFG.sft.regimes.model_dump(),
                         "eval": CFG.eval.model_dump()}
         raise ValueError(f"no rl branch {key!r} in the config")
-    if stage == "report":
-        return {"seed": seed, "report": CFG.report.model_dump(), "regimes": CFG.sft.regimes.model_dump()}
+    if stage == "settings":   # Table 2: the training and evaluation settings of the study
+        return {"sft": CFG.sft.defaults.model_dump(), "rl": CFG.rl.defaults.model_dump(),
+                "eval": CFG.eval.sampling.model_dump(), "regimes": CFG.sft.regimes.model_dump()}
     raise ValueError(f"unknown stage {stage!r}")
 
 
@@ -182,6 +185,12 @@ def write_section(path, section):
 def _raw_input(wildcards):
     uses_teacher = any(s.path == "teacher" for s in [*CFG.data.sources, CFG.data.rl_source])
     return rules.teacher.output[0] if uses_teacher else []
+
+def difficulty_model(wildcards):
+    """Reference model sampled for win rates (difficulty.source = sample), else nothing."""
+    d = CFG.data.difficulty
+    return f"{R}/{d.model}/base" if d.source == "sample" else []
+
 
 # ---- used by rules/sft.smk
 def _launcher(settings):
@@ -242,7 +251,51 @@ def _curve_inputs(w):
             + [d for d in rl_dirs() if d.startswith(f"{R}/{m}/")])
 
 
-def _val_loss_args(w):
-    runs = [r for r in sft_runs() if r.model == REPORT_MODEL]
-    return " ".join(f"--val-loss {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"
-                    for r in runs)
+TABLES = ("table1", "table2", "table4", "table5", "table6")
+FIGURES = ("figure2", "figure3", "figure8")
+# what each table / figure reads (see plasticity.analysis.tables / figures)
+REPORT_INPUTS = {
+    "table1": ("curves", "val_loss"), "table2": ("settings",), "table4": ("fits", "val_loss"),
+    "table5": ("fits", "val_loss"), "table6": ("fits", "val_loss"),
+    "figure2": ("curves",), "figure3": ("curves", "fits", "val_loss"), "figure8": ("fits", "val_loss"),
+}
+# flag under which each table / figure takes the validation-loss files
+VAL_LOSS_FLAG = {"table1": "min-loss", "table5": "min-loss", "figure8": "min-loss"}
+
+
+def _report_sft_runs():
+    return [r for r in sft_runs() if r.model == REPORT_MODEL]
+
+
+def _report_files(name):
+    needs = REPORT_INPUTS[name]
+    files = {}
+    if "curves" in needs:
+        files["curves"] = f"{REPORT}/curves.csv"
+    if "fits" in needs:
+        files["fits"] = f"{REPORT}/fits.csv"
+    if "settings" in needs:
+        files["settings"] = stage_config("settings")
+    if "val_loss" in needs and not CFG.report.import_curves:
+        files["sft"] = [f"{R}/{REPORT_MODEL}/sft/{r.data}" for r in _report_sft_runs()]
+    return files
+
+
+def table_inputs(w):
+    return _report_files(w.table)
+
+
+def figure_inputs(w):
+    return _report_files(w.figure)
+
+
+def report_args(name):
+    files = _report_files(name)
+    args = [f"--{key} {shlex.quote(files[key])}" for key in ("curves", "fits") if key in files]
+    if "settings" in files:
+        args.append(f"--config {shlex.quote(files['settings'])}")
+    flag = VAL_LOSS_FLAG.get(name, "val-loss")
+    if "sft" in files:
+        args += [f"--{flag} {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"
+                 for r in _report_sft_runs()]
+    return " ".join(args)

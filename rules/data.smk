@@ -103,15 +103,19 @@ rule difficulty:
     input:
         cfg=stage_config("difficulty"),
         decontaminated=rules.decontaminate.output[0],
+        reference=difficulty_model,
         code=code("plasticity.data.difficulty"),
     output:
         directory(f"{DATA}/difficulty"),
+    params:
+        model=lambda w, input: f"--model {shlex.quote(input.reference)}" if input.reference else "",
     log:
         log("data/difficulty"),
     conda:
         "../envs/data.yaml"
     shell:
-        "python -m plasticity difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q}"
+        " {params.model} > {log:q} 2>&1"
 
 
 rule subsets:

@@ -56,43 +56,42 @@ rule fits:
         " --alpha {params.alpha:q} --eps {params.eps:q} --out {output:q} > {log:q} 2>&1"
 
 
-rule table4:
-    """Table 4: per-branch Plasticity-Ceiling fits (markdown, LaTeX, csv)."""
+rule table:
+    """One of the study's tables (markdown, LaTeX, csv), built from result files only."""
     input:
-        fits=rules.fits.output[0],
+        unpack(table_inputs),
         code=code("plasticity.analysis.tables"),
     output:
-        md=report(f"{REPORTS}/tables/table4.md", category="Tables", caption="../report/table4.rst"),
-        tex=f"{REPORTS}/tables/table4.tex",
-        csv=f"{REPORTS}/tables/table4.csv",
+        md=report(f"{REPORTS}/tables/{{table}}.md", category="Tables", caption="../report/tables.rst"),
+        tex=f"{REPORTS}/tables/{{table}}.tex",
+        csv=f"{REPORTS}/tables/{{table}}.csv",
     params:
+        args=lambda w: report_args(w.table),
         prefix=lambda w, output: output.md.removesuffix(".md"),
     log:
-        log("report/table4"),
+        log("report/{table}"),
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m plasticity table --name table4 --fits {input.fits:q} --out-prefix {params.prefix:q} > {log:q} 2>&1"
+        "python -m plasticity table --name {wildcards.table} {params.args} --out-prefix {params.prefix:q}"
+        " > {log:q} 2>&1"
 
 
-rule figure3:
-    """Figure 3: RL curves per SFT set with fitted sigmoids and regime shading."""
+rule figure:
+    """One of the study's figures (png), built from result files only."""
     input:
-        curves=rules.curves.output.csv,
-        fits=rules.fits.output[0],
-        sft=[f"{R}/{r.model}/sft/{r.data}" for r in sft_runs() if r.model == REPORT_MODEL],
+        unpack(figure_inputs),
         code=code("plasticity.analysis.figures"),
     output:
-        report(f"{REPORTS}/figures/figure3.png", category="Figures", caption="../report/figure3.rst"),
+        report(f"{REPORTS}/figures/{{figure}}.png", category="Figures", caption="../report/figures.rst"),
     params:
-        val_loss=_val_loss_args,
+        args=lambda w: report_args(w.figure),
     log:
-        log("report/figure3"),
+        log("report/{figure}"),
     conda:
         "../envs/report.yaml"
     shell:
-        "python -m plasticity figure --name figure3 --curves {input.curves:q} --fits {input.fits:q} {params.val_loss}"
-        " --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity figure --name {wildcards.figure} {params.args} --out {output:q} > {log:q} 2>&1"
 
 
 rule metrics:
@@ -112,9 +111,9 @@ rule metrics:
 
 
 rule report:
-    """Target: every table and figure."""
+    """Target: every table and figure, and the metrics."""
     input:
-        rules.table4.output,
-        rules.figure3.output,
+        [f"{REPORTS}/tables/{t}.md" for t in TABLES],
+        [f"{REPORTS}/figures/{f}.png" for f in FIGURES],
         rules.metrics.output,
     localrule: True

@@ -151,6 +151,9 @@ class Filter(Strict):
     teachers: list[str] | None = None     # accepted teacher names (default: the R1-671B names)
     grader_mode: Literal["strict", "lenient"] = "strict"
     rl_difficulty: tuple[float, float] | None = None   # keep RL prompts with difficulty in [lo, hi]
+    domains: list[str] = ["math"]
+    exempt_sources: list[str] = []        # sources kept as released (e.g. s1k: worked-solution references)
+    workers: int | None = Field(None, gt=0)   # grading processes (default: all cores)
 
 
 class BenchmarkSide(Strict):
@@ -160,13 +163,27 @@ class BenchmarkSide(Strict):
 
 class Decontaminate(Strict):
     ngram: int = Field(8, gt=0)
+    fields: list[str] = ["prompt"]        # training-side text fields compared with benchmark prompts
+    workers: int | None = Field(None, gt=0)
     benchmark_side: BenchmarkSide | None = None
 
 
 class Difficulty(Strict):
     source: Literal["metadata", "sample"] = "metadata"
     samples: int = Field(4, gt=0)
-    model: str | None = None              # reference model name when source = sample
+    model: str | None = None              # reference model (a `models` name) when source = sample
+    column: str = "win_rate_small"        # win-rate column that sampling fills
+    backend: Literal["transformers", "vllm"] = "transformers"
+    temperature: float = Field(0.7, ge=0)
+    max_new_tokens: int = Field(1024, gt=0)
+    workers: int = Field(1, gt=0)
+    grader_mode: Literal["strict", "lenient"] = "strict"
+
+    @model_validator(mode="after")
+    def _model(self) -> "Difficulty":
+        if self.source == "sample" and not self.model:
+            raise ValueError("difficulty.source 'sample' needs `model` (a reference model name)")
+        return self
 
 
 class DataSet(Strict):
@@ -222,9 +239,18 @@ class GraderCfg(Strict):
 
 
 class Judge(Strict):
+    """OpenAI-compatible endpoint adjudicating strict/lenient disagreements (eval/judge.py)."""
+
     base_url: str
     model: str
     api_key_env: str | None = None
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(1024, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0)
+    concurrency: int = Field(4, gt=0)
+    max_requests: int = Field(10_000, gt=0)
 
 
 class Eval(Strict):
@@ -421,6 +447,8 @@ class Config(Strict):
                 errors.append(f"{where}.method: {method!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
         if self.report.model and self.report.model not in self.models:
             errors.append(f"report.model: unknown model {self.report.model!r}")
+        if self.data.difficulty.model and self.data.difficulty.model not in self.models:
+            errors.append(f"data.difficulty.model: unknown model {self.data.difficulty.model!r}")
         if self.data.filter.tokenizer and self.data.filter.tokenizer not in self.models:
             errors.append(f"data.filter.tokenizer: unknown model {self.data.filter.tokenizer!r}")
         if errors:

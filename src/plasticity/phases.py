@@ -41,7 +41,6 @@ PHASES: tuple[Phase, ...] = (
           ("{results}/{model}/rl",), after=("sft",)),
     Phase("report", "report", ("report", "sft.regimes"),
           ("src/plasticity/analysis", "rules/report.smk"),
-          ("{results}/report", "{reports}/tables/table4.md", "{reports}/tables/table4.tex",
-           "{reports}/tables/table4.csv", "{reports}/figures/figure3.png"),
+          ("{results}/report", "{reports}/tables", "{reports}/figures"),
           after=("eval", "rl"), metrics=("{reports}/metrics.json",)),
 )

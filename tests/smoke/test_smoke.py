@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "tests" / "smoke" / "config.yaml"
-REPORT_JOBS = {"curves", "fits", "table4", "figure3", "metrics", "all"}
+REPORT_JOBS = {"curves", "fits", "table", "figure", "metrics", "all"}
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +99,10 @@ def test_killed_job_resumes(study):
     snakemake(study)
     assert (branch / "manifest.json").is_file()
     assert "Nothing to be done" in snakemake(study, "-n")
+
+
+def test_html_report(study):
+    html = study / "report.html"
+    snakemake(study, "--report", str(html))
+    text = html.read_text(errors="replace")
+    assert "table4" in text and "figure3" in text

@@ -25,7 +25,7 @@ def job_counts(text: str) -> dict[str, int]:
 
 def test_default_dry_run(tmp_path):
     jobs = job_counts(snakemake("-n", "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
-    assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table4"] == 1
+    assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 5 and jobs["figure"] == 3
 
 
 @pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104),
@@ -45,8 +45,8 @@ def test_smoke_config_dry_run(tmp_path):
 def test_table_target_builds_only_its_inputs(tmp_path):
     jobs = job_counts(snakemake("-n", f"{tmp_path}/p/tables/table4.md", "--config",
                                 f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
-    assert jobs.get("table4") == 1
-    assert "figure3" not in jobs and "metrics" not in jobs
+    assert jobs.get("table") == 1
+    assert "figure" not in jobs and "metrics" not in jobs and "rl" in jobs
 
 
 def test_lint_clean():

@@ -49,7 +49,7 @@ TABLES = (("trajectories.parquet", S.TRAJECTORY), ("rl_matched.parquet", MATCHED
           ("rl_prompts.parquet", S.RL_PROMPT))
 PARALLEL_MIN_ROWS = 20_000        # below this a pool costs more than it saves
 _CHUNK = 2048
-_BATCH = 16_384
+_BATCH = 4096
 EmbedFn = Callable[[list[str]], Any]   # texts -> array (n, d)
 
 _INDEX: dict[str, str] = {}
