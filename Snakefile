@@ -12,8 +12,15 @@ include: "rules/rl.smk"
 include: "rules/report.smk"
 
 
+# Every phase's outputs are targets, not only the report: Snakemake does not rebuild a deleted
+# intermediate output whose consumers are up to date, and a deleted RL branch must be rebuilt.
 rule all:
     input:
+        rules.data.input,
+        rules.models.input,
+        rules.sft_all.input,
+        rules.eval_all.input,
+        rules.rl_all.input,
         rules.report.input,
     default_target: True
     localrule: True

@@ -263,6 +263,16 @@ REPORT_INPUTS = {
 VAL_LOSS_FLAG = {"table1": "min-loss", "table5": "min-loss", "figure8": "min-loss"}
 
 
+# the loss-vs-ceiling correlation (Table 5, Figure 8) needs at least two SFT sets
+CORRELATION = {"table5", "figure8"}
+
+
+def report_targets():
+    skip = CORRELATION if len(_report_sft_runs()) < 2 else set()
+    return ([f"{REPORTS}/tables/{t}.md" for t in TABLES if t not in skip]
+            + [f"{REPORTS}/figures/{f}.png" for f in FIGURES if f not in skip])
+
+
 def _report_sft_runs():
     return [r for r in sft_runs() if r.model == REPORT_MODEL]
 

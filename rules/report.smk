@@ -113,7 +113,6 @@ rule metrics:
 rule report:
     """Target: every table and figure, and the metrics."""
     input:
-        [f"{REPORTS}/tables/{t}.md" for t in TABLES],
-        [f"{REPORTS}/figures/{f}.png" for f in FIGURES],
+        report_targets(),
         rules.metrics.output,
     localrule: True

@@ -71,7 +71,7 @@ def test_base_branch_needs_switch_zero(default):
 
 def test_save_steps_within_run(default):
     raw = copy.deepcopy(default)
-    raw["sft"]["runs"][0]["save_steps"] = [100, 700]
+    raw["sft"]["runs"][0]["save_steps"] = [100, 900]
     assert "save_steps" in _error(raw)
 
 

@@ -1,12 +1,15 @@
 """Robust sigmoid fits: parameter recovery with planted outliers, LTS, free c0, collapse, bad input."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from plasticity.analysis import fit as F
 from plasticity.analysis.fit import detect_collapse, fit_branch, robust_fit, sigmoid
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "analysis" / "tiny_run"
 
 
 def _synthetic(u=8.0, cmid=10.0, b=1.5, c0=0.0, n=30, noise=0.1, seed=0, xmax=60.0):
@@ -73,11 +76,12 @@ def test_collapse_detection_and_peak_ceiling():
 def test_tiny_branches_never_crash(y):
     x = np.linspace(0, 4e-6, len(y))               # tiny-model compute: micro-EF
     fit = fit_branch(x, y)
-    assert fit.status in {"ok", "bound", "failed", "collapsed"}
+    assert fit.status in {"ok", "flat", "bound", "implausible", "failed", "collapsed"}
     if len(y) < 3:
-        assert fit.status == "failed" and np.isnan(fit.pl_rl)
-    else:
-        assert np.isfinite(fit.pl_rl)
+        assert fit.status == "failed" and fit.params is None
+    assert np.isfinite(fit.pl_rl) and fit.pl_rl >= 0.0
+    if fit.status != "ok":
+        assert fit.pl_rl == max(y)                  # the best observed gain (>= the branch point)
 
 
 def test_tiny_scale_compute_is_fitted_like_large_scale():
@@ -85,6 +89,88 @@ def test_tiny_scale_compute_is_fitted_like_large_scale():
     small = fit_branch(x * 1e-7, y, tau=None, alpha=None)
     assert small.params.u == pytest.approx(8.0, abs=1e-3)
     assert small.params.cmid == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_fit_is_scale_invariant():
+    """The same branch with x times 1e-9 (study EF -> miniature EF): same U, B, hyperparameters and
+    rejected points, Cmid times 1e-9 (x is fitted as x / s, s = the branch's median positive x)."""
+    x, y = _synthetic(noise=0.3, seed=4)
+    y[[7, 19]] -= 3.0                              # outliers, so Stage 1 / LTS decisions are compared
+    big = fit_branch(x, y)                          # tau and alpha chosen by validation RMSE
+    small = fit_branch(x * 1e-9, y)
+    assert small.scale == pytest.approx(big.scale * 1e-9, rel=1e-12)
+    assert (small.tau, small.alpha, small.status) == (big.tau, big.alpha, big.status) == (
+        big.tau, big.alpha, "ok")
+    assert (small.n_outliers, small.n_trimmed) == (big.n_outliers, big.n_trimmed)
+    np.testing.assert_array_equal(small.kept, big.kept)
+    assert small.params.u == pytest.approx(big.params.u, rel=1e-6)
+    assert small.params.b == pytest.approx(big.params.b, rel=1e-6)
+    assert small.params.cmid == pytest.approx(big.params.cmid * 1e-9, rel=1e-6)
+    assert small.rmse_val == pytest.approx(big.rmse_val, rel=1e-6)
+    assert big.params.u == pytest.approx(8.0, abs=0.5)
+
+
+def test_cmid_lower_bound_is_relative_to_the_data():
+    """At x ~ 1e-7 an absolute Cmid bound of 1e-8 EF would sit inside the data; the bound is 1e-8
+    times the median x, so a sharp rise below the first point is still fitted."""
+    x = np.concatenate([[0.0], np.linspace(1e-9, 3e-8, 12)])
+    y = sigmoid(x, 5.0, 3e-9, 2.0)
+    fit = fit_branch(x, y, tau=None, alpha=None)
+    assert fit.status == "ok" and fit.params.cmid == pytest.approx(3e-9, rel=1e-3)
+
+
+def _row(x, y, p_sft):
+    fit = fit_branch(x, y, tau=None, alpha=None, p_sft=p_sft)
+    return F._branch_row("d", 1, 1.0, p_sft, fit, 0.0, True)
+
+
+def test_degenerate_branches_report_the_best_observed_value():
+    """flat / decreasing / bound / implausible: A_post = P_sft + max gain (never outside [0, 100]);
+    the rejected fit's U stays in u_fit."""
+    x = np.array([0.0, 3.6e-7, 7.0e-7, 1.03e-6, 1.38e-6])
+    # the miniature's uniform@600: a small early bump, then decreasing; used to give U = -100
+    r = _row(x, np.array([21.9, 23.1, 21.7, 22.4, 20.5]) - 21.9, 21.9)
+    assert r["status"] == "flat" and r["u_fit"] < 0
+    assert r["a_post"] == pytest.approx(23.1) and r["pl_rl"] == pytest.approx(1.2)
+    # never above the branch point: the branch point itself
+    r = _row(x, np.array([0.0, -1.3, -0.2, -0.7, -0.7]), 5.4)
+    assert r["status"] == "flat" and r["a_post"] == 5.4 and r["pl_rl"] == 0.0
+    # an unsaturated rise: U runs to the +100 bound
+    xb = np.concatenate([[0.0], np.linspace(1, 10, 12)])
+    r = _row(xb, 0.5 * xb, 40.0)
+    assert r["status"] == "bound" and r["u_fit"] == pytest.approx(100.0)
+    assert r["a_post"] == pytest.approx(45.0) and r["max_obs"] == pytest.approx(45.0)
+    # a ceiling above 100 %
+    ys = sigmoid(xb, 8.0, 3.0, 1.5)
+    r = _row(xb, ys, 92.5)              # ceiling 100.5 %, best observed 99.4 %
+    assert r["status"] == "implausible" and r["u_fit"] == pytest.approx(8.0, rel=1e-4)
+    assert r["a_post"] == pytest.approx(92.5 + ys.max()) and r["a_post"] <= 100.0
+    # a healthy branch is untouched: A_post = P_sft + U
+    r = _row(xb, ys, 70.0)
+    assert r["status"] == "ok" and r["a_post"] == pytest.approx(78.0, abs=1e-4)
+    assert r["pl_rl"] == r["u_fit"]
+
+
+def test_fits_csv_keeps_full_precision(tmp_path):
+    """Tiny compute (1e-6 EF) must survive FITS.csv (it used to be written as 0.0000)."""
+    out = tmp_path / "fits.csv"
+    assert F.main(["--curves", str(TINY / "curves.csv"), "--hparams", str(TINY / "branches.csv"),
+                   "--out", str(out)]) == 0
+    rows = {(r["dataset"], int(r["sft_step"])): r for r in csv.DictReader(open(out))}
+    branches = {(r["dataset"], int(r["sft_step"])): float(r["x_sft_ef"])
+                for r in csv.DictReader(open(TINY / "branches.csv"))}
+    for key, x_sft in branches.items():
+        assert float(rows[key]["x_sft_ef"]) == pytest.approx(x_sft, rel=1e-11, abs=0.0)
+    cmid = float(rows[("pure_rl", 0)]["cmid_ef"])
+    assert 1e-8 < cmid < 1e-5                       # micro-EF, not 0
+    for r in rows.values():                         # never a ceiling outside [0, 100]
+        assert 0.0 <= float(r["a_post"]) <= 100.0
+    assert rows[("uniform", 600)]["status"] == "flat"
+    assert float(rows[("uniform", 600)]["a_post"]) == pytest.approx(23.1)
+    first = out.read_bytes()
+    assert F.main(["--curves", str(TINY / "curves.csv"), "--hparams", str(TINY / "branches.csv"),
+                   "--out", str(out)]) == 0
+    assert out.read_bytes() == first
 
 
 def test_auto_hyperparameters_and_best_form():

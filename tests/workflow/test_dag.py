@@ -25,7 +25,7 @@ def job_counts(text: str) -> dict[str, int]:
 
 def test_default_dry_run(tmp_path):
     jobs = job_counts(snakemake("-n", "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
-    assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 5 and jobs["figure"] == 3
+    assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 4 and jobs["figure"] == 2
 
 
 @pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104),

@@ -5,15 +5,19 @@
 - figure2 (paradigm curves): ``--curves``; overall accuracy against compute, one line per SFT curve
   and per RL branch (RL branches start at their SFT checkpoint's compute, so x = x_sft + x_rl).
 - figure3 (RL scaling per SFT set): ``--curves`` and ``--fits``; one panel per SFT set with the SFT
-  curve, every RL branch (points) and its fitted sigmoid; ``--val-loss DATASET=VAL.json`` shades the
-  regimes (steps mapped to compute with the fits' x_sft_ef / sft_step). ``--dataset`` limits the panels.
+  curve, every RL branch (points, starting at its SFT checkpoint's compute x_sft_ef, so x = x_sft +
+  x_rl; the pure-RL branch from 0) and its fitted sigmoid, except for fits whose A_post is an observed
+  substitute (status failed / flat / bound / implausible: points only, and the legend says so);
+  ``--val-loss DATASET=VAL.json`` shades the regimes (steps mapped to compute with the fits'
+  x_sft_ef / sft_step). y-limits come from the data, the symlog threshold from the smallest positive
+  x (``figure3_layout``). ``--dataset`` limits the panels.
 - figure8 (data-selection indicator): ``--fits`` and ``--min-loss DATASET=VAL.json|NUMBER``; scatter of
   minimum validation loss vs best A_post with the least-squares line and Pearson / Spearman.
 
 Output is byte-identical on rerun: fixed size and DPI, and PNG metadata without the software
 version. Example:
 
-    python -m plasticity figure --name figure3 --curves reports/reference/curves.csv \
+    python -m plasticity figure --name figure3 --curves ../shared/reference/sft889k_curves.csv \
         --fits reports/reference/fits.csv --out reports/reference/figure3.png
 """
 from __future__ import annotations
@@ -72,67 +76,129 @@ def _x_of_step(curves, ds, step) -> float:
     return step * scale if scale else 0.0
 
 
-def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
-            datasets: list[str] | None = None) -> None:
-    """Per SFT set: SFT curve, RL branches at x_sft + x_rl with their fitted sigmoid, regimes."""
+def _ef_per_step(fits: list[dict], ds: str) -> float | None:
+    """SFT compute per step of DATASET, from the fits' x_sft_ef / sft_step (None when unknown)."""
+    for f in fits:
+        x = f.get("x_sft_ef", math.nan)
+        if f["dataset"] == ds and f["sft_step"] > 0 and math.isfinite(x) and x > 0:
+            return x / f["sft_step"]
+    return None
+
+
+def figure3_layout(curves, fits: list[dict], ds: str, val_losses: dict | None = None) -> dict:
+    """What one Figure 3 panel draws, in data coordinates (``figure3`` only renders it).
+
+    - ``branches``: per RL branch of DATASET (plus the pure-RL branch, drawn from x = 0, when DATASET
+      has no step-0 branch of its own): ``x`` = x_sft + x_rl of its points (x_sft = the fit's x_sft_ef,
+      else sft_step times the SFT compute per step), ``y``, the fit row, ``draw_fit`` (False for the
+      statuses in ``fit.SUBSTITUTED`` or without parameters: points only) and the fitted ``curve``.
+    - ``ylim``: from the plotted data (SFT curve and RL points), 5% margin (at least 0.5 points);
+      fitted curves never widen it.
+    - ``linthresh``: the symlog linear threshold, the smallest positive plotted x, so the miniature's
+      1e-7..1e-5 EF and the study's 0.1..1000 EF both get a log axis.
+    - ``regimes``: (lo, hi, regime) spans of the SFT checkpoints' regimes in compute (steps times the
+      SFT compute per step; the last span reaches the right end of the data).
+    """
     import numpy as np
 
-    from plasticity.analysis.fit import sigmoid
-    from plasticity.analysis.regimes import label_regimes
+    from plasticity.analysis.fit import SUBSTITUTED, sigmoid
 
+    by_branch = {(f["dataset"], f["sft_step"]): f for f in fits}
+    ef_step = _ef_per_step(fits, ds)
+    keys = [(ds, step) for step in sorted(step for d, step in curves.rl if d == ds)]
+    if (ds, 0) not in curves.rl and ("pure_rl", 0) in curves.rl:
+        keys.insert(0, ("pure_rl", 0))
+    branches = []
+    for owner, step in keys:
+        fit = by_branch.get((owner, step)) or (by_branch.get(("pure_rl", 0)) if step == 0 else None)
+        if step == 0:
+            x0 = 0.0
+        elif fit and math.isfinite(fit.get("x_sft_ef", math.nan)):
+            x0 = fit["x_sft_ef"]
+        else:
+            x0 = step * ef_step if ef_step else 0.0
+        pts = curves.rl[(owner, step)]
+        status = fit.get("status", "ok") if fit else "no fit"
+        b = {"dataset": owner, "step": step, "x0": x0, "x": [x0 + x for x, _ in pts],
+             "y": [y for _, y in pts], "fit": fit, "status": status, "draw_fit": False,
+             "curve": None}
+        if fit and status not in SUBSTITUTED and all(
+                math.isfinite(fit.get(k, math.nan)) for k in ("b", "cmid_ef", "p_sft", "a_post")):
+            xmax = max(x for x, _ in pts)
+            xr = np.linspace(0.0, xmax, 200)
+            if xmax > 0:
+                xr = np.unique(np.concatenate([xr, np.geomspace(xmax * 1e-3, xmax, 100)]))
+            u = fit["a_post"] - fit["p_sft"]        # = U, or the peak gain of a collapsed branch
+            eps = fit.get("eps", 0.0)
+            yr = fit["p_sft"] + sigmoid(xr, u, fit["cmid_ef"], fit["b"],
+                                        eps if math.isfinite(eps) else 0.0)
+            b["draw_fit"], b["curve"] = True, (x0 + xr, yr)
+        branches.append(b)
+    sft = list(curves.sft.get(ds, []))
+    xs = [x for x, _ in sft] + [x for b in branches for x in b["x"]]
+    ys = [y for _, y in sft] + [y for b in branches for y in b["y"]]
+    if not ys:
+        raise ValueError(f"figure3: no points for dataset {ds!r}")
+    lo, hi = min(ys), max(ys)
+    margin = max(0.05 * (hi - lo), 0.5)
+    pos = [x for x in xs if x > 0]
+    regimes = []
+    if val_losses and ds in val_losses and ef_step:
+        from plasticity.analysis.regimes import label_regimes
+
+        steps, losses = val_losses[ds]
+        labels = label_regimes(steps, losses)
+        edges = [st * ef_step for st in steps]
+        right = max([edges[-1]] + xs)
+        for i, lab in enumerate(labels):
+            r_lo = 0.0 if i == 0 else (edges[i - 1] + edges[i]) / 2
+            r_hi = right if i == len(labels) - 1 else (edges[i] + edges[i + 1]) / 2
+            regimes.append((r_lo, r_hi, lab))
+    return {"sft": sft, "branches": branches, "ylim": (lo - margin, hi + margin),
+            "linthresh": min(pos) if pos else 1.0, "regimes": regimes, "ef_per_step": ef_step}
+
+
+def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
+            datasets: list[str] | None = None) -> None:
+    """Per SFT set: SFT curve, RL branches at x_sft + x_rl with their fitted sigmoid, regimes
+    (``figure3_layout`` decides positions, limits and which fits are drawn)."""
     plt = _plt()
     names = datasets or sorted(curves.sft)
     if not names:
         raise ValueError("figure3: the curves have no SFT rows")
     fig, axes = plt.subplots(len(names), 1, figsize=(9, 4.8 * len(names)), squeeze=False)
-    by_branch = {(f["dataset"], f["sft_step"]): f for f in fits}
     cmap = plt.get_cmap("viridis")
     for ax, ds in zip(axes[:, 0], names):
-        sft = curves.sft.get(ds, [])
-        per_step = [f["x_sft_ef"] / f["sft_step"] for f in fits
-                    if f["dataset"] == ds and f["sft_step"] > 0 and math.isfinite(f.get("x_sft_ef", math.nan))]
-        ef_step = per_step[0] if per_step else None
-        if val_losses and ds in val_losses and ef_step:
-            steps, losses = val_losses[ds]
-            labels = label_regimes(steps, losses)
-            edges = [s * ef_step for s in steps]
-            for i, lab in enumerate(labels):
-                lo = 0.0 if i == 0 else (edges[i - 1] + edges[i]) / 2
-                hi = edges[i] if i == len(labels) - 1 else (edges[i] + edges[i + 1]) / 2
-                ax.axvspan(lo, hi, color=REGIME_COLORS[lab], alpha=0.6, lw=0,
-                           label=lab.capitalize() if lab not in labels[:i] else None)
-        if sft:
-            ax.plot([x for x, _ in sft], [y for _, y in sft], "k-", lw=1.4, label=f"{ds} SFT")
-        branches = sorted(step for d, step in curves.rl if d == ds)
-        for k, step in enumerate(branches):
-            fit = by_branch.get((ds, step)) or (by_branch.get(("pure_rl", 0)) if step == 0 else None)
-            x0 = fit["x_sft_ef"] if fit and math.isfinite(fit.get("x_sft_ef", math.nan)) else (
-                step * ef_step if ef_step else 0.0)
-            color = cmap(k / max(1, len(branches) - 1) * 0.9)
-            pts = curves.rl[(ds, step)]
-            ax.plot([x0 + x for x, _ in pts], [y for _, y in pts], "o", ms=2.2, color=color, alpha=0.6)
-            if fit and math.isfinite(fit.get("b", math.nan)):
-                xr = np.linspace(0, max(x for x, _ in pts), 200)
-                yr = fit["p_sft"] + sigmoid(xr, fit["pl_rl"] if fit.get("status") != "collapsed"
-                                            else fit["a_post"] - fit["p_sft"], fit["cmid_ef"],
-                                            fit["b"], fit.get("eps", 0.0) or 0.0)
-                ax.plot(x0 + xr, yr, "-", lw=1.2, color=color,
-                        label=f"{_label(ds, step)}: A_post {fit['a_post']:.1f}")
+        lay = figure3_layout(curves, fits, ds, val_losses)
+        seen = set()
+        for r_lo, r_hi, lab in lay["regimes"]:
+            ax.axvspan(r_lo, r_hi, color=REGIME_COLORS[lab], alpha=0.6, lw=0,
+                       label=lab.capitalize() if lab not in seen else None)
+            seen.add(lab)
+        if lay["sft"]:
+            ax.plot([x for x, _ in lay["sft"]], [y for _, y in lay["sft"]], "k-", lw=1.4,
+                    label=f"{ds} SFT")
+        n = len(lay["branches"])
+        for k, b in enumerate(lay["branches"]):
+            color = cmap(k / max(1, n - 1) * 0.9)
+            name = _label(b["dataset"], b["step"])
+            ax.plot(b["x"], b["y"], "o", ms=2.2, color=color, alpha=0.6)
+            if b["draw_fit"]:
+                ax.plot(*b["curve"], "-", lw=1.2, color=color,
+                        label=f"{name}: A_post {b['fit']['a_post']:.1f}")
+            elif b["fit"] and math.isfinite(b["fit"].get("a_post", math.nan)):
+                ax.plot([], [], "o", ms=4, color=color, label=f"{name}: {b['status']}, points only "
+                                                        f"(best obs. {b['fit']['a_post']:.1f})")
             else:
-                ax.plot([], [], "o", color=color, label=f"{_label(ds, step)} (no fit)")
-        ax.set_xscale("symlog", linthresh=max(1e-12, _linthresh(curves, ds)))
+                ax.plot([], [], "o", color=color, label=f"{name} (no fit)")
+        ax.set_xscale("symlog", linthresh=lay["linthresh"])
+        ax.set_ylim(*lay["ylim"])
         ax.set_xlabel("compute x_sft + x_rl (EF, symlog)")
         ax.set_ylabel("overall accuracy (%)")
         ax.set_title(f"{ds}: RL branches from SFT checkpoints with fitted sigmoids")
-        ax.legend(fontsize=6.5, ncol=2, loc="lower right")
+        ax.legend(fontsize=6.5, ncol=2, loc="best")
     fig.tight_layout()
     _save(fig, out)
-
-
-def _linthresh(curves, ds) -> float:
-    xs = [x for x, _ in curves.sft.get(ds, []) if x > 0]
-    xs += [x for (d, _), pts in curves.rl.items() if d == ds for x, _ in pts if x > 0]
-    return min(xs) if xs else 1.0
 
 
 def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:

@@ -5,10 +5,12 @@ P_sft (the SFT checkpoint's value); the branch point enters as (0, 0). The model
 
     y = c0 + (U - c0) / (1 + (Cmid / x)^B),     A_post = P_sft + U,   PL_rl = U
 
-with c0 = eps fixed (0 unless given) or fitted (``free``). The pipeline, on a set of points:
+with c0 = eps fixed (0 unless given) or fitted (``free``); A_post = P_sft + U holds for an accepted fit
+(status ``ok``; see "Degenerate branches" below for the others). The pipeline, on a set of points:
 
-1. least squares with scipy ``curve_fit`` (maxfev 20000; bounds B in [1e-4, 10], Cmid in (1e-8, inf),
-   U and c0 in [-100, 100]; initial guess B = 1, Cmid = median positive x, U = max y);
+1. least squares with scipy ``curve_fit`` (maxfev 20000; bounds B in [1e-4, 10], Cmid in (1e-8 m, inf)
+   with m the median positive x of the fitted points, U and c0 in [-100, 100]; initial guess B = 1,
+   Cmid = m, U = max y);
 2. Stage 1: iterative Modified-Z outlier rejection on the residuals, M_i = 0.6745 (r_i - median r) / MAD,
    dropping |M_i| > tau and refitting until nothing is dropped;
 3. Stage 2 (optional): Least Trimmed Squares with h = floor(N * alpha) points, solved by C-steps
@@ -21,12 +23,30 @@ points by compute gives the validation RMSE on the remaining points. Without giv
 and alpha are chosen from {2.5, 3, 4} x {none, 0.75, 0.85} by that validation RMSE (first best in this
 order on ties).
 
+Scale invariance: the model only depends on x / Cmid, so each branch is fitted on x / s with
+s = the median positive x of the branch, and Cmid is mapped back (Cmid = Cmid_scaled * s). The Cmid
+lower bound is relative to the data (1e-8 times the median positive x of the points being fitted).
+The miniature's compute (1e-7..1e-5 EF) is therefore fitted exactly like the study's (1..1000 EF):
+multiplying every x of a branch by a constant k gives the same U and B and k times Cmid.
+
 Unstable runs: a branch is ``collapsed`` when its last max(2, ceil(N/5)) points all lie after the
 peak and below peak - max(COLLAPSE_DROP, 25% of the peak gain). Then A_post is the observed peak before
 the collapse (flagged), and Cmid and B come from a fit on the points up to the peak.
-A branch that cannot be fitted (too few points, optimiser failure) gets status ``failed``, empty fit
-parameters and its best observed value; a fit whose U sits at a bound gets status ``bound``, and one
-whose ceiling lies outside [0, 100] % status ``implausible`` (both are kept, but correlations skip them).
+Degenerate branches: A_post is either a fitted ceiling (status ``ok``), the collapse peak
+(``collapsed``) or, when no fitted ceiling can be trusted, the best observed value of the branch,
+max_obs = P_sft + max gain (the branch point included, so PL_rl >= 0: the best point that beats the
+branch point, else the branch point itself). The substitute is reported, checked in this order, when
+
+- ``failed``: the branch cannot be fitted (too few points, optimiser failure); fit parameters empty;
+- ``flat``: the gain is never clearly above zero (no point after the branch point more than
+  ``FLAT_GAIN`` accuracy points above it) or the fitted curve does not rise (U <= 0), i.e. a flat or
+  decreasing RL curve;
+- ``bound``: the fitted U sits at the +U_BOUND bound (the asymptote is not identified);
+- ``implausible``: the fitted ceiling P_sft + U lies outside [0, 100] %.
+
+For these the rejected fit's Cmid, B, c0 and U (column ``u_fit``) stay in FITS.csv for inspection;
+Table 4 and Figure 3 show points only, and correlations skip them. A reported A_post therefore always
+lies in [0, 100] (it is blank only when the branch has no points).
 
 Per-benchmark panels (``--per-benchmark``) choose among linear, log, power, exponential and logistic
 forms by validation RMSE (PAPER 1.3).
@@ -43,7 +63,9 @@ Inputs:
   Without HPARAMS every RL branch is fitted with tau/alpha chosen, and P_sft is the branch's own x = 0
   row (curves built by ``plasticity curves`` have one).
 
-Output FITS.csv: one row per branch, sorted by dataset then sft_step (columns ``FIT_COLUMNS``).
+Output FITS.csv: one row per branch, sorted by dataset then sft_step (columns ``FIT_COLUMNS``). Floats
+are written with 12 significant digits (``%.12g``), so tiny-model compute (1e-6 EF) keeps its value;
+rounding is left to the human-facing tables.
 
 By hand:
 
@@ -69,12 +91,15 @@ TAU_GRID = (2.5, 3.0, 4.0)
 ALPHA_GRID = (None, 0.75, 0.85)
 TRAIN_FRACTION = 0.71
 COLLAPSE_DROP = 3.0          # accuracy points
+FLAT_GAIN = 0.5              # accuracy points: a gain at or below this is not "clearly above zero"
+CMID_REL_LO = 1e-8           # Cmid lower bound, relative to the median positive x of the fitted points
 U_BOUND = 100.0
 MAXFEV = 20000
 
 FIT_COLUMNS = ["dataset", "sft_step", "x_sft_ef", "p_sft", "a_post", "pl_rl", "cmid_ef", "b", "eps",
                "eps_mode", "rmse_val", "r2_train", "n_points", "n_outliers", "n_trimmed", "tau", "alpha",
-               "hparams", "max_obs", "collapsed", "status"]
+               "hparams", "max_obs", "collapsed", "status", "u_fit"]
+SUBSTITUTED = ("failed", "flat", "bound", "implausible")   # A_post = best observed, no curve drawn
 
 
 class FitError(ValueError):
@@ -107,8 +132,9 @@ class SigmoidParams:
 def fit_sigmoid(x: np.ndarray, y: np.ndarray, eps: float | str = 0.0) -> SigmoidParams:
     """Plain least squares of the sigmoid; raises RuntimeError/ValueError when it cannot fit.
 
-    x is rescaled by its median positive value inside the optimiser (Cmid is scaled back), which is
-    the same model but keeps tiny-model compute (1e-6 EF) well conditioned.
+    x is rescaled by its median positive value m inside the optimiser (Cmid is scaled back), which is
+    the same model but keeps tiny-model compute (1e-6 EF) well conditioned; the Cmid lower bound is
+    CMID_REL_LO * m, so the fit does not depend on the unit of x.
     """
     import warnings
 
@@ -126,7 +152,7 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, eps: float | str = 0.0) -> Sigmoid
     scale = float(np.median(pos))
     xs = x / scale
     u0 = float(np.clip(np.max(y), -U_BOUND + 1e-6, U_BOUND - 1e-6))
-    lo_c = 1e-8 / scale
+    lo_c = CMID_REL_LO
     if free:
         def f(xv, u, c, b, c0):
             return sigmoid(xv, u, c, b, c0)
@@ -241,11 +267,20 @@ class BranchFit:
     status: str
     peak_gain: float | None = None
     kept: np.ndarray | None = field(default=None, repr=False)
+    scale: float = 1.0          # s: the branch was fitted on x / s (params.cmid is in the input's unit)
 
     @property
     def pl_rl(self) -> float:
+        """The reported gain ceiling: U when the fit is accepted, else the observed substitute."""
         if self.collapsed and self.peak_gain is not None:
             return self.peak_gain
+        if self.status in SUBSTITUTED:
+            return self.max_gain
+        return self.params.u if self.params is not None else float("nan")
+
+    @property
+    def u_fit(self) -> float:
+        """The fitted U, accepted or not (NaN without a fit)."""
         return self.params.u if self.params is not None else float("nan")
 
 
@@ -261,12 +296,35 @@ def _validation_rmse(x, y, tau, alpha, eps) -> float:
     return _rmse(y[n_train:], fit.params.predict(x[n_train:]))
 
 
+def branch_scale(x: Sequence[float]) -> float:
+    """s of a branch: its median positive x (1 when there is none)."""
+    x = np.asarray(x, dtype=float)
+    pos = x[x > 0]
+    return float(np.median(pos)) if len(pos) else 1.0
+
+
+def branch_status(params: SigmoidParams, y: np.ndarray, x: np.ndarray,
+                  p_sft: float | None = None) -> str:
+    """``flat``, ``bound``, ``implausible`` or ``ok`` for a fitted, non-collapsed branch (module doc)."""
+    after = y[x > 0]
+    if len(after) == 0 or float(np.max(after)) <= FLAT_GAIN or params.u <= 0.0:
+        return "flat"
+    if params.u >= U_BOUND - 1e-6:
+        return "bound"
+    if p_sft is not None and not 0.0 <= p_sft + params.u <= 100.0:
+        return "implausible"
+    return "ok"
+
+
 def fit_branch(x: Sequence[float], y: Sequence[float], tau: float | str | None = "auto",
-               alpha: float | str | None = "auto", eps: float | str = 0.0) -> BranchFit:
+               alpha: float | str | None = "auto", eps: float | str = 0.0,
+               p_sft: float | None = None) -> BranchFit:
     """Fit one branch. x, y: RL compute and gain, including the branch point (0, 0); never raises
-    on degenerate data (status ``failed`` instead)."""
+    on degenerate data (status ``failed`` instead). The fit runs on x / s (``branch_scale``) and
+    Cmid is mapped back to the unit of x. ``p_sft`` (optional) enables the ``implausible`` check."""
     order = np.argsort(np.asarray(x, dtype=float), kind="stable")
-    x = np.asarray(x, dtype=float)[order]
+    scale = branch_scale(x)
+    x = np.asarray(x, dtype=float)[order] / scale
     y = np.asarray(y, dtype=float)[order]
     n = len(x)
     max_gain = float(np.max(y)) if n else float("nan")
@@ -290,16 +348,17 @@ def fit_branch(x: Sequence[float], y: Sequence[float], tau: float | str | None =
         fit = robust_fit(xf, yf, t, a, eps)
     except (RuntimeError, ValueError, FloatingPointError):
         return BranchFit(None, t, a, float("nan"), float("nan"), n, 0, 0, max_gain, collapsed,
-                         "failed", peak_gain=float(y[peak]) if collapsed else None)
+                         "failed", peak_gain=float(y[peak]) if collapsed else None, scale=scale)
     n_train = n_train_points(len(xf), 4 if eps == "free" else 3)
     tx, ty = xf[:n_train], yf[:n_train]
     ss = float(np.sum((ty - ty.mean()) ** 2))
     r2 = 1.0 - float(np.sum((ty - fit.params.predict(tx)) ** 2)) / ss if ss > 0 else float("nan")
-    status = "collapsed" if collapsed else (
-        "bound" if abs(fit.params.u) >= U_BOUND - 1e-6 else "ok")
-    return BranchFit(fit.params, t, a, rmse, r2, n, fit.n_outliers, fit.n_trimmed, max_gain,
+    status = "collapsed" if collapsed else branch_status(fit.params, y, x, p_sft)
+    pr = fit.params
+    params = SigmoidParams(u=pr.u, cmid=pr.cmid * scale, b=pr.b, c0=pr.c0)
+    return BranchFit(params, t, a, rmse, r2, n, fit.n_outliers, fit.n_trimmed, max_gain,
                      collapsed, status, peak_gain=float(y[peak]) if collapsed else None,
-                     kept=fit.kept)
+                     kept=fit.kept, scale=scale)
 
 
 # --------------------------------------------------------------- per-benchmark form selection
@@ -528,7 +587,8 @@ def sft_value_at(sft: list[tuple[float, float]], x_sft: float, where: str) -> fl
 
 # ------------------------------------------------------------------------------------ driving
 
-def _fmt(v, digits: int = 4) -> str:
+def _fmt(v) -> str:
+    """A CSV field: floats at full precision (12 significant digits), so tiny values survive."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -539,19 +599,19 @@ def _fmt(v, digits: int = 4) -> str:
         return v
     if not math.isfinite(v):
         return ""
-    return f"{v:.{digits}f}"
+    return f"{float(v) + 0.0:.12g}"     # + 0.0: no "-0"
 
 
 def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool) -> dict:
     p = fit.params
     ok = p is not None
-    a_post = p_sft + fit.pl_rl if (ok or fit.collapsed) else float("nan")
     status = fit.status
-    if status == "ok" and not 0.0 <= a_post <= 100.0:
+    if status == "ok" and not 0.0 <= p_sft + fit.pl_rl <= 100.0:
         status = "implausible"    # a ceiling outside [0, 100] % is an extrapolation artefact
+    pl_rl = fit.max_gain if status in SUBSTITUTED and not fit.collapsed else fit.pl_rl
     return {
         "dataset": dataset, "sft_step": step, "x_sft_ef": x_sft, "p_sft": p_sft,
-        "a_post": a_post, "pl_rl": fit.pl_rl if (ok or fit.collapsed) else float("nan"),
+        "a_post": p_sft + pl_rl, "pl_rl": pl_rl,
         "cmid_ef": p.cmid if ok else float("nan"), "b": p.b if ok else float("nan"),
         "eps": p.c0 if ok else (float("nan") if eps == "free" else float(eps)),
         "eps_mode": "free" if eps == "free" else "fixed",
@@ -560,7 +620,7 @@ def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool) -
         "tau": "none" if fit.tau is None else fit.tau,
         "alpha": "none" if fit.alpha is None else fit.alpha,
         "hparams": "given" if given else "auto", "max_obs": p_sft + fit.max_gain,
-        "collapsed": fit.collapsed, "status": status,
+        "collapsed": fit.collapsed, "status": status, "u_fit": fit.u_fit,
     }
 
 
@@ -606,7 +666,7 @@ def fit_all(curves: Curves, hparams: list[dict] | None = None, tau="auto", alpha
     for ds, step, x_sft, p_sft, pts, t, a, e, given in jobs:
         xs = [0.0] + [x for x, _ in pts if x > 0]
         ys = [0.0] + [y - p_sft for x, y in pts if x > 0]
-        fit = fit_branch(xs, ys, t, a, e)
+        fit = fit_branch(xs, ys, t, a, e, p_sft=p_sft)
         rows.append(_branch_row(ds, step, x_sft, p_sft, fit,
                                 e, given and t != "auto" and a != "auto"))
     rows.sort(key=lambda r: (r["dataset"], r["sft_step"]))
@@ -633,7 +693,7 @@ def fit_per_benchmark(curves: Curves, fits: list[dict]) -> list[dict]:
             best = fit_best_form(xs, ys)
             out.append({"dataset": ds, "sft_step": f["sft_step"], "benchmark": bench,
                         "form": best["form"], "rmse_val": best["rmse_val"],
-                        "params": " ".join(f"{p:.6g}" for p in best["params"])})
+                        "params": " ".join(f"{p:.12g}" for p in best["params"])})
     return out
 
 

@@ -6,15 +6,19 @@ and PREFIX.csv. Inputs per table:
 - table1 (paradigms, maxP_post per method; Llama in the study): ``--curves`` (every dataset's SFT
   curve and RL branches; the best observed overall accuracy of each paradigm), optional ``--min-loss``.
 - table2 (settings): ``--config JSON`` (a resolved config section); one row per leaf setting.
-- table4 (per-branch fits): ``--fits FITS.csv``; optional ``--val-loss DATASET=VAL.json`` adds the
-  regime of each branch's SFT checkpoint.
+- table4 (per-branch fits): ``--fits FITS.csv``; optional ``--val-loss DATASET=VAL.json`` adds a
+  Regime column: the regime (Adaptive / Stable / Mild / Severe, ``regimes.label_regimes``) of each
+  branch's SFT checkpoint (``–`` for pure RL and for a step without a validation loss).
 - table5 (minimum SFT validation loss vs best ceiling, with Pearson / Spearman): ``--fits`` and
   ``--min-loss DATASET=VAL.json|NUMBER`` per SFT set.
 - table6 (switch point table, Qwen2.5-14B in the study): ``--fits`` and ``--val-loss DATASET=VAL.json``
   (validation loss and regime at each switch); max RL gain and maxP_post are the observed values.
 
-Numbers are written with one decimal (accuracies, EF), two for losses and correlations, so reruns are
-byte-identical. Example:
+These tables are for people, so numbers are rounded here (and only here; FITS.csv and the curves keep
+full precision): accuracies with one decimal, losses and correlations with two, and compute values
+(x_sft, Cmid) adaptively (``fmt_ef``): one decimal when >= 0.1 EF (or exactly 0), else three
+significant digits in scientific notation (the miniature's 5.64e-06 EF). Reruns are byte-identical.
+Example:
 
     python -m plasticity table --name table4 --fits reports/reference/fits.csv \
         --out-prefix reports/reference/table4
@@ -43,7 +47,21 @@ def _f(v, digits: int = 1) -> str:
         return "–"
     if isinstance(v, str):
         return v
-    return f"{float(v):.{digits}f}"
+    text = f"{float(v):.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text   # no "-0.0"
+
+
+def fmt_ef(v) -> str:
+    """A compute value (EF) for a table: ``34.9`` when >= 0.1 (or 0), ``5.64e-06`` below."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(v):
+        return "–"
+    if v == 0.0 or abs(v) >= 0.1:
+        return f"{v + 0.0:.1f}"
+    return f"{v:.2e}"
 
 
 def _tex_escape(s: str) -> str:
@@ -123,6 +141,12 @@ def _regime_at(val, step: int) -> tuple[str, float | None]:
     return label_regimes(steps, losses)[i].capitalize(), losses[i]
 
 
+def branch_regime(val_losses: dict, dataset: str, step: int) -> str:
+    """Table 4's Regime cell: the regime of DATASET's SFT checkpoint STEP (``–`` when unknown)."""
+    val = val_losses.get(dataset)
+    return _regime_at(val, step)[0] if val else "–"
+
+
 def _dataset_label(ds: str) -> str:
     return "(pure RL)" if ds == "pure_rl" else ds
 
@@ -132,18 +156,26 @@ def table4(fits: list[dict], val_losses: dict, prefix) -> None:
               "A_post", "RMSE val", "Status"]
     if val_losses:
         header.insert(-1, "Regime")
+    from plasticity.analysis.fit import SUBSTITUTED
+
     rows = []
     for f in sorted(fits, key=lambda r: (r["dataset"] != "pure_rl", r["dataset"], r["sft_step"])):
-        row = [_dataset_label(f["dataset"]), str(f["sft_step"]), _f(f.get("x_sft_ef")),
+        fitted = f.get("status", "ok") not in SUBSTITUTED
+        row = [_dataset_label(f["dataset"]), str(f["sft_step"]), fmt_ef(f.get("x_sft_ef")),
                _hp(f.get("tau")), _hp(f.get("alpha")), _f(f.get("eps"), 2),
-               _f(f["pl_rl"]), _cmid(f.get("cmid_ef")), _f(f.get("b")), _f(f["p_sft"]),
+               _f(f["pl_rl"]), fmt_ef(f.get("cmid_ef")) if fitted else "–",
+               _f(f.get("b")) if fitted else "–", _f(f["p_sft"]),
                _f(f["a_post"]), _f(f.get("rmse_val"), 2), f.get("status", "")]
         if val_losses:
-            val = val_losses.get(f["dataset"])
-            row.insert(-1, _regime_at(val, f["sft_step"])[0] if val else "–")
+            row.insert(-1, branch_regime(val_losses, f["dataset"], f["sft_step"]))
         rows.append(row)
-    notes = ["PL_rl = A_post − P_sft; A_post is the fitted ceiling (status `collapsed`: the observed "
-             "peak before the collapse; `failed`: no fit, see FITS.csv max_obs)."]
+    notes = ["PL_rl = A_post − P_sft; A_post is the fitted ceiling (status `ok`). Status `collapsed`: "
+             "the observed peak before the collapse; `failed` (no fit), `flat` (the gain is never "
+             "clearly above zero, or the fit does not rise), `bound` (U at the bound) and "
+             "`implausible` (ceiling outside [0, 100]): the best observed value of the branch, "
+             "with Cmid and B not reported (the rejected fit is in FITS.csv)."]
+    if val_losses:
+        notes.append("Regime: of the branch's SFT checkpoint, from its validation loss.")
     render(header, rows, prefix, "Table 4: sigmoid fits of every RL branch", notes)
 
 
@@ -153,13 +185,6 @@ def _hp(v) -> str:
         return f"{float(v):g}"
     except (TypeError, ValueError):
         return "–"
-
-
-def _cmid(v) -> str:
-    if v is None or not math.isfinite(float(v)):
-        return "–"
-    v = float(v)
-    return f"{v:.1f}" if v >= 0.1 else f"{v:.2e}"
 
 
 def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
@@ -184,7 +209,8 @@ def table6(fits: list[dict], val_losses: dict, prefix) -> None:
         if f["sft_step"] == 0 and f["dataset"] == "pure_rl":
             regime = "Adaptive"
         gain = f.get("max_obs", float("nan")) - f["p_sft"]
-        rows.append([f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)", _f(f.get("x_sft_ef")),
+        rows.append([f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)",
+                     fmt_ef(f.get("x_sft_ef")),
                      _f(loss, 2), regime, _f(f["p_sft"]), _f(gain), _f(f.get("max_obs"))])
     render(["Switch", "x_sft EF", "Val loss", "Regime", "P_sft", "Max RL gain", "maxP_post"], rows,
            prefix, "Table 6: where to switch from SFT to RL")

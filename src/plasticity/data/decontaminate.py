@@ -26,6 +26,10 @@ Benchmark side (``benchmark_side: {model_path, threshold}``; the study's choice:
 cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept SFT and RL prompts)
 are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
 memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
+
+Overlap: the next record batch is read (``tables.prefetch``) and the previous one is written
+(``TableWriter``'s background thread) while the pool matches the current one; the outputs are the
+same bytes as a sequential run, and the inputs are hashed for the manifest from the start.
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows, open_table
+from plasticity.data.tables import InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table, prefetch
 from plasticity.data.text import shingles
 from plasticity.io import atomic_path, write_manifest
 
@@ -126,7 +130,7 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
             tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
                  mininterval=2.0, leave=False) as bar:
         rows_in = 0
-        for batch in iter_batches(path, schema, batch_size=_BATCH):
+        for batch in prefetch(iter_batches(path, schema, batch_size=_BATCH)):
             rows_in += batch.num_rows
             hits: list[tuple[str, str, str] | None] = [None] * batch.num_rows
             for field in fields:
@@ -245,6 +249,8 @@ def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: s
     counts: dict[str, Any] = {"ngram": n, "fields": fields, "benchmark_shingles": len(index), "tables": {}}
     with atomic_path(out) as tmp:
         match = _Matcher(index, n, workers)
+        # Started after the pool has forked: no thread of ours is ever copied into a child.
+        digests = InputDigests({"filtered": filtered, "benchmarks": bench_dir})
         try:
             with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
                 for name, schema in TABLES:
@@ -264,7 +270,7 @@ def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: s
                                    (tmp / "rl_prompts.parquet", S.RL_PROMPT)]),
                 embed, float(side.get("threshold", 0.8)), tmp)
         write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
-                       inputs={"filtered": filtered, "benchmarks": bench_dir}, extra={"counts": counts})
+                       extra={"inputs": digests.manifest_inputs(), "counts": counts})
     return counts
 
 

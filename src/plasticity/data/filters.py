@@ -39,26 +39,43 @@ configured and difficulty outside it; unknown difficulty is kept), duplicate_pro
 Token counting is exact, but skipped where it cannot matter: a text of B UTF-8 bytes has at most
 B + 1 tokens (every token covers at least one byte, plus at most one prefix-space marker), so a
 text with B + 1 <= limit is within the limit without tokenising it.
+
+Speed and memory (outputs are byte-identical to the row-at-a-time version):
+  * batches stay Arrow: only the columns the checks need become Python lists, and kept rows are
+    written with ``TableWriter.add_batch`` (same row groups as adding the dicts one by one);
+  * the grader runs in a helper thread while this thread counts tokens of the same rows (the
+    grader mostly waits on its worker processes); counting a row that then fails the grader is
+    wasted but harmless, since a count is a pure function of the text;
+  * dedup keys are 64-bit digests in ``keys.FirstSeen`` (16 bytes per prompt; the first holder is
+    stored as (file number, row), not as a string) and the grader's verdict cache is an LRU of
+    ``GRADER_CACHE`` entries, so memory does not grow with the corpus.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
 from plasticity import schema as S
-from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows
-from plasticity.data.text import format_problem, has_cjk, normalise_prompt
+from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
+from plasticity.data.tables import (BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows,
+                                    prefetch)
+from plasticity.data.text import format_problem, has_cjk
 from plasticity.io import atomic_path, write_manifest
 
 STAGE = "filter"
 DEFAULT_TEACHERS = ("am-0309", "r1", "deepseek-r1", "deepseek-r1-671b", "r1-671b", "deepseek-reasoner")
 MATCHED = S.TRAJECTORY.append(pa.field("response_tokens", pa.int64()))
+GRADER_CACHE = 1 << 16           # verdict-cache entries (LRU); a cache hit only saves a math-verify call
+WARM_UP_MIN_ROWS = 20_000        # start grader workers up front only for corpora this large (see _warm_up)
+_ROW_BITS = 40                   # FirstSeen value = file number << 40 | row (row 2^40 - 1 = no row)
+_NO_ROW = (1 << _ROW_BITS) - 1
 
 TokenCounter = Callable[[list[str]], list[int]]
 GradeFn = Callable[[list[str], list[str]], Sequence[Any]]   # -> objects with .correct/.extracted/.rule/.reason
@@ -87,16 +104,14 @@ def _lengths(texts: list[str], limit: int, count: TokenCounter) -> list[int | No
     return out
 
 
-def _key(text: str) -> bytes:
-    return hashlib.blake2b(normalise_prompt(text).encode("utf-8"), digest_size=16).digest()
-
-
 def _where(row: dict[str, Any]) -> str:
     return f"{row['source_file']} row {row['source_row']}"
 
 
 class _SftFilter:
-    def __init__(self, cfg: dict[str, Any], grade: GradeFn, count: TokenCounter, rl_keys: set[bytes],
+    """The SFT checks of the module docstring, one record batch at a time, in order."""
+
+    def __init__(self, cfg: dict[str, Any], grade: GradeFn, count: TokenCounter, rl_keys: set[int],
                  ledger: Ledger, kept: TableWriter, matched: TableWriter):
         self.domains = {d.casefold() for d in cfg.get("domains") or ["math"]}
         self.teachers = {t.casefold() for t in cfg.get("teachers") or DEFAULT_TEACHERS}
@@ -104,71 +119,125 @@ class _SftFilter:
         self.max_prompt, self.max_response = int(cfg["max_prompt_tokens"]), int(cfg["max_response_tokens"])
         self.grade, self.count, self.rl_keys = grade, count, rl_keys
         self.ledger, self.kept, self.matched = ledger, kept, matched
-        self.seen: dict[bytes, str] = {}
+        self.seen = FirstSeen()
+        self.files: dict[str, int] = {}          # source_file -> its number in FirstSeen values
+        self.file_names: list[str] = []
         self.rows_in = 0
+        self._grading = ThreadPoolExecutor(1, thread_name_prefix="grade")
 
-    def drop(self, row: dict[str, Any], reason: str, why: str) -> None:
-        self.ledger.drop(row["problem_id"], reason, f"{_where(row)}: {why}")
+    def close(self) -> None:
+        self._grading.shutdown()
 
-    def batch(self, rows: list[dict[str, Any]]) -> None:
-        self.rows_in += len(rows)
-        survivors = []
-        for row in rows:
-            if row["source"] in self.exempt:
-                self.kept.add(row)
-                continue
-            domain, teacher = (row["domain"] or "").casefold(), (row["teacher"] or "").casefold()
-            if domain not in self.domains:
-                self.drop(row, "not_math", f"domain {row['domain']!r}")
-            elif teacher not in self.teachers:
-                self.drop(row, "other_teacher", f"teacher {row['teacher']!r}")
-            elif (problem := format_problem(row["response"])) is not None:
-                self.drop(row, "bad_format", problem)
-            elif not row["reference_answer"]:
-                self.drop(row, "no_reference", "no reference answer")
-            else:
-                survivors.append(row)
-        verdicts = self.grade([r["response"][r["response"].rfind("</think>"):] for r in survivors],
-                              [r["reference_answer"] for r in survivors]) if survivors else []
+    # -- the first holder of a prompt, packed into one int ------------------------------------
+    def _pack(self, source_file: str, source_row: int | None) -> int:
+        number = self.files.setdefault(source_file, len(self.files))
+        if number == len(self.file_names):
+            self.file_names.append(source_file)
+        return number << _ROW_BITS | (_NO_ROW if source_row is None else source_row)
+
+    def _unpack(self, value: int) -> str:
+        row = value & _NO_ROW
+        return f"{self.file_names[value >> _ROW_BITS]} row {None if row == _NO_ROW else row}"
+
+    # -- one batch -----------------------------------------------------------------------------
+    def batch(self, batch: pa.RecordBatch) -> None:
+        n = batch.num_rows
+        self.rows_in += n
+        c = {name: batch.column(name).to_pylist() for name in
+             ("problem_id", "source", "source_file", "source_row", "domain", "teacher", "prompt",
+              "response", "reference_answer")}
+        where = [f"{f} row {r}" for f, r in zip(c["source_file"], c["source_row"])]
+
+        def drop(i: int, reason: str, why: str) -> None:
+            self.ledger.drop(c["problem_id"][i], reason, f"{where[i]}: {why}")
+
+        exempt = [s in self.exempt for s in c["source"]]
+        survivors = [i for i in range(n) if not exempt[i] and self._pre_checks(c, i, drop)]
+        # Grade in the helper thread while this one counts tokens of the same rows.
+        responses = [c["response"][i] for i in survivors]
+        verdicts = self._grading.submit(
+            self.grade, [r[r.rfind("</think>"):] for r in responses],
+            [c["reference_answer"][i] for i in survivors]) if survivors else None
+        prompt_len = _lengths([c["prompt"][i] for i in survivors], self.max_prompt, self.count)
+        response_len = _lengths(responses, self.max_response, self.count)
         graded = []
-        for row, verdict in zip(survivors, verdicts):
+        for k, (i, verdict) in enumerate(zip(survivors, verdicts.result() if verdicts else [])):
             if verdict.correct:
-                graded.append(row)
+                graded.append((k, i))
             else:
-                why = verdict.reason or f"answer {verdict.extracted!r} != reference {row['reference_answer']!r}"
-                self.drop(row, "wrong_answer", f"{why} (rule {verdict.rule})")
-        prompt_len = _lengths([r["prompt"] for r in graded], self.max_prompt, self.count)
-        response_len = _lengths([r["response"] for r in graded], self.max_response, self.count)
-        for row, n_prompt, n_response in zip(graded, prompt_len, response_len):
+                why = verdict.reason or f"answer {verdict.extracted!r} != reference {c['reference_answer'][i]!r}"
+                drop(i, "wrong_answer", f"{why} (rule {verdict.rule})")
+        keep = [False] * n
+        keys = [prompt_key(c["prompt"][i]) for _, i in graded]
+        frozen = self.seen.lookup_frozen(keys)
+        for (k, i), key, first in zip(graded, keys, frozen):
+            n_prompt, n_response = prompt_len[k], response_len[k]
             if n_prompt is not None and n_prompt > self.max_prompt:
-                self.drop(row, "prompt_too_long", f"{n_prompt} > {self.max_prompt} prompt tokens")
+                drop(i, "prompt_too_long", f"{n_prompt} > {self.max_prompt} prompt tokens")
                 continue
             if n_response is not None and n_response > self.max_response:
-                self.drop(row, "response_too_long", f"{n_response} > {self.max_response} response tokens")
+                drop(i, "response_too_long", f"{n_response} > {self.max_response} response tokens")
                 continue
-            key = _key(row["prompt"])
-            if key in self.seen:
-                self.drop(row, "duplicate_prompt", f"same prompt as {self.seen[key]}")
+            first = self.seen.get(key, first)
+            if first != ABSENT:
+                drop(i, "duplicate_prompt", f"same prompt as {self._unpack(first)}")
                 continue
-            self.seen[key] = _where(row)
+            self.seen.add(key, self._pack(c["source_file"][i], c["source_row"][i]))
             if key in self.rl_keys:
-                self.drop(row, "in_rl_prompts", "prompt is an RL prompt (kept aside in rl_matched)")
+                drop(i, "in_rl_prompts", "prompt is an RL prompt (kept aside in rl_matched)")
+                row = batch.slice(i, 1).to_pylist()[0]
                 self.matched.add({**row, "response_tokens": n_response if n_response is not None
                                   else self.count([row["response"]])[0]})
             else:
-                self.kept.add(row)
+                keep[i] = True
+        self.seen.compact()
+        # Exempt rows first, then the kept rows: the order of the row-at-a-time version.
+        if any(exempt):
+            self.kept.add_batch(batch.filter(pa.array(exempt, type=pa.bool_())))
+        self.kept.add_batch(batch.filter(pa.array(keep, type=pa.bool_())))
+
+    def _pre_checks(self, c: dict[str, list], i: int, drop: Callable[[int, str, str], None]) -> bool:
+        """The checks before the grader; drops the row and returns False at the first failure."""
+        domain, teacher = (c["domain"][i] or "").casefold(), (c["teacher"][i] or "").casefold()
+        if domain not in self.domains:
+            drop(i, "not_math", f"domain {c['domain'][i]!r}")
+        elif teacher not in self.teachers:
+            drop(i, "other_teacher", f"teacher {c['teacher'][i]!r}")
+        elif (problem := format_problem(c["response"][i])) is not None:
+            drop(i, "bad_format", problem)
+        elif not c["reference_answer"][i]:
+            drop(i, "no_reference", "no reference answer")
+        else:
+            return True
+        return False
 
 
-def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[bytes]]:
+def _warm_up(grader: Any, workers: int) -> threading.Thread:
+    """Start the grader's worker processes now, in a thread, instead of inside the first batch.
+
+    The grader starts its math-verify workers lazily (about 0.5 s each, one after the other); here
+    ``workers`` distinct fraction items, which only math-verify can decide, make it start them
+    while the RL prompts and the first batch are read. Their verdicts only enter the grader's
+    cache, where they are the verdicts any later identical item would get anyway. Small inputs
+    skip this: an integer-only miniature never needs a worker at all.
+    """
+    items = [(f"\\boxed{{\\frac{{1}}{{{k + 2}}}}}", f"\\frac{{1}}{{{k + 2}}}") for k in range(workers)]
+    thread = threading.Thread(target=grader.grade_many, args=([c for c, _ in items], [r for _, r in items]),
+                              name="grader-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[int]]:
     """Filter the RL prompts; return (rows in, normalised-prompt keys of the kept prompts)."""
     bounds = cfg.get("rl_difficulty")
-    keys: set[bytes] = set()
+    keys: set[int] = set()
     rows_in = 0
     for batch in iter_batches(path, S.RL_PROMPT):
         for row in batch.to_pylist():
             rows_in += 1
             where = _where(row)
-            key = _key(row["prompt"])
+            key = prompt_key(row["prompt"])
             if has_cjk(row["prompt"]):
                 ledger.drop(row["problem_id"], "chinese_prompt", f"{where}: prompt contains Chinese characters")
             elif bounds and row["difficulty"] is not None and not bounds[0] <= row["difficulty"] <= bounds[1]:
@@ -190,6 +259,7 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
     from tqdm import tqdm
 
     ingested = Path(ingested)
+    digests = InputDigests({"ingested": ingested, **({"tokenizer": tokenizer} if tokenizer else {})})
     if count_tokens is None:
         if tokenizer is None:
             raise ValueError("filter: give a tokenizer directory or a count_tokens function")
@@ -199,8 +269,11 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
         from plasticity.grading import Grader
 
         workers = int(cfg.get("workers") or os.cpu_count() or 1)
-        grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=workers, timeout_s=5.0)
+        grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=workers, timeout_s=5.0,
+                        cache_size=GRADER_CACHE)
         grade = grader.grade_many
+        warm_up = _warm_up(grader, workers) if num_rows(ingested / "trajectories.parquet") >= WARM_UP_MIN_ROWS \
+            else None
     try:
         with atomic_path(out) as tmp:
             with Ledger(tmp / "ledger.parquet", STAGE) as ledger, \
@@ -212,11 +285,15 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                         TableWriter(tmp / "rl_matched.parquet", MATCHED) as matched:
                     sft = _SftFilter(cfg, grade, count_tokens, rl_keys, ledger, kept, matched)
                     path = ingested / "trajectories.parquet"
-                    with tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0,
-                              leave=False) as bar:
-                        for batch in iter_batches(path, S.TRAJECTORY):
-                            sft.batch(batch.to_pylist())
-                            bar.update(batch.num_rows)
+                    try:
+                        with tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0,
+                                  leave=False) as bar:
+                            # Batch size is part of the output: exempt rows go first within a batch.
+                            for batch in prefetch(iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS)):
+                                sft.batch(batch)
+                                bar.update(batch.num_rows)
+                    finally:
+                        sft.close()
             sft_dropped = {k: v - rl_counts["dropped"].get(k, 0) for k, v in sorted(ledger.counts.items())}
             sft_dropped = {k: v for k, v in sft_dropped.items() if v}
             counts = {
@@ -229,10 +306,11 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                 if c["in"] != c["kept"] + c["dropped"]:
                     raise AssertionError(f"filter {name}: {c['in']} in != {c['kept']} kept + {c['dropped']} dropped")
             write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
-                           inputs={"ingested": ingested, **({"tokenizer": tokenizer} if tokenizer else {})},
-                           extra={"counts": counts})
+                           extra={"inputs": digests.manifest_inputs(), "counts": counts})
     finally:
         if grader is not None:
+            if warm_up is not None:
+                warm_up.join()
             grader.close()
     return counts
 

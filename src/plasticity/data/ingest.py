@@ -30,7 +30,7 @@ from typing import Any
 
 from plasticity import schema as S
 from plasticity.data import native
-from plasticity.data.tables import DataError, Ledger, TableWriter
+from plasticity.data.tables import DataError, InputDigests, Ledger, TableWriter
 from plasticity.data.text import normalise_prompt
 from plasticity.io import atomic_path, write_manifest
 from plasticity.problems import problem_id
@@ -107,6 +107,7 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
     if len(set(names)) != len(names):
         raise DataError(f"source names must be unique, got {names}")
     roots = {s["name"]: resolve_source(s, raw_dir) for s in [*sources, rl_source]}
+    digests = InputDigests(roots)            # the manifest's input hashes, computed meanwhile
     with atomic_path(out) as tmp:
         per_source: dict[str, Any] = {}
         with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
@@ -124,7 +125,7 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
         counts = {"in": total_in, "kept": kept, "dropped": ledger.total,
                   "dropped_by_reason": dict(sorted(ledger.counts.items())), "sources": per_source}
         write_manifest(tmp, stage=STAGE, config=config, seed=seed,
-                       inputs={n: r for n, r in roots.items()}, extra={"counts": counts})
+                       extra={"inputs": digests.manifest_inputs(), "counts": counts})
     return counts
 
 

@@ -1,0 +1,130 @@
+"""Table 4 and Figure 3 on a real miniature run (compute 1e-7..1e-5 EF, degenerate RL branches)."""
+import csv
+from pathlib import Path
+
+import pytest
+
+from plasticity.analysis import fit as F
+from plasticity.analysis import figures, tables
+from plasticity.analysis.tables import fmt_ef
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "analysis" / "tiny_run"
+VAL = f"uniform={TINY / 'val_loss.json'}"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "fits.csv"
+    assert F.main(["--curves", str(TINY / "curves.csv"), "--hparams", str(TINY / "branches.csv"),
+                   "--tau", "auto", "--alpha", "auto", "--eps", "0", "--out", str(out)]) == 0
+    curves = F.overall_curves(F.read_curve_rows(TINY / "curves.csv"))
+    return curves, F.read_fits(out), out
+
+
+def test_fmt_ef_is_adaptive():
+    assert fmt_ef(34.9) == "34.9" and fmt_ef(1365.6) == "1365.6" and fmt_ef(0.1) == "0.1"
+    assert fmt_ef(5.635661149451058e-06) == "5.64e-06"
+    assert fmt_ef(0.0123) == "1.23e-02"
+    assert fmt_ef(0.0) == "0.0"
+    assert fmt_ef(float("nan")) == "–" and fmt_ef(None) == "–"
+
+
+def _table(path):
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    return [dict(zip(header, (c.strip() for c in ln.strip("|").split("|")))) for ln in lines[1:]]
+
+
+def test_table4_tiny_run_precision_regime_and_degenerate_rows(tiny, tmp_path):
+    _, _, fits_path = tiny
+    prefix = tmp_path / "table4"
+    args = ["--name", "table4", "--fits", str(fits_path), "--val-loss", VAL, "--out-prefix", str(prefix)]
+    assert tables.main(args) == 0
+    rows = {(r["Data"], r["Step"]): r for r in _table(prefix.with_suffix(".md"))}
+    assert rows[("uniform", "200")]["x_sft EF"] == "1.88e-06"          # not 0.0
+    assert rows[("uniform", "600")]["x_sft EF"] == "5.64e-06"
+    assert rows[("(pure RL)", "0")]["x_sft EF"] == "0.0"
+    assert rows[("(pure RL)", "0")]["Cmid (EF)"].endswith("e-07")      # not 0.00e+00
+    # Regime of each branch's SFT checkpoint (val loss minimal at 600)
+    assert rows[("uniform", "200")]["Regime"] == "Adaptive"
+    assert rows[("uniform", "600")]["Regime"] == "Stable"
+    assert rows[("(pure RL)", "0")]["Regime"] == "–"
+    # degenerate branches: best observed value, no fitted Cmid / B
+    assert rows[("uniform", "600")]["Status"] == "flat"
+    assert rows[("uniform", "600")]["A_post"] == "23.1" and rows[("uniform", "600")]["PL_rl"] == "1.2"
+    assert rows[("uniform", "200")]["A_post"] == "5.4" and rows[("uniform", "200")]["PL_rl"] == "0.0"
+    assert rows[("uniform", "600")]["Cmid (EF)"] == "–" and rows[("uniform", "600")]["B"] == "–"
+    for r in rows.values():
+        assert 0.0 <= float(r["A_post"]) <= 100.0
+    tex = prefix.with_suffix(".tex").read_text()
+    assert "5.64e-06" in tex and "Stable" in tex
+    first = [prefix.with_suffix(s).read_bytes() for s in (".md", ".tex", ".csv")]
+    assert tables.main(args) == 0
+    assert [prefix.with_suffix(s).read_bytes() for s in (".md", ".tex", ".csv")] == first
+
+
+def test_table4_without_val_loss_has_no_regime_column(tiny, tmp_path):
+    _, _, fits_path = tiny
+    prefix = tmp_path / "t4"
+    assert tables.main(["--name", "table4", "--fits", str(fits_path), "--out-prefix", str(prefix)]) == 0
+    assert "Regime" not in prefix.with_suffix(".md").read_text()
+
+
+def test_figure3_layout_tiny_run(tiny):
+    curves, fits, _ = tiny
+    val = tables.parse_val_losses([VAL])
+    lay = figures.figure3_layout(curves, fits, "uniform", val)
+    by = {(b["dataset"], b["step"]): b for b in lay["branches"]}
+    assert set(by) == {("pure_rl", 0), ("uniform", 200), ("uniform", 600)}
+    x_sft = {(r["dataset"], int(r["sft_step"])): float(r["x_sft_ef"])
+             for r in csv.DictReader(open(TINY / "branches.csv"))}
+    for key in (("uniform", 200), ("uniform", 600)):
+        # branch points start at the SFT checkpoint's compute, on the SFT curve
+        assert by[key]["x"][0] == pytest.approx(x_sft[key], rel=1e-9)
+        assert any(x == pytest.approx(x_sft[key], rel=1e-9) for x, _ in lay["sft"])
+        assert min(by[key]["x"]) >= x_sft[key] * (1 - 1e-9)
+        assert by[key]["status"] == "flat" and not by[key]["draw_fit"] and by[key]["curve"] is None
+    assert by[("pure_rl", 0)]["x"][0] == 0.0 and by[("pure_rl", 0)]["draw_fit"]
+    assert by[("pure_rl", 0)]["curve"][0][0] == 0.0
+    # y-limits from the data (10.5 .. 23.1 and 4.1), not from a fitted curve at -78
+    ys = [y for b in lay["branches"] for y in b["y"]] + [y for _, y in lay["sft"]]
+    lo, hi = lay["ylim"]
+    assert min(ys) - 2.0 < lo < min(ys) and max(ys) < hi < max(ys) + 2.0
+    # symlog threshold at the data's scale (1e-7 EF), not 1 EF
+    assert lay["linthresh"] == pytest.approx(1.04285432673e-07)
+    # regimes at compute positions: steps 0-400 Adaptive, 600 Stable
+    spans = lay["regimes"]
+    assert [lab for *_, lab in spans] == ["adaptive"] * 4 + ["stable"]
+    stable_lo, stable_hi, _ = spans[-1]
+    assert stable_lo < x_sft[("uniform", 600)] <= stable_hi
+    assert stable_hi >= max(by[("uniform", 600)]["x"])
+    assert any(a <= x_sft[("uniform", 200)] < b for a, b, lab in spans if lab == "adaptive")
+
+
+def test_figure3_png_is_written_and_byte_identical(tiny, tmp_path):
+    _, _, fits_path = tiny
+    out = tmp_path / "figure3.png"
+    args = ["--name", "figure3", "--curves", str(TINY / "curves.csv"), "--fits", str(fits_path),
+            "--val-loss", VAL, "--out", str(out)]
+    assert figures.main(args) == 0
+    first = out.read_bytes()
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figures.main(args) == 0 and out.read_bytes() == first
+
+
+def test_figure3_layout_is_scale_free(tiny):
+    """The same panel with every compute value times 1e9 (the study's EF range) has the same shape."""
+    curves, fits, _ = tiny
+    k = 1e9
+    big = F.Curves(sft={d: [(x * k, y) for x, y in p] for d, p in curves.sft.items()},
+                   rl={key: [(x * k, y) for x, y in p] for key, p in curves.rl.items()},
+                   per_benchmark={})
+    big_fits = [dict(f, x_sft_ef=f["x_sft_ef"] * k, cmid_ef=f["cmid_ef"] * k) for f in fits]
+    a = figures.figure3_layout(curves, fits, "uniform")
+    b = figures.figure3_layout(big, big_fits, "uniform")
+    assert b["linthresh"] == pytest.approx(a["linthresh"] * k) and b["ylim"] == a["ylim"]
+    for ba, bb in zip(a["branches"], b["branches"]):
+        assert bb["x"] == pytest.approx([x * k for x in ba["x"]])
+        assert bb["draw_fit"] == ba["draw_fit"]
+        if ba["draw_fit"]:
+            assert bb["curve"][1] == pytest.approx(ba["curve"][1])
