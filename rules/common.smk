@@ -263,6 +263,15 @@ REPORT_INPUTS = {
 VAL_LOSS_FLAG = {"table1": "min-loss", "table5": "min-loss", "figure8": "min-loss"}
 
 
+def fit_side_args(curves):
+    """Suite weights and branch points for the fitter: beside our own curves, or imported ones."""
+    if CFG.report.import_curves:
+        hparams = CFG.report.import_hparams
+        return f"--hparams {shlex.quote(hparams)}" if hparams else ""
+    return " ".join(f"--{flag} {shlex.quote(str(Path(curves).parent / name))}"
+                    for flag, name in (("weights", "weights.json"), ("hparams", "branches.csv")))
+
+
 # the loss-vs-ceiling correlation (Table 5, Figure 8) needs at least two SFT sets
 CORRELATION = {"table5", "figure8"}
 

@@ -3,7 +3,6 @@
 # what Table 4 needs and nothing else.
 
 
-
 if CFG.report.import_curves:
     rule curves:
         """Curves imported from elsewhere (e.g. the study's published curves), rendered unchanged."""
@@ -36,6 +35,7 @@ else:
 rule fits:
     input:
         curves=rules.curves.output.csv,
+        hparams=CFG.report.import_hparams or [],
         code=code("plasticity.analysis.fit"),
     output:
         f"{REPORT}/fits.csv",
@@ -44,9 +44,7 @@ rule fits:
         alpha=CFG.report.fit.lts_alpha,
         eps=CFG.report.fit.eps,
         # curves writes weights.json (suite sizes) and branches.csv (branch points) beside the CSV
-        side=lambda w, input: "" if CFG.report.import_curves else " ".join(
-            f"--{flag} {shlex.quote(str(Path(input.curves).parent / name))}"
-            for flag, name in (("weights", "weights.json"), ("hparams", "branches.csv"))),
+        side=lambda w, input: fit_side_args(input.curves),
     log:
         log("report/fits"),
     conda:

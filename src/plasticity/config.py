@@ -384,7 +384,11 @@ class FitCfg(Strict):
 
 class Report(Strict):
     fit: FitCfg = FitCfg()
-    import_curves: str | None = None        # a curves CSV from elsewhere, rendered instead of results
+    # Curves from elsewhere (the layout of ../shared/reference/sft889k_curves.csv) rendered instead of
+    # this project's results, with optional per-branch fit hyperparameters (the layout of
+    # sft889k_table4.csv): the study's own published curves through this pipeline.
+    import_curves: str | None = None
+    import_hparams: str | None = None
     model: str | None = None                # model whose runs the report covers (default: first in use)
 
 
@@ -445,6 +449,8 @@ class Config(Strict):
             method = br.method or self.rl.defaults.method
             if method not in RL_METHODS + SYNC_METHODS:
                 errors.append(f"{where}.method: {method!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
+        if self.report.import_hparams and not self.report.import_curves:
+            errors.append("report.import_hparams: only used with report.import_curves")
         if self.report.model and self.report.model not in self.models:
             errors.append(f"report.model: unknown model {self.report.model!r}")
         if self.data.difficulty.model and self.data.difficulty.model not in self.models:

@@ -28,7 +28,7 @@ def test_default_dry_run(tmp_path):
     assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 4 and jobs["figure"] == 2
 
 
-@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104),
+@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104), ("mini-study.yaml", 4, 9, 17),
                                                ("paper-llama3.2-3b.yaml", 5, 11, 61)])
 def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
     jobs = job_counts(snakemake("-n", "--configfile", f"configs/{name}",
@@ -71,3 +71,20 @@ def test_dvc_targets_exist():
     from plasticity.phases import PHASES
     rules = set(snakemake("--list").split())
     assert {p.target for p in PHASES} <= rules
+
+
+REFERENCE = ROOT.parent / "shared" / "reference"
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="../shared/reference not present")
+def test_import_path_renders_the_studys_curves(tmp_path):
+    """The study's published curves, imported, rebuild the committed reference Table 4 and Figure 3."""
+    report = f"report={{import_curves: {REFERENCE / 'sft889k_curves.csv'}, " \
+             f"import_hparams: {REFERENCE / 'sft889k_table4.csv'}}}"
+    out = snakemake("-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "1",
+                    "p/tables/table4.md", "p/figures/figure3.png",
+                    "--configfile", str(ROOT / "configs" / "paper-qwen2.5-7b.yaml"),
+                    "--config", report, "reports_dir=p")
+    assert "Error" not in out
+    for name in ("tables/table4.md", "figures/figure3.png"):
+        assert (tmp_path / "p" / name).read_bytes() == (ROOT / "reports" / "reference" / name.split("/")[1]).read_bytes()
