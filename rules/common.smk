@@ -257,7 +257,7 @@ FIGURES = ("figure2", "figure3", "figure8")
 REPORT_INPUTS = {
     "table1": ("curves", "val_loss"), "table2": ("settings",), "table4": ("fits", "val_loss"),
     "table5": ("fits", "val_loss"), "table6": ("fits", "val_loss"),
-    "figure2": ("curves",), "figure3": ("curves", "fits", "val_loss"), "figure8": ("fits", "val_loss"),
+    "figure2": ("curves", "fits"), "figure3": ("curves", "fits", "val_loss"), "figure8": ("fits", "val_loss"),
 }
 # flag under which each table / figure takes the validation-loss files
 VAL_LOSS_FLAG = {"table1": "min-loss", "table5": "min-loss", "figure8": "min-loss"}

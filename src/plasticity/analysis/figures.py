@@ -2,8 +2,9 @@
 
 ``python -m plasticity figure --name NAME [inputs] --out FILE.png``. Inputs per figure:
 
-- figure2 (paradigm curves): ``--curves``; overall accuracy against compute, one line per SFT curve
-  and per RL branch (RL branches start at their SFT checkpoint's compute, so x = x_sft + x_rl).
+- figure2 (paradigm curves): ``--curves`` and optional ``--fits``; overall accuracy against compute,
+  one line per SFT curve and per RL branch (RL branches start at their SFT checkpoint's compute from
+  the fits' x_sft_ef / sft_step, so x = x_sft + x_rl; at x_rl alone without --fits).
 - figure3 (RL scaling per SFT set): ``--curves`` and ``--fits``; one panel per SFT set with the SFT
   curve, every RL branch (points, starting at its SFT checkpoint's compute x_sft_ef, so x = x_sft +
   x_rl; the pure-RL branch from 0) and its fitted sigmoid, except for fits whose A_post is an observed
@@ -55,25 +56,26 @@ def _label(ds: str, step: int) -> str:
     return "pure RL" if step == 0 else f"{ds} @ {step}"
 
 
-def figure2(curves, out) -> None:
+def figure2(curves, out, fits: list[dict] = ()) -> None:
+    """Paradigm curves; RL branches start at their SFT checkpoint's compute (from the fits)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = []
     for ds, pts in sorted(curves.sft.items()):
         ax.plot([x for x, _ in pts], [y for _, y in pts], "-", lw=1.5, label=f"{ds} SFT")
+        xs += [x for x, _ in pts]
     for (ds, step), pts in sorted(curves.rl.items()):
-        x0 = _x_of_step(curves, ds, step)
+        x0 = step * (_ef_per_step(fits, ds) or 0.0)
         ax.plot([x0 + x for x, _ in pts], [y for _, y in pts], ".-", ms=3, lw=0.8,
-                label=f"{_label(ds, step)} RL")
-    ax.set_xlabel("compute (EF)")
+                label=_label(ds, step) if step == 0 else f"{_label(ds, step)} RL")
+        xs += [x0 + x for x, _ in pts]
+    positive = [x for x in xs if x > 0]
+    ax.set_xscale("symlog", linthresh=min(positive) if positive else 1.0)
+    ax.set_xlabel("compute x_sft + x_rl (EF, symlog)")
     ax.set_ylabel("overall accuracy (%)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     _save(fig, out)
-
-
-def _x_of_step(curves, ds, step) -> float:
-    scale = getattr(curves, "ef_per_step", {}).get(ds)
-    return step * scale if scale else 0.0
 
 
 def _ef_per_step(fits: list[dict], ds: str) -> float | None:
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             curves = overall_curves(read_curve_rows(args.curves), weights, source=args.curves)
         fits = read_fits(args.fits) if args.fits else []
         if args.name == "figure2":
-            figure2(curves, args.out)
+            figure2(curves, args.out, fits)
         elif args.name == "figure3":
             figure3(curves, fits, args.out, parse_val_losses(args.val_loss), args.dataset or None)
         else:
