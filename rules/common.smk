@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from plasticity.config import SWITCH_RULES, load_config, validate  # noqa: E402
+from plasticity.config import NAME_RE, SWITCH_RULES, validate  # noqa: E402
 
 SRC = Path(workflow.basedir) / "src"
 
@@ -43,7 +43,10 @@ envvars:
 
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
-NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+NAME = NAME_RE
+TABLES = ("table1", "table2", "table4", "table5", "table6")
+FIGURES = ("figure2", "figure3", "figure8")
+
 wildcard_constraints:
     model=NAME,
     sft_data=NAME,
@@ -52,8 +55,8 @@ wildcard_constraints:
     switch=r"\d+|" + "|".join(SWITCH_RULES),
     run=rf"base|sft[/]{NAME}[/]\d+",
     stage=r"[a-z_]+",
-    table="|".join(("table1", "table2", "table4", "table5", "table6")),
-    figure="|".join(("figure2", "figure3", "figure8")),
+    table="|".join(TABLES),
+    figure="|".join(FIGURES),
     key=r"(?!.*\.\.)[A-Za-z0-9_.@/-]+",
 
 
@@ -183,8 +186,8 @@ def write_section(path, section):
 
 # ---- used by rules/data.smk
 def _raw_input(wildcards):
-    uses_teacher = any(s.path == "teacher" for s in [*CFG.data.sources, CFG.data.rl_source])
-    return rules.teacher.output[0] if uses_teacher else []
+    return rules.teacher.output[0] if CFG.data.uses_teacher() else []
+
 
 def difficulty_model(wildcards):
     """Reference model sampled for win rates (difficulty.source = sample), else nothing."""
@@ -251,8 +254,6 @@ def _curve_inputs(w):
             + [d for d in rl_dirs() if d.startswith(f"{R}/{m}/")])
 
 
-TABLES = ("table1", "table2", "table4", "table5", "table6")
-FIGURES = ("figure2", "figure3", "figure8")
 # what each table / figure reads (see plasticity.analysis.tables / figures)
 REPORT_INPUTS = {
     "table1": ("curves", "val_loss"), "table2": ("settings",), "table4": ("fits", "val_loss"),

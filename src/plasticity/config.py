@@ -213,12 +213,15 @@ class Data(Strict):
     difficulty: Difficulty = Difficulty()
     sets: dict[str, DataSet]
 
+    def uses_teacher(self) -> bool:
+        """True when a source reads the simulated teacher's output (`path: teacher`)."""
+        return any(s.path == "teacher" for s in [*self.sources, self.rl_source])
+
     @model_validator(mode="after")
     def _consistent(self) -> "Data":
         for name in self.sets:
             _check_name(name, "set name")
-        uses_teacher = any(s.path == "teacher" for s in [*self.sources, self.rl_source])
-        if uses_teacher and self.teacher is None:
+        if self.uses_teacher() and self.teacher is None:
             raise ValueError("a source has `path: teacher` but data.teacher is not configured")
         if sum(s.kind == "val" for s in self.sets.values()) != 1:
             raise ValueError("exactly one set of kind 'val' is required (the SFT validation set)")
