@@ -88,3 +88,10 @@ def test_import_path_renders_the_studys_curves(tmp_path):
     assert "Error" not in out
     for name in ("tables/table4.md", "figures/figure3.png"):
         assert (tmp_path / "p" / name).read_bytes() == (ROOT / "reports" / "reference" / name.split("/")[1]).read_bytes()
+
+
+def test_slurm_profile_parses(tmp_path):
+    """The SLURM profile's keys are valid for the installed executor plugin (dry run, no cluster)."""
+    jobs = job_counts(snakemake("--profile", "profiles/slurm", "-n", "-d", str(tmp_path),
+                                "--configfile", str(ROOT / "configs" / "paper-qwen2.5-7b.yaml")))
+    assert jobs["rl"] == 40
