@@ -10,9 +10,7 @@ import pytest
 
 from plasticity.analysis import fit as F
 
-REF = Path(__file__).resolve().parents[3] / "shared" / "reference"
-if not REF.is_dir():
-    REF = Path("/work/shared/reference")
+REF = Path(__file__).resolve().parents[3] / "shared" / "reference"   # ../shared beside the checkout
 
 pytestmark = pytest.mark.skipif(not (REF / "sft889k_curves.csv").is_file(),
                                 reason="study reference data not present")

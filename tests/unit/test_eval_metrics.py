@@ -10,9 +10,8 @@ import pytest
 from plasticity.eval.metrics import (avg_at_k, bootstrap_ci, maj_at_k, mean_pass_at_k, micro_average, pass_at_k,
                                      summarize)
 
-REFERENCE = Path("/work/shared/reference/sft889k_curves.csv")
-if not REFERENCE.is_file():
-    REFERENCE = Path(__file__).parents[2] / "shared" / "reference" / "sft889k_curves.csv"
+# ../shared beside the checkout
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "sft889k_curves.csv"
 COUNTS = {"gsm8k": 1317, "olympiad_bench": 291, "minerva": 262, "math": 237, "aime": 25, "aime25": 25}
 
 
