@@ -309,9 +309,9 @@ def _row(entry: dict) -> str:
 NOTES = """\
 How the pipeline gets there (outputs byte-identical to the row-at-a-time version; tests/unit/test_data_parallel.py):
 
-- Parquet encoding + zstd of every output runs in a background writer thread, and the next record batch is
-  read in another, both without the GIL; the Python work of each stage overlaps them. Row groups are cut by
-  the same rule as before, so the files are the same bytes.
+- Parquet encoding + zstd of every output runs in a background writer thread (without the GIL), so the
+  Python work of each stage overlaps it. Row groups are cut by the same rule as before, so the files are
+  the same bytes.
 - The filter keeps batches in Arrow (only the needed columns become Python lists; kept rows are written as
   Arrow slices, no dict round trip) and grades in a helper thread while the main thread counts tokens.
 - Ingest maps well-formed AM-40M records on a fast path (falls back to the field-by-field checks on

@@ -42,13 +42,14 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 def best_ceilings(fits: Sequence[Mapping]) -> dict[str, dict]:
     """Per dataset the FITS row with the highest finite A_post (pure_rl, failed, bound and implausible
-    fits excluded)."""
+    fits excluded). A `flat` branch counts with its best observed value: RL did not move it, so the
+    level it holds is its ceiling."""
     best: dict[str, dict] = {}
     for row in fits:
         a = row.get("a_post")
         if row["dataset"] == "pure_rl" or a is None or not math.isfinite(float(a)):
             continue
-        if row.get("status", "ok") not in ("ok", "collapsed"):
+        if row.get("status", "ok") not in ("ok", "collapsed", "flat"):
             continue          # failed, bound or implausible fits say nothing about the ceiling
         cur = best.get(row["dataset"])
         if cur is None or float(a) > float(cur["a_post"]):

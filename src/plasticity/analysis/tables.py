@@ -202,18 +202,21 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
 
 
 def table6(fits: list[dict], val_losses: dict, prefix) -> None:
+    """Switch points; with several SFT sets a leading Data column tells their rows apart."""
     rows = []
+    many = len({f["dataset"] for f in fits if f["dataset"] != "pure_rl"}) > 1
     for f in fits:
         val = val_losses.get(f["dataset"])
         regime, loss = _regime_at(val, f["sft_step"]) if val else ("–", None)
         if f["sft_step"] == 0 and f["dataset"] == "pure_rl":
             regime = "Adaptive"
         gain = f.get("max_obs", float("nan")) - f["p_sft"]
-        rows.append([f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)",
-                     fmt_ef(f.get("x_sft_ef")),
-                     _f(loss, 2), regime, _f(f["p_sft"]), _f(gain), _f(f.get("max_obs"))])
-    render(["Switch", "x_sft EF", "Val loss", "Regime", "P_sft", "Max RL gain", "maxP_post"], rows,
-           prefix, "Table 6: where to switch from SFT to RL")
+        row = [f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)",
+               fmt_ef(f.get("x_sft_ef")),
+               _f(loss, 2), regime, _f(f["p_sft"]), _f(gain), _f(f.get("max_obs"))]
+        rows.append([_dataset_label(f["dataset"]), *row] if many else row)
+    header = ["Switch", "x_sft EF", "Val loss", "Regime", "P_sft", "Max RL gain", "maxP_post"]
+    render(["Data", *header] if many else header, rows, prefix, "Table 6: where to switch from SFT to RL")
 
 
 def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix) -> None:

@@ -27,9 +27,9 @@ cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept S
 are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
 memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
 
-Overlap: the next record batch is read (``tables.prefetch``) and the previous one is written
-(``TableWriter``'s background thread) while the pool matches the current one; the outputs are the
-same bytes as a sequential run, and the inputs are hashed for the manifest from the start.
+Overlap: the previous batch is written (``TableWriter``'s background thread) while the pool
+matches the current one; the outputs are the same bytes as a sequential run, and the inputs are
+hashed for the manifest while the stage works (``tables.InputDigests``).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table, prefetch
+from plasticity.data.tables import InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table
 from plasticity.data.text import shingles
 from plasticity.io import atomic_path, write_manifest
 
@@ -130,7 +130,7 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
             tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
                  mininterval=2.0, leave=False) as bar:
         rows_in = 0
-        for batch in prefetch(iter_batches(path, schema, batch_size=_BATCH)):
+        for batch in iter_batches(path, schema, batch_size=_BATCH):
             rows_in += batch.num_rows
             hits: list[tuple[str, str, str] | None] = [None] * batch.num_rows
             for field in fields:

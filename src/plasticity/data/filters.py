@@ -64,8 +64,7 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
-from plasticity.data.tables import (BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows,
-                                    prefetch)
+from plasticity.data.tables import BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows
 from plasticity.data.text import format_problem, has_cjk
 from plasticity.io import atomic_path, write_manifest
 
@@ -289,7 +288,7 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                         with tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0,
                                   leave=False) as bar:
                             # Batch size is part of the output: exempt rows go first within a batch.
-                            for batch in prefetch(iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS)):
+                            for batch in iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS):
                                 sft.batch(batch)
                                 bar.update(batch.num_rows)
                     finally:

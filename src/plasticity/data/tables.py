@@ -11,8 +11,9 @@ Speed without changing bytes (the stages are CPU-bound on 2 cores):
   * ``TableWriter.add_batch`` appends Arrow rows with the same row-group cut rule as ``add`` (the
     rows' string lengths are counted exactly as for dicts), so a stage that only drops rows need
     not round-trip them through Python dicts.
-  * ``prefetch`` reads the next record batch in a background thread (decompression also runs
-    without the GIL).
+  * Reading needs no helper thread: pyarrow already decompresses and decodes the columns of a
+    record batch on its own thread pool (a prefetching thread was tried: no faster on 2 cores,
+    one more batch in memory).
   * ``open_table`` turns pyarrow's pre-buffering off: with it on, the reader keeps every
     compressed column chunk it has read until the file is closed, so memory grew with the table.
 """
@@ -23,7 +24,7 @@ import json
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -235,51 +236,9 @@ def iter_batches(path: str | Path, schema: pa.Schema, *, columns: list[str] | No
     """Record batches of a stage table (schema-checked), ``batch_size`` rows at a time."""
     handle = open_table(path, schema)
     try:
-        yield from handle.iter_batches(batch_size=batch_size, columns=columns)
+        yield from handle.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: corrupt parquet data ({exc})") from exc
-
-
-_T = TypeVar("_T")
-
-
-def prefetch(items: Iterable[_T], depth: int = 1) -> Iterator[_T]:
-    """``items``, produced one ahead in a background thread (for readers that release the GIL).
-
-    At most ``depth`` items wait; an exception in the producer is re-raised here, in order.
-    """
-    done = object()
-    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                slots.put((True, item))
-            slots.put((True, done))
-        except BaseException as exc:          # noqa: BLE001 - handed to the consumer
-            slots.put((False, exc))
-
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = slots.get()
-            if not ok:
-                raise item
-            if item is done:
-                return
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():              # unblock a producer waiting on a full queue
-            try:
-                slots.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        thread.join()
 
 
 class InputDigests:
