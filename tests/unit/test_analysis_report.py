@@ -128,3 +128,44 @@ def test_figure3_layout_is_scale_free(tiny):
         assert bb["draw_fit"] == ba["draw_fit"]
         if ba["draw_fit"]:
             assert bb["curve"][1] == pytest.approx(ba["curve"][1])
+
+
+def test_table1_paradigms_from_curves(tmp_path):
+    assert tables.main(["--name", "table1", "--curves", str(TINY / "curves.csv"), "--min-loss", VAL,
+                        "--out-prefix", str(tmp_path / "t1")]) == 0
+    rows = {r["Method"]: r for r in _table(tmp_path / "t1.md")}
+    overall = list(csv.DictReader((TINY / "curves.csv").open()))
+    sft = [float(r["accuracy"]) for r in overall if r["phase"] == "sft" and r["benchmark"] == "overall"]
+    assert rows["Base"]["maxP_post"] == "10.5"
+    assert rows["uniform"]["Paradigm"] == "SFT" and float(rows["uniform"]["maxP_post"]) == max(sft)
+    assert rows["uniform → RL"]["Paradigm"] == "SFT-then-RL"
+    assert rows["uniform"]["Min. val loss"] != "–"
+
+
+def test_table2_settings_from_config(tmp_path):
+    cfg = tmp_path / "settings.json"
+    cfg.write_text('{"rl": {"lr": 1e-06, "epsilon_high": 0.28}, "sft": {"batch_size": 512}}')
+    assert tables.main(["--name", "table2", "--config", str(cfg), "--out-prefix", str(tmp_path / "t2")]) == 0
+    text = (tmp_path / "t2.md").read_text()
+    assert "rl.epsilon_high" in text and "0.28" in text and "sft.batch_size" in text and "512" in text
+
+
+def test_table6_switch_points(tiny, tmp_path):
+    _, _, fits_path = tiny
+    assert tables.main(["--name", "table6", "--fits", str(fits_path), "--val-loss", VAL,
+                        "--out-prefix", str(tmp_path / "t6")]) == 0
+    rows = _table(tmp_path / "t6.md")
+    by_switch = {r["Switch"]: r for r in rows}
+    assert by_switch["0 (zero-RL)"]["Regime"] == "Adaptive"
+    assert by_switch["600 steps"]["Regime"] == "Stable" and by_switch["200 steps"]["Regime"] == "Adaptive"
+    # maxP_post = P_sft + max RL gain, read off the observed points
+    for r in rows:
+        assert abs(float(r["P_sft"]) + float(r["Max RL gain"]) - float(r["maxP_post"])) < 0.11
+
+
+def test_figure2_png(tiny, tmp_path):
+    _, _, fits_path = tiny
+    out = tmp_path / "f2.png"
+    assert figures.main(["--name", "figure2", "--curves", str(TINY / "curves.csv"), "--fits", str(fits_path),
+                         "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
