@@ -1,6 +1,7 @@
 """The data stages' concurrency and compact structures give the same bytes as the plain versions:
 Arrow-batch appends cut row groups exactly like dict appends, the background writer surfaces
-errors, the compact dedup index behaves like a dict, the filter's output does not depend on
+errors, the prefetching reader keeps order and surfaces errors in order, the compact dedup index
+behaves like a dict, the filter's output does not depend on
 batching or index merges, manifest inputs hashed early equal those hashed at the end, and the
 AM-40M fast mapper agrees with the field-by-field one."""
 import json
@@ -13,7 +14,7 @@ import pytest
 from plasticity import schema as S
 from plasticity.data import filters, native, tables
 from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
-from plasticity.data.tables import InputDigests, TableWriter, write_rows
+from plasticity.data.tables import InputDigests, TableWriter, prefetch, tune_stage_process, write_rows
 from plasticity.io import write_manifest
 
 
@@ -61,6 +62,29 @@ def test_background_writer_error_surfaces(tmp_path):
     with pytest.raises((pa.ArrowException, TypeError, ValueError)):
         writer._background.submit(bad)              # wrong type: fails in the writer thread ...
         writer.close()                               # ... and is raised here at the latest
+
+
+def test_prefetch_keeps_order_and_raises_in_order():
+    assert list(prefetch(iter(range(100)))) == list(range(100))
+
+    def broken():
+        yield 1
+        yield 2
+        raise RuntimeError("boom")
+
+    got = []
+    with pytest.raises(RuntimeError, match="boom"):
+        for item in prefetch(broken()):
+            got.append(item)
+    assert got == [1, 2]
+    for item in prefetch(iter(range(10**6))):       # leaving early does not hang
+        if item == 3:
+            break
+
+
+def test_tune_stage_process_is_harmless():
+    tune_stage_process()
+    tune_stage_process()                         # idempotent; a no-op where unsupported
 
 
 @pytest.mark.parametrize("merge_at", [1, 3, 1 << 16])

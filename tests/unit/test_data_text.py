@@ -35,3 +35,29 @@ def test_shingles_short_text_is_one_whole_shingle():
     grams = text.shingles("one two three four", 2)
     assert grams == ["one two", "two three", "three four"]
     assert text.shingles("", 8) == []
+
+
+def _format_problem_two_scans(response):
+    """The format check written plainly (first <think>, first </think> after it, no <think> between)."""
+    open_at = response.find("<think>")
+    if open_at < 0:
+        return "no <think>"
+    close_at = response.find("</think>", open_at)
+    if close_at < 0:
+        return "no </think>"
+    if response.find("<think>", open_at + 7, close_at) >= 0:
+        return "nested <think>"
+    if text.last_boxed(response[close_at:]) is None:
+        return "no \\boxed{} after </think>"
+    return None
+
+
+def test_format_problem_single_scan_agrees_with_the_plain_definition():
+    import random
+
+    pieces = ["<think>", "</think>", "think>", "<", "</", "/", "think", ">", "x", "\\boxed{1}", "{", "}",
+              "<thin", "k>", "</th", "ink>", "<<", "<//", "\n"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        response = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert text.format_problem(response) == _format_problem_two_scans(response), response

@@ -27,9 +27,11 @@ cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept S
 are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
 memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
 
-Overlap: the previous batch is written (``TableWriter``'s background thread) while the pool
-matches the current one; the outputs are the same bytes as a sequential run, and the inputs are
-hashed for the manifest while the stage works (``tables.InputDigests``).
+Overlap: the previous batch is written (``TableWriter``'s background thread) while the pool matches
+the current one; the outputs are the same bytes as a sequential run, and the inputs are hashed for
+the manifest while the stage works (``tables.InputDigests``). Batches are read in this thread, not
+prefetched: this thread mostly waits on the pool anyway, and a prefetched batch cost ~200 MiB of
+peak memory for no measured gain.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table
+from plasticity.data.tables import (InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table,
+                                    tune_stage_process)
 from plasticity.data.text import shingles
 from plasticity.io import atomic_path, write_manifest
 
@@ -130,7 +133,7 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
             tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
                  mininterval=2.0, leave=False) as bar:
         rows_in = 0
-        for batch in iter_batches(path, schema, batch_size=_BATCH):
+        for batch in iter_batches(path, schema, batch_size=_BATCH):   # no prefetch: see run()
             rows_in += batch.num_rows
             hits: list[tuple[str, str, str] | None] = [None] * batch.num_rows
             for field in fields:
@@ -240,6 +243,7 @@ def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[li
 # ----------------------------------------------------------------------------------- stage
 def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: str | Path, *,
         embed: EmbedFn | None = None, seed: int | None = None) -> dict[str, Any]:
+    tune_stage_process()
     filtered, bench_dir = Path(filtered), Path(bench_dir)
     n = int(cfg.get("ngram", 8))
     fields = list(cfg.get("fields") or ["prompt"])

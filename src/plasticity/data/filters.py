@@ -64,7 +64,8 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
-from plasticity.data.tables import BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows
+from plasticity.data.tables import (BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows,
+                                    prefetch, tune_stage_process)
 from plasticity.data.text import format_problem, has_cjk
 from plasticity.io import atomic_path, write_manifest
 
@@ -97,7 +98,10 @@ def load_token_counter(tokenizer_dir: str | Path) -> TokenCounter:
 def _lengths(texts: list[str], limit: int, count: TokenCounter) -> list[int | None]:
     """Exact token counts where the byte bound cannot decide; None where the text surely fits."""
     out: list[int | None] = [None] * len(texts)
-    todo = [i for i, t in enumerate(texts) if len(t.encode("utf-8")) + 1 > limit]
+    # A text has at least as many UTF-8 bytes as characters, so only a text with len + 1 <= limit
+    # needs its exact byte length (equal to len for ASCII: str.isascii is O(1)).
+    todo = [i for i, t in enumerate(texts)
+            if len(t) + 1 > limit or (not t.isascii() and len(t.encode("utf-8")) + 1 > limit)]
     for i, n in zip(todo, count([texts[i] for i in todo])):
         out[i] = n
     return out
@@ -257,6 +261,7 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
     grader (tests inject stand-ins); otherwise the tokenizer is loaded from ``tokenizer``."""
     from tqdm import tqdm
 
+    tune_stage_process()
     ingested = Path(ingested)
     digests = InputDigests({"ingested": ingested, **({"tokenizer": tokenizer} if tokenizer else {})})
     if count_tokens is None:
@@ -288,7 +293,7 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                         with tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0,
                                   leave=False) as bar:
                             # Batch size is part of the output: exempt rows go first within a batch.
-                            for batch in iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS):
+                            for batch in prefetch(iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS)):
                                 sft.batch(batch)
                                 bar.update(batch.num_rows)
                     finally:

@@ -30,7 +30,7 @@ from typing import Any
 
 from plasticity import schema as S
 from plasticity.data import native
-from plasticity.data.tables import DataError, InputDigests, Ledger, TableWriter
+from plasticity.data.tables import DataError, InputDigests, Ledger, TableWriter, tune_stage_process
 from plasticity.data.text import normalise_prompt
 from plasticity.io import atomic_path, write_manifest
 from plasticity.problems import problem_id
@@ -102,6 +102,7 @@ def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledg
 def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str | Path,
         out: str | Path, *, seed: int | None = None, config: Any = None) -> dict[str, Any]:
     """Ingest every source into ``out``; return the manifest's counts."""
+    tune_stage_process()
     raw_dir = Path(raw_dir)
     names = [s["name"] for s in sources] + [rl_source["name"]]
     if len(set(names)) != len(names):

@@ -12,6 +12,7 @@ _CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\
                   "\U00020000-\U0002ebef]")
 _WORD = re.compile(r"\w+|[^\w\s]")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
+_TAG_TAIL = "think>"                   # the common end of both tags
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -52,14 +53,32 @@ def format_problem(response: str) -> str | None:
     open_at = response.find(_THINK_OPEN)
     if open_at < 0:
         return "no <think>"
-    close_at = response.find(_THINK_CLOSE, open_at)
+    close_at, nested = _think_close(response, open_at + len(_THINK_OPEN))
     if close_at < 0:
         return "no </think>"
-    if response.find(_THINK_OPEN, open_at + len(_THINK_OPEN), close_at) >= 0:
+    if nested:
         return "nested <think>"
     if last_boxed(response[close_at:]) is None:
         return "no \\boxed{} after </think>"
     return None
+
+
+def _think_close(response: str, start: int) -> tuple[int, bool]:
+    """(index of the first ``</think>`` at or after ``start`` or -1, whether a ``<think>`` opens
+    between ``start`` and it), in one scan of the think block instead of two.
+
+    Both tags end in ``think>``, so each occurrence of ``think>`` is classified by what precedes
+    it. ``start`` is just past an opening tag, so a preceding ``<`` or ``</`` lies at or after it.
+    """
+    nested = False
+    at = response.find(_TAG_TAIL, start)
+    while at >= 0:
+        if response[at - 2:at] == "</":
+            return at - 2, nested
+        if response[at - 1] == "<":
+            nested = True
+        at = response.find(_TAG_TAIL, at + len(_TAG_TAIL))
+    return -1, nested
 
 
 def final_answer(response: str) -> str | None:
