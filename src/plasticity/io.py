@@ -7,6 +7,7 @@ never a finished output, so a killed job is simply rerun.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -17,7 +18,7 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 MANIFEST = "manifest.json"
 _TRACKED_LIBRARIES = ("torch", "transformers", "trl", "tokenizers", "accelerate", "datasets",
@@ -27,6 +28,24 @@ _TRACKED_LIBRARIES = ("torch", "transformers", "trl", "tokenizers", "accelerate"
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def read_csv_rows(path: str | os.PathLike, required: Sequence[str],
+                  error: type[Exception] = ValueError) -> tuple[list[str], list[tuple[int, dict]]]:
+    """(columns, [(line number, row)]) of a CSV file; a missing file or a missing required column
+    raises ``error`` with a message naming the file (and the columns expected)."""
+    path = Path(path)
+    try:
+        fh = open(path, newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        columns = list(reader.fieldnames or [])
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise error(f"{path}: missing column(s) {missing}; expected {list(required)}")
+        return columns, list(enumerate(reader, start=2))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 from plasticity.analysis import flops
-from plasticity.io import atomic_path, write_json
+from plasticity.io import atomic_path, read_csv_rows, write_json
 
 COLUMNS = ["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"]
 
@@ -135,27 +135,18 @@ def read_branch(branch_dir: str | Path) -> list[dict]:
     if sft_data == "none":
         step = 0
     path = branch_dir / "curve.csv"
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise CurvesError(f"{path}: file not found") from None
+    _, lines = read_csv_rows(path, ("rl_step", "x_ef", "benchmark", "accuracy"), CurvesError)
     rows = []
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in ("rl_step", "x_ef", "benchmark", "accuracy")
-                   if c not in (reader.fieldnames or [])]
-        if missing:
-            raise CurvesError(f"{path}: missing column(s) {missing}")
-        for line, r in enumerate(reader, start=2):
-            try:
-                x, acc = float(r["x_ef"]), float(r["accuracy"])
-            except ValueError:
-                raise CurvesError(f"{path}:{line}: fields 'x_ef' and 'accuracy' must be numbers, got "
-                                  f"{r['x_ef']!r}, {r['accuracy']!r}") from None
-            if not (math.isfinite(x) and x >= 0 and math.isfinite(acc)):
-                raise CurvesError(f"{path}:{line}: x_ef must be finite >= 0 and accuracy finite")
-            rows.append({"dataset": dataset, "branch_step": step, "phase": "rl", "x_ef": x,
-                         "benchmark": r["benchmark"], "accuracy": acc})
+    for line, r in lines:
+        try:
+            x, acc = float(r["x_ef"]), float(r["accuracy"])
+        except ValueError:
+            raise CurvesError(f"{path}:{line}: fields 'x_ef' and 'accuracy' must be numbers, got "
+                              f"{r['x_ef']!r}, {r['accuracy']!r}") from None
+        if not (math.isfinite(x) and x >= 0 and math.isfinite(acc)):
+            raise CurvesError(f"{path}:{line}: x_ef must be finite >= 0 and accuracy finite")
+        rows.append({"dataset": dataset, "branch_step": step, "phase": "rl", "x_ef": x,
+                     "benchmark": r["benchmark"], "accuracy": acc})
     return rows
 
 

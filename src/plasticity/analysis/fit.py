@@ -85,6 +85,8 @@ from typing import Sequence
 
 import numpy as np
 
+from plasticity.io import read_csv_rows
+
 DEFAULT_WEIGHTS = {"gsm8k": 1317, "olympiad_bench": 291, "minerva": 262, "math": 237, "aime": 25,
                    "aime25": 25}
 TAU_GRID = (2.5, 3.0, 4.0)
@@ -434,46 +436,38 @@ class Curves:
 def read_curve_rows(path: str | Path) -> list[dict]:
     """Rows of a curves CSV, validated; errors name the file, the line and the field."""
     path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise FitError(f"{path}: file not found") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        need = ["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"]
-        missing = [c for c in need if c not in (reader.fieldnames or [])]
-        if missing:
-            raise FitError(f"{path}: missing column(s) {missing}; expected {need}")
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            phase = row["phase"].strip()
-            if phase not in ("sft", "rl"):
-                raise FitError(f"{where}: field 'phase' must be sft or rl, got {row['phase']!r}")
+    need = ["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"]
+    _, lines = read_csv_rows(path, need, FitError)
+    rows = []
+    for line, row in lines:
+        where = f"{path}:{line}"
+        phase = row["phase"].strip()
+        if phase not in ("sft", "rl"):
+            raise FitError(f"{where}: field 'phase' must be sft or rl, got {row['phase']!r}")
+        try:
+            x = float(row["x_ef"])
+            acc = float(row["accuracy"])
+        except ValueError:
+            raise FitError(f"{where}: fields 'x_ef' and 'accuracy' must be numbers, got "
+                           f"{row['x_ef']!r}, {row['accuracy']!r}") from None
+        if not (math.isfinite(x) and x >= 0):
+            raise FitError(f"{where}: field 'x_ef' must be finite and >= 0, got {row['x_ef']!r}")
+        if not math.isfinite(acc):
+            raise FitError(f"{where}: field 'accuracy' is not finite")
+        branch = (row["branch_step"] or "").strip()
+        if phase == "rl":
             try:
-                x = float(row["x_ef"])
-                acc = float(row["accuracy"])
+                branch_step = int(float(branch))
             except ValueError:
-                raise FitError(f"{where}: fields 'x_ef' and 'accuracy' must be numbers, got "
-                               f"{row['x_ef']!r}, {row['accuracy']!r}") from None
-            if not (math.isfinite(x) and x >= 0):
-                raise FitError(f"{where}: field 'x_ef' must be finite and >= 0, got {row['x_ef']!r}")
-            if not math.isfinite(acc):
-                raise FitError(f"{where}: field 'accuracy' is not finite")
-            branch = (row["branch_step"] or "").strip()
-            if phase == "rl":
-                try:
-                    branch_step = int(float(branch))
-                except ValueError:
-                    raise FitError(f"{where}: field 'branch_step' must be an integer for phase rl, "
-                                   f"got {branch!r}") from None
-            else:
-                branch_step = None
-            if not row["dataset"].strip() or not row["benchmark"].strip():
-                raise FitError(f"{where}: fields 'dataset' and 'benchmark' must not be empty")
-            rows.append({"dataset": row["dataset"].strip(), "branch_step": branch_step,
-                         "phase": phase, "x_ef": x, "benchmark": row["benchmark"].strip(),
-                         "accuracy": acc, "where": where})
+                raise FitError(f"{where}: field 'branch_step' must be an integer for phase rl, "
+                               f"got {branch!r}") from None
+        else:
+            branch_step = None
+        if not row["dataset"].strip() or not row["benchmark"].strip():
+            raise FitError(f"{where}: fields 'dataset' and 'benchmark' must not be empty")
+        rows.append({"dataset": row["dataset"].strip(), "branch_step": branch_step,
+                     "phase": phase, "x_ef": x, "benchmark": row["benchmark"].strip(),
+                     "accuracy": acc, "where": where})
     return rows
 
 
@@ -543,35 +537,26 @@ def read_hparams(path: str | Path, default_tau="auto", default_alpha="auto",
                  default_eps: float | str = 0.0) -> list[dict]:
     """Rows of an HPARAMS.csv (see the module docstring); absent columns take the defaults."""
     path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise FitError(f"{path}: file not found") from None
+    cols, lines = read_csv_rows(path, ("dataset", "sft_step", "x_sft_ef"), FitError)
     out = []
-    with fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        missing = [c for c in ("dataset", "sft_step", "x_sft_ef") if c not in cols]
-        if missing:
-            raise FitError(f"{path}: missing column(s) {missing}")
-        for line, row in enumerate(reader, start=2):
-            where = f"{path}:{line}"
-            try:
-                step = int(float(row["sft_step"]))
-                x_sft = float(row["x_sft_ef"])
-            except ValueError:
-                raise FitError(f"{where}: fields 'sft_step' and 'x_sft_ef' must be numbers, got "
-                               f"{row['sft_step']!r}, {row['x_sft_ef']!r}") from None
-            tau = (_parse_optional(row["outlier_tau"], where, "outlier_tau", blank=default_tau,
-                                   words=("auto",)) if "outlier_tau" in cols else default_tau)
-            alpha = (_parse_optional(row["lts_alpha"], where, "lts_alpha", blank=None,
-                                     words=("auto",)) if "lts_alpha" in cols else default_alpha)
-            eps = (_parse_optional(row["eps"], where, "eps", blank=0.0, words=("free",))
-                   if "eps" in cols else default_eps)
-            if isinstance(alpha, float) and not 0.5 <= alpha < 1:
-                raise FitError(f"{where}: field 'lts_alpha' must be in [0.5, 1), got {alpha}")
-            out.append({"dataset": row["dataset"].strip(), "sft_step": step, "x_sft_ef": x_sft,
-                        "tau": tau, "alpha": alpha, "eps": eps, "where": where})
+    for line, row in lines:
+        where = f"{path}:{line}"
+        try:
+            step = int(float(row["sft_step"]))
+            x_sft = float(row["x_sft_ef"])
+        except ValueError:
+            raise FitError(f"{where}: fields 'sft_step' and 'x_sft_ef' must be numbers, got "
+                           f"{row['sft_step']!r}, {row['x_sft_ef']!r}") from None
+        tau = (_parse_optional(row["outlier_tau"], where, "outlier_tau", blank=default_tau,
+                               words=("auto",)) if "outlier_tau" in cols else default_tau)
+        alpha = (_parse_optional(row["lts_alpha"], where, "lts_alpha", blank=None,
+                                 words=("auto",)) if "lts_alpha" in cols else default_alpha)
+        eps = (_parse_optional(row["eps"], where, "eps", blank=0.0, words=("free",))
+               if "eps" in cols else default_eps)
+        if isinstance(alpha, float) and not 0.5 <= alpha < 1:
+            raise FitError(f"{where}: field 'lts_alpha' must be in [0.5, 1), got {alpha}")
+        out.append({"dataset": row["dataset"].strip(), "sft_step": step, "x_sft_ef": x_sft,
+                    "tau": tau, "alpha": alpha, "eps": eps, "where": where})
     return out
 
 
@@ -711,35 +696,26 @@ def write_csv(rows: list[dict], columns: list[str], out: str | Path) -> None:
 def read_fits(path: str | Path) -> list[dict]:
     """FITS.csv rows with numeric fields as floats (NaN for blanks) and sft_step as int."""
     path = Path(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise FitError(f"{path}: file not found") from None
+    _, lines = read_csv_rows(path, ("dataset", "sft_step", "p_sft", "a_post", "pl_rl"), FitError)
     text_cols = {"dataset", "eps_mode", "tau", "alpha", "hparams", "collapsed", "status"}
     rows = []
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in ("dataset", "sft_step", "p_sft", "a_post", "pl_rl")
-                   if c not in (reader.fieldnames or [])]
-        if missing:
-            raise FitError(f"{path}: missing column(s) {missing}")
-        for line, row in enumerate(reader, start=2):
-            out = {}
-            for k, v in row.items():
-                if k in text_cols:
-                    out[k] = v
-                elif k == "sft_step":
-                    try:
-                        out[k] = int(v)
-                    except ValueError:
-                        raise FitError(f"{path}:{line}: field 'sft_step' must be an integer, "
-                                       f"got {v!r}") from None
-                else:
-                    try:
-                        out[k] = float(v) if v != "" else float("nan")
-                    except ValueError:
-                        raise FitError(f"{path}:{line}: field {k!r} must be a number, got {v!r}") from None
-            rows.append(out)
+    for line, row in lines:
+        out = {}
+        for k, v in row.items():
+            if k in text_cols:
+                out[k] = v
+            elif k == "sft_step":
+                try:
+                    out[k] = int(v)
+                except ValueError:
+                    raise FitError(f"{path}:{line}: field 'sft_step' must be an integer, "
+                                   f"got {v!r}") from None
+            else:
+                try:
+                    out[k] = float(v) if v != "" else float("nan")
+                except ValueError:
+                    raise FitError(f"{path}:{line}: field {k!r} must be a number, got {v!r}") from None
+        rows.append(out)
     return rows
 
 
