@@ -18,9 +18,11 @@ Compared, side by side in one run:
               reported for throughput and agreement only.
 
 The baselines run on every ``--stride``-th item (deterministic subsample) and are extrapolated
-to the full set; the script says so in its output.
+to the full set; the script says so in its output. ``--repeat R`` alternates R rounds of grader
+and naive loop (each round a fresh Grader: cold cache, workers started inside the timing) and
+reports the medians.
 
-    .venv/bin/python benchmarks/bench_grading.py [--workers 2] [--stride 1] [--openr1-stride 16]
+    .venv/bin/python benchmarks/bench_grading.py [--workers 2] [--stride 1] [--openr1-stride 16] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import json
 import logging
 import os
 import random
+import statistics
 import sys
 import time
 
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="strict", choices=["strict", "lenient"])
     parser.add_argument("--stride", type=int, default=1, help="naive baseline on every stride-th item")
     parser.add_argument("--openr1-stride", type=int, default=16, help="open-r1 baseline on every n-th item (0: skip)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of grader then naive loop; medians reported")
     parser.add_argument("--json", help="also write the results as JSON here")
     args = parser.parse_args(argv)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
@@ -134,19 +138,24 @@ def main(argv: list[str] | None = None) -> int:
     mean_len = sum(map(len, completions)) / n
     print(f"workload: {n} completions (mean {mean_len:.0f} chars), built in {time.perf_counter() - t:.1f} s")
 
-    t = time.perf_counter()
-    with Grader(args.mode, workers=args.workers, timeout_s=5.0) as grader:
-        verdicts = grader.grade_many(completions, references)
-        stats = dict(grader.stats)
-    t_grader = time.perf_counter() - t
-    print(f"grader ({args.workers} workers): {t_grader:.2f} s, {n / t_grader:.0f} items/s; stats {stats}")
-
     idx = list(range(0, n, args.stride))
     import math_verify  # noqa: F401 - import cost is not part of the loop
-    t = time.perf_counter()
-    naive = [grade_naive(completions[i], references[i], args.mode) for i in idx]
-    t_naive = time.perf_counter() - t
+    grader_times, naive_times = [], []
+    for round_ in range(args.repeat):
+        # A fresh Grader each round: cold cache, worker processes started inside the timed region.
+        t = time.perf_counter()
+        with Grader(args.mode, workers=args.workers, timeout_s=5.0) as grader:
+            verdicts = grader.grade_many(completions, references)
+            stats = dict(grader.stats)
+        grader_times.append(time.perf_counter() - t)
+        print(f"round {round_ + 1}: grader ({args.workers} workers) {grader_times[-1]:.2f} s; stats {stats}")
+        t = time.perf_counter()
+        naive = [grade_naive(completions[i], references[i], args.mode) for i in idx]
+        naive_times.append(time.perf_counter() - t)
+        print(f"round {round_ + 1}: naive loop on {len(idx)} items {naive_times[-1]:.2f} s")
+    t_grader, t_naive = statistics.median(grader_times), statistics.median(naive_times)
     naive_rate = len(idx) / t_naive
+    print(f"grader median {t_grader:.2f} s, {n / t_grader:.0f} items/s")
     agree = sum(naive[k].correct == verdicts[i].correct for k, i in enumerate(idx))
     print(f"naive loop on {len(idx)} items: {t_naive:.2f} s, {naive_rate:.1f} items/s "
           f"(full set extrapolated: {n / naive_rate:.0f} s); verdict agreement {agree}/{len(idx)}")
@@ -156,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
               "grader_items_per_s": round(n / t_grader, 1), "grader_stats": stats,
               "naive_items": len(idx), "naive_s": round(t_naive, 2), "naive_items_per_s": round(naive_rate, 1),
               "speedup": round((n / t_grader) / naive_rate, 1), "naive_agreement": f"{agree}/{len(idx)}",
+              "rounds": args.repeat, "grader_round_s": [round(x, 2) for x in grader_times],
+              "naive_round_s": [round(x, 2) for x in naive_times],
               "accuracy": round(100 * sum(v.correct for v in verdicts) / n, 2)}
     if args.openr1_stride:
         idx2 = list(range(0, n, args.openr1_stride))

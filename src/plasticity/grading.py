@@ -16,10 +16,11 @@ A completion is graded against a reference answer in three steps:
    numeric equality within a relative tolerance, and multiple-choice letters.
 
 Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-process:
-  * a fast path for plain integers and decimals on both sides (``72`` vs ``072``, ``1,000``,
-    ``3.0`` vs ``3``), which decides only where its verdict provably equals math-verify's and
-    defers the grey zone (e.g. decimals that differ below 1e-3) to math-verify; the unit tests
-    check it against real math-verify on thousands of generated pairs;
+  * a fast path (``plasticity.grading_fastpath``) for integers, decimals, fractions, radicals,
+    scientific notation, intervals and answers spelled exactly as the reference, which decides
+    only where its verdict provably equals math-verify's and defers the grey zone (e.g. decimals
+    that differ below 1e-3) to math-verify; the unit tests check it against real math-verify on
+    thousands of generated pairs;
   * a cache of (mode, reference, extracted answer) -> verdict, since avg@k repeats answers;
   * everything else goes to worker *processes*: math-verify's timeouts are ``signal.alarm``-based
     (useless in threads) and a sympy/GMP computation in C cannot be interrupted at all, so the
@@ -43,8 +44,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
+
+from plasticity.grading_fastpath import fast_verdict
 
 GRADER_VERSION = "1.0.0"
 MODES = ("strict", "lenient")
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
-    rule: str                 # fast_numeric | math_verify | string | numeric | choice | none
+    rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | string | numeric | choice | none
     extracted: str | None     # the extracted answer text (None when there was none)
     reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
 
@@ -133,51 +135,6 @@ def extract_answer(completion: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Fast path: plain integers and decimals on both sides
-
-_INT_RE = re.compile(r"[+-]?\d+|-?[1-9]\d{0,2}(?:,\d{3})+")
-_DEC_RE = re.compile(r"[+-]?(?:\d+\.\d+|\.\d+)")
-_FAST_MAX_LEN = 60
-_DECIDE_GAP = Fraction(1, 1000)      # decimals further apart than this are unequal for math-verify
-_DECIDE_MAGNITUDE = 10 ** 9          # decimals are decided only below this magnitude ...
-_DECIDE_DIGITS = 15                  # ... and with at most this many digits (math-verify's precision)
-
-
-def _number(text: str) -> tuple[Fraction, bool] | None:
-    """(exact value, is_integer) when ``text`` is a plain number the fast path understands.
-
-    The grammar is what math-verify reads as the same number inside ``\\boxed{}``; an <answer>
-    span is parsed both raw and boxed (see prediction_texts), so the same grammar is exact there.
-    """
-    if len(text) > _FAST_MAX_LEN:
-        return None
-    if _INT_RE.fullmatch(text):
-        return Fraction(int(text.replace(",", ""))), True
-    if _DEC_RE.fullmatch(text) and sum(c.isdigit() for c in text) <= _DECIDE_DIGITS:
-        value = Fraction(text)
-        return (value, False) if abs(value) < _DECIDE_MAGNITUDE else None
-    return None
-
-
-def _fast_verdict(gold: str, extracted: str) -> bool | None:
-    """math-verify's verdict for two plain numbers, or None when only math-verify can tell."""
-    g = _number(gold)
-    if g is None:
-        return None
-    p = _number(extracted)
-    if p is None:
-        return None
-    (gv, g_int), (pv, p_int) = g, p
-    if g_int and p_int:
-        return gv == pv
-    if gv == pv:
-        return True
-    if abs(gv - pv) > _DECIDE_GAP:
-        return False
-    return None
-
-
-# ----------------------------------------------------------------------------------------------
 # math-verify (runs in worker processes; also the naive reference path)
 
 def gold_text(reference: str) -> str:
@@ -224,10 +181,16 @@ def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: floa
             gold_cache[gold] = g
     if not g:
         return False, "unparseable"
-    p = [x for text in predictions for x in parse(text, parsing_timeout=seconds)]
-    if not p:
-        return False, "unparseable"
-    return bool(verify(g, p, timeout_seconds=seconds)), None
+    # verify() is true when any (gold, prediction) pair matches, so the readings are tried in turn
+    # and a later one is parsed only when the earlier ones did not match.
+    parsed_any = False
+    for text in predictions:
+        p = parse(text, parsing_timeout=seconds)
+        if p:
+            parsed_any = True
+            if verify(g, p, timeout_seconds=seconds):
+                return True, None
+    return False, None if parsed_any else "unparseable"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -373,6 +336,9 @@ class _Worker:
         self.proc.stdin.close()
         self.job: Any = None
         self.deadline = 0.0
+
+    def wait_ready(self) -> "_Worker":
+        """Block until the worker has imported math-verify and says so (started workers warm up in parallel)."""
         if not self.conn.poll(_STARTUP_TIMEOUT_S):
             self.kill()
             raise RuntimeError(f"grader worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
@@ -381,6 +347,7 @@ class _Worker:
         except EOFError:
             self.kill()
             raise RuntimeError("grader worker exited at startup (see its stderr above)") from None
+        return self
 
     def send(self, message: Any) -> None:
         self._send.send(message)
@@ -398,11 +365,14 @@ class _Worker:
         self.proc.wait(timeout=10)
         self._close_pipes()
 
-    def stop(self) -> None:
+    def ask_to_stop(self) -> None:
         try:
             self._send.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self) -> None:
+        """Wait (briefly) for the exit that ask_to_stop asked for; kill past 2 s."""
         try:
             self.proc.wait(timeout=2)
         except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
@@ -434,6 +404,7 @@ class Grader:
         self._cache: OrderedDict[tuple[str, str, str], tuple[bool, str, str | None]] = OrderedDict()
         self._cache_size = cache_size
         self._pool: list[_Worker] = []
+        self._starting: list[_Worker] = []   # launched, not yet known to be ready
         self._lock = threading.Lock()
         self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0}
 
@@ -445,9 +416,13 @@ class Grader:
         self.close()
 
     def close(self) -> None:
+        for w in self._starting:
+            w.kill()
+        for w in self._pool:   # all asked first, so they exit in parallel
+            w.ask_to_stop()
         for w in self._pool:
             w.stop()
-        self._pool = []
+        self._pool, self._starting = [], []
 
     def __del__(self) -> None:  # best effort; close() is the contract
         try:
@@ -488,13 +463,15 @@ class Grader:
                 self.stats["cache"] += 1
                 out[i] = _finish(hit, reference, extracted, self.mode)
                 continue
-            fast = _fast_verdict(reference.strip(), extracted)
+            fast = fast_verdict(reference.strip(), extracted, kind)
             if fast is not None:
                 self.stats["fast"] += 1
-                result = (fast, "fast_numeric", None)
+                result = (fast[0], fast[1], None)
                 self._remember(key, result)
                 out[i] = _finish(result, reference, extracted, self.mode)
                 continue
+            if not pending and len(self._pool) < self.workers:
+                self._launch_workers()  # they warm up while the rest of the batch is extracted
             pending.setdefault(key, []).append(i)
         if pending:
             for key, result in self._run_pool(list(pending)).items():
@@ -509,13 +486,30 @@ class Grader:
             self._cache.popitem(last=False)
 
     def _spawn(self) -> _Worker:
-        return _Worker(self.timeout_s)
+        return _Worker(self.timeout_s).wait_ready()
+
+    def _launch_workers(self) -> None:
+        """Start the missing worker processes without waiting for them (they import math-verify, ~0.3 s)."""
+        missing = self.workers - len(self._pool) - len(self._starting)
+        self._starting.extend(_Worker(self.timeout_s) for _ in range(max(0, missing)))
+
+    def start_workers(self) -> None:
+        """Have every worker process started and ready (in parallel); otherwise they start on first need."""
+        self._launch_workers()
+        starting, self._starting = self._starting, []
+        try:
+            for w in starting:
+                w.wait_ready()
+        except BaseException:
+            for w in starting:
+                w.kill()
+            raise
+        self._pool.extend(starting)
 
     def _run_pool(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[bool, str, str | None]]:
         """Grade unique (reference, kind, extracted) keys by math-verify in worker processes."""
         results: dict[tuple[str, str, str], tuple[bool, str, str | None]] = {}
-        while len(self._pool) < min(self.workers, len(keys)):
-            self._pool.append(self._spawn())
+        self.start_workers()
         queue = list(reversed(keys))
         busy: dict[Any, _Worker] = {}
 
@@ -629,8 +623,13 @@ def fingerprint(mode: str = "strict") -> dict:
 
 if __name__ == "__main__":
     import argparse
+    import os
+    import sys
 
     _parser = argparse.ArgumentParser(description="grader worker process (internal)")
     _parser.add_argument("--worker", action="store_true", required=True)
     _parser.add_argument("--timeout-s", type=float, default=5.0)
     _worker_loop(_parser.parse_args().timeout_s)
+    # Skip interpreter teardown (freeing sympy's caches takes ~0.1 s); the protocol pipe is unbuffered.
+    sys.stderr.flush()
+    os._exit(0)

@@ -37,7 +37,7 @@ def test_grader_matches_table(mode):
         elif c["lenient_rule"] in {"string", "numeric", "choice"}:
             assert v.rule == c["lenient_rule"]
         else:  # math-verify decided; the fast path may have stood in for it
-            assert v.rule in {"math_verify", "fast_numeric", "none"}
+            assert v.rule in {"math_verify", "fast_numeric", "fast_exact", "fast_identical", "none"}
 
 
 def test_naive_path_matches_table():

@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import random
 
-from plasticity.grading import (Grader, _extract, _fast_verdict, gold_text, math_verify_verdict,
-                                prediction_texts)
+from plasticity.grading import Grader, _extract, gold_text, math_verify_verdict, prediction_texts
+from plasticity.grading_fastpath import fast_verdict
+
+
+def _fast_verdict(gold: str, pred: str, kind: str = "box") -> bool | None:
+    decided = fast_verdict(gold, pred, kind)
+    return None if decided is None else decided[0]
 
 
 def _number(rng: random.Random) -> str:
@@ -57,10 +62,10 @@ def test_fast_path_equals_math_verify_on_generated_pairs():
     decided = 0
     mismatches = []
     for gold, pred in _pairs(2500, seed=7):
-        fast = _fast_verdict(gold, pred)
-        if fast is None:
-            continue
         for kind in ("box", "span"):
+            fast = _fast_verdict(gold, pred, kind)
+            if fast is None:
+                continue
             decided += 1
             mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, kind))
             if mv != fast:
@@ -69,6 +74,112 @@ def test_fast_path_equals_math_verify_on_generated_pairs():
     assert decided > 3000            # the fast path really carries the load
     both = sum(1 for g, p in _pairs(2500, seed=7) if _fast_verdict(g, p) is True)
     assert both > 500                # ... for equal pairs too, not just unequal ones
+
+
+# ---- fractions, radicals, scientific notation, intervals (boxed answers) -----------------------
+
+def _rational(rng: random.Random) -> str:
+    a, b = rng.randint(-30, 30), rng.randint(1, 40)
+    return rng.choice([
+        str(a), f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{{b}}}", f"{'-' if a < 0 else ''}\\dfrac{{{abs(a)}}}{{{b}}}",
+        f"{a}/{b}", f"-\\frac{{{a}}}{{{b}}}", f"\\tfrac{{{a}}}{{{b}}}", f"\\frac{{{a}}}{{0}}",
+        f"{round(a / b, rng.randint(1, 7))}", f"{round(a / b, rng.randint(1, 7))}",
+        f"{rng.randint(1, 9)} \\times 10^{{{rng.randint(-20, 12)}}}", f"{rng.randint(1, 9)}\\cdot10^{rng.randint(0, 9)}"])
+
+
+def _radical(rng: random.Random) -> str:
+    c, d = rng.randint(0, 9), rng.randint(1, 6)
+    r = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 18, 20, 27, 50, 75, 1000003])
+    co = "" if c == 1 and rng.random() < 0.5 else str(c)
+    sp = " " if rng.random() < 0.2 else ""
+    return rng.choice([f"{co}{sp}\\sqrt{{{r}}}", f"\\frac{{{co}\\sqrt{{{r}}}}}{{{d}}}",
+                       f"-\\frac{{\\sqrt{{{r}}}}}{{{d}}}", f"{co}\\sqrt{{{r}}}/{d}",
+                       f"{round(c * r ** 0.5 / d, rng.randint(2, 8))}", f"\\sqrt{{{c * c * r}}}",
+                       f"\\frac{{{c}}}{{{d}}}"])
+
+
+def _endpoint(rng: random.Random, low: bool) -> str:
+    k = rng.random()
+    if k < 0.15:
+        return ("-" if low else rng.choice(["", "+"])) + "\\infty"
+    if k < 0.2:
+        return ("" if low else "-") + "\\infty"                                  # the wrong infinity
+    if k < 0.6:
+        return str(rng.randint(-5, 5))
+    if k < 0.8:
+        return f"\\frac{{{rng.randint(-5, 5)}}}{{{rng.randint(1, 4)}}}"
+    return rng.choice([f"{rng.randint(-5, 5)}.5", "\\sqrt{2}"])
+
+
+def _interval(rng: random.Random) -> str:
+    left, right = rng.choice("[("), rng.choice("])")
+    a, b = _endpoint(rng, True), _endpoint(rng, False)
+    if rng.random() < 0.15:
+        return f"\\left{left} {a}, {b} \\right{right}"
+    return f"{left}{a},{rng.choice(['', ' '])}{b}{right}"
+
+
+def _exact_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    makers = [_rational, _radical, _interval]
+    out = []
+    for _ in range(n):
+        make = rng.choice(makers)
+        gold, r = make(rng), rng.random()
+        if r < 0.05:
+            pred = gold
+        elif r < 0.5:                                       # another spelling, or a near miss
+            pred = rng.choice([gold.replace(" ", ""), gold.replace("\\frac", "\\dfrac"),
+                               gold.replace(",", ", "), gold.replace("[", "(", 1), gold.replace(")", "]"),
+                               gold.replace("2", "3", 1)])
+        elif r < 0.8:
+            pred = rng.choice(makers)(rng)
+        else:
+            pred = make(rng)
+        out.append((gold, pred))
+    return out
+
+
+def test_exact_forms_equal_math_verify_on_generated_pairs():
+    mismatches, verdicts = [], {True: 0, False: 0}
+    for gold, pred in _exact_pairs(2000, seed=11):
+        fast = _fast_verdict(gold, pred)
+        if fast is None:
+            continue
+        verdicts[fast] += 1
+        mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, "box"))
+        if mv != fast:
+            mismatches.append((gold, pred, fast, mv))
+    assert not mismatches, mismatches[:10]
+    assert verdicts[True] > 300 and verdicts[False] > 300, verdicts
+
+
+def test_identical_answers_equal_math_verify():
+    """Random LaTeX/text/unit soups graded against themselves, as extraction produces them."""
+    rng = random.Random(5)
+    atoms = ["x", "2", "\\frac{1}{2}", "\\text{Monday}", " ", "\\\\", "%", "&", "中文", "\\infty", "(", ")",
+             "[", "]", ",", ".", "=", "<", "\\le", "\\pi", "^", "_", "\\{", "\\}", "{", "}", "A", "(B)",
+             "\\emptyset", "\\cup", "!", "'", '"', "\\$", "~", "\\,", "\\quad", "\\%", "\\circ", "-",
+             "\\text{", "\\mathrm{", "\\mbox{", "cm", " m", "meters", "\\displaystyle", "\\!", "\\left(",
+             "\\right)", "and", "or", "\\text{ cm}", "''"]
+    checked, mismatches = 0, []
+    for _ in range(700):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 6)))
+        extracted, kind = _extract("<answer>\\boxed{" + text + "}</answer>")
+        if not extracted or kind != "box":
+            continue
+        decided = fast_verdict(extracted, extracted, kind)
+        if decided is None:
+            continue
+        assert decided[0] is True
+        checked += 1
+        mv, _ = math_verify_verdict(gold_text(extracted), prediction_texts(extracted, kind), timeout_s=10)
+        if not mv:
+            mismatches.append(extracted)
+    assert not mismatches, mismatches[:10]
+    assert checked > 200
+    for empty_for_math_verify in ("\\text{}", "\\displaystyle", "\\$", "'", "''"):
+        assert fast_verdict(empty_for_math_verify, empty_for_math_verify) is None
 
 
 def test_fast_path_known_pairs():
@@ -80,7 +191,20 @@ def test_fast_path_known_pairs():
     assert _fast_verdict("72", "73") is False
     assert _fast_verdict("0.1234567", "0.1234568") is None    # grey zone: math-verify rounds
     assert _fast_verdict("1,00", "100") is None                # not a thousands separator
-    assert _fast_verdict("1" * 100, "1" * 100) is None         # too long to decide in-process
+    assert _fast_verdict("1" * 100, "1" * 99) is None          # too long to decide in-process
+    assert fast_verdict("\\frac{1}{2}", "\\dfrac{1}{2}") == (True, "fast_exact")
+    assert _fast_verdict("\\frac{1}{2}", "0.5") is True
+    assert _fast_verdict("\\frac{1}{3}", "0.333333") is None      # math-verify rounds floats
+    assert _fast_verdict("2\\sqrt{3}", "\\sqrt{12}") is True
+    assert _fast_verdict("2\\sqrt{3}", "3\\sqrt{2}") is False
+    assert _fast_verdict("5 \\times 10^{3}", "5000") is True
+    assert _fast_verdict("5 \\times 10^{-20}", "6 \\times 10^{-20}") is None  # math-verify chops tiny gaps
+    assert _fast_verdict("[1,3)", "[1, 3)") is True
+    assert _fast_verdict("[1,3)", "(1,3)") is False
+    assert _fast_verdict("[-\\infty,3]", "(-\\infty, 3]") is True   # an infinite end is open
+    assert _fast_verdict("(1,3)", "1,3") is None               # an open interval also equals a pair
+    assert _fast_verdict("1\\frac{1}{2}", "1.5") is None        # a mixed number is not in the grammar
+    assert _fast_verdict("\\frac{1}{2}", "1/2", kind="span") is None  # spans are also read as prose
 
 
 def test_rl_reward_batch_stays_in_process():

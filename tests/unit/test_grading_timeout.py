@@ -10,8 +10,9 @@ def test_pathological_inputs_time_out_and_pool_survives():
         ("\\boxed{2^{10^{10^{10}}}}", "1"),
         (nested, "1"),
         ("x" * 1_000_000 + "\\boxed{" + "9" * 400_000 + "}", "3"),
-        ("<answer>\\boxed{\\frac{1}{2}}</answer>", "0.5"),
-        ("\\boxed{[1,2)}", "[1,2)"),
+        # symbolic answers that only math-verify decides (the fast path never sees them)
+        ("<answer>\\boxed{(x+1)^2}</answer>", "x^2+2x+1"),
+        ("\\boxed{\\{2, 1\\}}", "\\{1,2\\}"),
     ]
     with Grader("strict", workers=1, timeout_s=1.0) as g:
         verdicts = g.grade_many([c for c, _ in items], [r for _, r in items])
@@ -19,17 +20,17 @@ def test_pathological_inputs_time_out_and_pool_survives():
             assert not v.correct and v.reason in {"timeout", "unparseable", None}
         assert verdicts[0].reason == "timeout"
         assert verdicts[3].correct and verdicts[4].correct     # the pool kept working after the kills
-        assert g.stats["timeout"] >= 1
+        assert g.stats["timeout"] >= 1 and g.stats["fast"] == 0
         # cached: the same pathological item again costs nothing
         assert g.grade_many([items[0][0]], ["1"])[0].reason == "timeout"
 
 
 def test_dead_worker_is_replaced():
     with Grader("strict", workers=1, timeout_s=5.0) as g:
-        assert g.grade("\\boxed{\\sqrt{4}}", "2").correct
+        assert g.grade("\\boxed{(x+1)^2}", "x^2+2x+1").correct
         g._pool[0].proc.kill()
         g._pool[0].proc.wait()
-        assert g.grade("\\boxed{\\sqrt{9}}", "3").correct
+        assert g.grade("\\boxed{2(x+1)}", "2x+2").correct
         assert g._pool[0].proc.poll() is None
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -73,7 +72,6 @@ STAGE = "filter"
 DEFAULT_TEACHERS = ("am-0309", "r1", "deepseek-r1", "deepseek-r1-671b", "r1-671b", "deepseek-reasoner")
 MATCHED = S.TRAJECTORY.append(pa.field("response_tokens", pa.int64()))
 GRADER_CACHE = 1 << 16           # verdict-cache entries (LRU); a cache hit only saves a math-verify call
-WARM_UP_MIN_ROWS = 20_000        # start grader workers up front only for corpora this large (see _warm_up)
 _ROW_BITS = 40                   # FirstSeen value = file number << 40 | row (row 2^40 - 1 = no row)
 _NO_ROW = (1 << _ROW_BITS) - 1
 
@@ -215,45 +213,6 @@ class _SftFilter:
         return False
 
 
-def _warm_up(grader: Any, workers: int) -> threading.Thread:
-    """Start the grader's worker processes now, in a thread, instead of inside the first batch.
-
-    The grader starts its math-verify workers lazily (about 0.5 s each, one after the other); here
-    ``workers`` distinct fraction items, which only math-verify can decide, make it start them
-    while the RL prompts and the first batch are read. Their verdicts only enter the grader's
-    cache, where they are the verdicts any later identical item would get anyway. Small inputs
-    skip this: an integer-only miniature never needs a worker at all.
-    """
-    items = [(f"\\boxed{{\\frac{{1}}{{{k + 2}}}}}", f"\\frac{{1}}{{{k + 2}}}") for k in range(workers)]
-    thread = threading.Thread(target=grader.grade_many, args=([c for c, _ in items], [r for _, r in items]),
-                              name="grader-warm-up", daemon=True)
-    thread.start()
-    return thread
-
-
-def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[int]]:
-    """Filter the RL prompts; return (rows in, normalised-prompt keys of the kept prompts)."""
-    bounds = cfg.get("rl_difficulty")
-    keys: set[int] = set()
-    rows_in = 0
-    for batch in iter_batches(path, S.RL_PROMPT):
-        for row in batch.to_pylist():
-            rows_in += 1
-            where = _where(row)
-            key = prompt_key(row["prompt"])
-            if has_cjk(row["prompt"]):
-                ledger.drop(row["problem_id"], "chinese_prompt", f"{where}: prompt contains Chinese characters")
-            elif bounds and row["difficulty"] is not None and not bounds[0] <= row["difficulty"] <= bounds[1]:
-                ledger.drop(row["problem_id"], "extreme_difficulty",
-                            f"{where}: difficulty {row['difficulty']} outside [{bounds[0]}, {bounds[1]}]")
-            elif key in keys:
-                ledger.drop(row["problem_id"], "duplicate_prompt", f"{where}: repeats an earlier RL prompt")
-            else:
-                keys.add(key)
-                kept.add(row)
-    return rows_in, keys
-
-
 def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
         count_tokens: TokenCounter | None = None, grade: GradeFn | None = None,
         seed: int | None = None) -> dict[str, Any]:
@@ -276,8 +235,6 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
         grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=workers, timeout_s=5.0,
                         cache_size=GRADER_CACHE)
         grade = grader.grade_many
-        warm_up = _warm_up(grader, workers) if num_rows(ingested / "trajectories.parquet") >= WARM_UP_MIN_ROWS \
-            else None
     try:
         with atomic_path(out) as tmp:
             with Ledger(tmp / "ledger.parquet", STAGE) as ledger, \
@@ -313,8 +270,6 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                            extra={"inputs": digests.manifest_inputs(), "counts": counts})
     finally:
         if grader is not None:
-            if warm_up is not None:
-                warm_up.join()
             grader.close()
     return counts
 
