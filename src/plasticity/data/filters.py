@@ -213,6 +213,29 @@ class _SftFilter:
         return False
 
 
+def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[int]]:
+    """Filter the RL prompts; return (rows in, normalised-prompt keys of the kept prompts)."""
+    bounds = cfg.get("rl_difficulty")
+    keys: set[int] = set()
+    rows_in = 0
+    for batch in iter_batches(path, S.RL_PROMPT):
+        for row in batch.to_pylist():
+            rows_in += 1
+            where = _where(row)
+            key = prompt_key(row["prompt"])
+            if has_cjk(row["prompt"]):
+                ledger.drop(row["problem_id"], "chinese_prompt", f"{where}: prompt contains Chinese characters")
+            elif bounds and row["difficulty"] is not None and not bounds[0] <= row["difficulty"] <= bounds[1]:
+                ledger.drop(row["problem_id"], "extreme_difficulty",
+                            f"{where}: difficulty {row['difficulty']} outside [{bounds[0]}, {bounds[1]}]")
+            elif key in keys:
+                ledger.drop(row["problem_id"], "duplicate_prompt", f"{where}: repeats an earlier RL prompt")
+            else:
+                keys.add(key)
+                kept.add(row)
+    return rows_in, keys
+
+
 def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
         count_tokens: TokenCounter | None = None, grade: GradeFn | None = None,
         seed: int | None = None) -> dict[str, Any]:
