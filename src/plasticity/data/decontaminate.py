@@ -46,7 +46,8 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import (InputDigests, Ledger, TableWriter, iter_batches, num_rows, open_table,
+from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledger, TableWriter, iter_batches,
+                                    num_rows, open_table,
                                     tune_stage_process)
 from plasticity.data.text import shingles
 from plasticity.io import atomic_path, write_manifest
@@ -129,7 +130,7 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
 
     fields = [f for f in fields if f in schema.names]
     by_benchmark: dict[str, int] = {}
-    with TableWriter(out, schema) as writer, \
+    with TableWriter(out, schema, INTERMEDIATE_COMPRESSION) as writer, \
             tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
                  mininterval=2.0, leave=False) as bar:
         rows_in = 0

@@ -40,12 +40,15 @@ Token counting is exact, but skipped where it cannot matter: a text of B UTF-8 b
 B + 1 tokens (every token covers at least one byte, plus at most one prefix-space marker), so a
 text with B + 1 <= limit is within the limit without tokenising it.
 
-Speed and memory (outputs are byte-identical to the row-at-a-time version):
-  * batches stay Arrow: only the columns the checks need become Python lists, and kept rows are
-    written with ``TableWriter.add_batch`` (same row groups as adding the dicts one by one);
-  * the grader runs in a helper thread while this thread counts tokens of the same rows (the
-    grader mostly waits on its worker processes); counting a row that then fails the grader is
-    wasted but harmless, since a count is a pure function of the text;
+Speed and memory (outputs do not depend on the number of workers):
+  * map, then reduce in order: the checks that look at one row alone (domain, teacher, format,
+    the grader, token counts, the prompt's dedup key) run on whole row groups of the input in
+    ``workers`` forked processes (each with its own grader); this process reads the same row
+    groups in order and applies what depends on earlier rows (dedup, the RL set difference),
+    the ledger and the writing. A row group is the unit because any process can read it by
+    number; the workers send back only small per-row results;
+  * tables stay Arrow in this process: kept rows are written with ``TableWriter.add_batch``
+    (same row groups as adding the dicts one by one), in a background writer thread;
   * dedup keys are 64-bit digests in ``keys.FirstSeen`` (16 bytes per prompt; the first holder is
     stored as (file number, row), not as a string) and the grader's verdict cache is an LRU of
     ``GRADER_CACHE`` entries, so memory does not grow with the corpus.
@@ -55,16 +58,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
-from plasticity.data.tables import (BATCH_ROWS, InputDigests, Ledger, TableWriter, iter_batches, num_rows,
-                                    prefetch, tune_stage_process)
+from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledger, TableWriter, iter_batches,
+                                    iter_row_groups, num_row_groups, num_rows, open_table, prefetch,
+                                    read_row_group, tune_stage_process)
 from plasticity.data.text import format_problem, has_cjk
 from plasticity.io import atomic_path, write_manifest
 
@@ -109,25 +113,145 @@ def _where(row: dict[str, Any]) -> str:
     return f"{row['source_file']} row {row['source_row']}"
 
 
-class _SftFilter:
-    """The SFT checks of the module docstring, one record batch at a time, in order."""
+@dataclass
+class _Checked:
+    """What the per-row checks found in one row group, in ledger order (row indices in the group)."""
+    exempt: list[bool]
+    pre_drops: list[tuple[int, str, str]]           # (row, reason, why) of the checks before the grader
+    wrong: list[tuple[int, str]]                    # (row, why) the grader judged wrong
+    graded: list[tuple[int, int | None, int | None, int]]   # (row, prompt tokens, response tokens, key)
 
-    def __init__(self, cfg: dict[str, Any], grade: GradeFn, count: TokenCounter, rl_keys: set[int],
-                 ledger: Ledger, kept: TableWriter, matched: TableWriter):
+
+_CHECK_COLUMNS = ["source", "domain", "teacher", "prompt", "response", "reference_answer"]
+
+
+class _RowChecker:
+    """The SFT checks that look at one row alone (everything but dedup and the RL set difference):
+    pure functions of the row, so row groups can be checked in any process and any order."""
+
+    def __init__(self, cfg: dict[str, Any], grade: GradeFn | None, count: TokenCounter, grader_workers: int):
         self.domains = {d.casefold() for d in cfg.get("domains") or ["math"]}
         self.teachers = {t.casefold() for t in cfg.get("teachers") or DEFAULT_TEACHERS}
         self.exempt = set(cfg.get("exempt_sources") or [])
         self.max_prompt, self.max_response = int(cfg["max_prompt_tokens"]), int(cfg["max_response_tokens"])
-        self.grade, self.count, self.rl_keys = grade, count, rl_keys
+        self.grader_mode, self.grader_workers = cfg.get("grader_mode", "strict"), grader_workers
+        self.count, self._grade, self._grader = count, grade, None
+
+    def grade(self, completions: list[str], references: list[str]) -> Sequence[Any]:
+        if self._grade is None:   # THE grader, started in the process that first needs it
+            from plasticity.grading import Grader
+
+            self._grader = Grader(mode=self.grader_mode, workers=self.grader_workers, timeout_s=5.0,
+                                  cache_size=GRADER_CACHE)
+            self._grade = self._grader.grade_many
+        return self._grade(completions, references)
+
+    def close(self) -> None:
+        if self._grader is not None:
+            self._grader.close()
+
+    def __call__(self, table: pa.Table) -> _Checked:
+        c = {name: table.column(name).to_pylist() for name in _CHECK_COLUMNS}
+        exempt = [s in self.exempt for s in c["source"]]
+        pre_drops: list[tuple[int, str, str]] = []
+        survivors = []
+        for i in range(table.num_rows):
+            if exempt[i]:
+                continue
+            problem = self._pre_check(c, i)
+            if problem is None:
+                survivors.append(i)
+            else:
+                pre_drops.append((i, *problem))
+        responses = [c["response"][i] for i in survivors]
+        references = [c["reference_answer"][i] for i in survivors]
+        verdicts = self.grade([r[r.rfind("</think>"):] for r in responses], references) if survivors else []
+        wrong, right = [], []
+        for k, (i, verdict) in enumerate(zip(survivors, verdicts)):
+            if verdict.correct:
+                right.append(k)
+            else:
+                why = verdict.reason or f"answer {verdict.extracted!r} != reference {references[k]!r}"
+                wrong.append((i, f"{why} (rule {verdict.rule})"))
+        prompt_len = _lengths([c["prompt"][survivors[k]] for k in right], self.max_prompt, self.count)
+        response_len = _lengths([responses[k] for k in right], self.max_response, self.count)
+        graded = [(survivors[k], n_prompt, n_response, prompt_key(c["prompt"][survivors[k]]))
+                  for k, n_prompt, n_response in zip(right, prompt_len, response_len)]
+        return _Checked(exempt, pre_drops, wrong, graded)
+
+    def _pre_check(self, c: dict[str, list], i: int) -> tuple[str, str] | None:
+        """(reason, why) of the first check before the grader that the row fails, or None."""
+        domain, teacher = (c["domain"][i] or "").casefold(), (c["teacher"][i] or "").casefold()
+        if domain not in self.domains:
+            return "not_math", f"domain {c['domain'][i]!r}"
+        if teacher not in self.teachers:
+            return "other_teacher", f"teacher {c['teacher'][i]!r}"
+        if (problem := format_problem(c["response"][i])) is not None:
+            return "bad_format", problem
+        if not c["reference_answer"][i]:
+            return "no_reference", "no reference answer"
+        return None
+
+
+# The row checker of a worker process: set in the parent just before the pool forks, so injected
+# functions (tests, the benchmark's token counter) reach the workers without pickling.
+_WORKER_CHECKER: _RowChecker | None = None
+
+
+def _check_row_group(path: str, group: int) -> _Checked:
+    return _WORKER_CHECKER(read_row_group(path, S.TRAJECTORY, group, _CHECK_COLUMNS))
+
+
+class _CheckPool:
+    """Row groups checked in ``workers`` forked processes, results in row-group order.
+
+    Fork is used deliberately: the pool is made before the stage starts any thread, and it lets
+    the workers inherit the checker (and its tokenizer) instead of loading or pickling them. Each
+    worker starts its own grader (one math-verify process) on first need and closes it on exit.
+    """
+
+    def __init__(self, checker: _RowChecker, workers: int):
+        import multiprocessing
+
+        global _WORKER_CHECKER
+        _WORKER_CHECKER = checker
+        self._pool = multiprocessing.get_context("fork").Pool(workers, initializer=_close_checker_at_exit)
+
+    def map(self, path: Path, groups: int) -> Iterator[_Checked]:
+        """The checks of every row group of ``path``, in order (the workers run ahead: results are small)."""
+        return self._pool.imap(_star_check, [(str(path), g) for g in range(groups)])
+
+    def close(self, ok: bool) -> None:
+        if ok:
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
+
+
+def _star_check(args: tuple[str, int]) -> _Checked:
+    return _check_row_group(*args)
+
+
+def _close_checker_at_exit() -> None:
+    from multiprocessing.util import Finalize
+
+    Finalize(None, _WORKER_CHECKER.close, exitpriority=10)
+
+
+class _SftFilter:
+    """The order-dependent part of the SFT checks (dedup, RL set difference) and the writing, one
+    row group at a time in file order, given what ``_RowChecker`` found in that group."""
+
+    def __init__(self, count: TokenCounter, rl_keys: set[int], max_prompt: int, max_response: int,
+                 ledger: Ledger, kept: TableWriter, matched: TableWriter):
+        self.count, self.rl_keys = count, rl_keys
+        self.max_prompt, self.max_response = max_prompt, max_response
         self.ledger, self.kept, self.matched = ledger, kept, matched
         self.seen = FirstSeen()
         self.files: dict[str, int] = {}          # source_file -> its number in FirstSeen values
         self.file_names: list[str] = []
         self.rows_in = 0
-        self._grading = ThreadPoolExecutor(1, thread_name_prefix="grade")
-
-    def close(self) -> None:
-        self._grading.shutdown()
 
     # -- the first holder of a prompt, packed into one int ------------------------------------
     def _pack(self, source_file: str, source_row: int | None) -> int:
@@ -140,39 +264,23 @@ class _SftFilter:
         row = value & _NO_ROW
         return f"{self.file_names[value >> _ROW_BITS]} row {None if row == _NO_ROW else row}"
 
-    # -- one batch -----------------------------------------------------------------------------
-    def batch(self, batch: pa.RecordBatch) -> None:
-        n = batch.num_rows
+    # -- one row group -------------------------------------------------------------------------
+    def apply(self, table: pa.Table, checked: _Checked) -> None:
+        n = table.num_rows
         self.rows_in += n
-        c = {name: batch.column(name).to_pylist() for name in
-             ("problem_id", "source", "source_file", "source_row", "domain", "teacher", "prompt",
-              "response", "reference_answer")}
+        c = {name: table.column(name).to_pylist() for name in ("problem_id", "source_file", "source_row")}
         where = [f"{f} row {r}" for f, r in zip(c["source_file"], c["source_row"])]
 
         def drop(i: int, reason: str, why: str) -> None:
             self.ledger.drop(c["problem_id"][i], reason, f"{where[i]}: {why}")
 
-        exempt = [s in self.exempt for s in c["source"]]
-        survivors = [i for i in range(n) if not exempt[i] and self._pre_checks(c, i, drop)]
-        # Grade in the helper thread while this one counts tokens of the same rows.
-        responses = [c["response"][i] for i in survivors]
-        verdicts = self._grading.submit(
-            self.grade, [r[r.rfind("</think>"):] for r in responses],
-            [c["reference_answer"][i] for i in survivors]) if survivors else None
-        prompt_len = _lengths([c["prompt"][i] for i in survivors], self.max_prompt, self.count)
-        response_len = _lengths(responses, self.max_response, self.count)
-        graded = []
-        for k, (i, verdict) in enumerate(zip(survivors, verdicts.result() if verdicts else [])):
-            if verdict.correct:
-                graded.append((k, i))
-            else:
-                why = verdict.reason or f"answer {verdict.extracted!r} != reference {c['reference_answer'][i]!r}"
-                drop(i, "wrong_answer", f"{why} (rule {verdict.rule})")
+        for i, reason, why in checked.pre_drops:
+            drop(i, reason, why)
+        for i, why in checked.wrong:
+            drop(i, "wrong_answer", why)
         keep = [False] * n
-        keys = [prompt_key(c["prompt"][i]) for _, i in graded]
-        frozen = self.seen.lookup_frozen(keys)
-        for (k, i), key, first in zip(graded, keys, frozen):
-            n_prompt, n_response = prompt_len[k], response_len[k]
+        frozen = self.seen.lookup_frozen([key for *_, key in checked.graded])
+        for (i, n_prompt, n_response, key), first in zip(checked.graded, frozen):
             if n_prompt is not None and n_prompt > self.max_prompt:
                 drop(i, "prompt_too_long", f"{n_prompt} > {self.max_prompt} prompt tokens")
                 continue
@@ -186,31 +294,16 @@ class _SftFilter:
             self.seen.add(key, self._pack(c["source_file"][i], c["source_row"][i]))
             if key in self.rl_keys:
                 drop(i, "in_rl_prompts", "prompt is an RL prompt (kept aside in rl_matched)")
-                row = batch.slice(i, 1).to_pylist()[0]
+                row = table.slice(i, 1).to_pylist()[0]
                 self.matched.add({**row, "response_tokens": n_response if n_response is not None
                                   else self.count([row["response"]])[0]})
             else:
                 keep[i] = True
         self.seen.compact()
         # Exempt rows first, then the kept rows: the order of the row-at-a-time version.
-        if any(exempt):
-            self.kept.add_batch(batch.filter(pa.array(exempt, type=pa.bool_())))
-        self.kept.add_batch(batch.filter(pa.array(keep, type=pa.bool_())))
-
-    def _pre_checks(self, c: dict[str, list], i: int, drop: Callable[[int, str, str], None]) -> bool:
-        """The checks before the grader; drops the row and returns False at the first failure."""
-        domain, teacher = (c["domain"][i] or "").casefold(), (c["teacher"][i] or "").casefold()
-        if domain not in self.domains:
-            drop(i, "not_math", f"domain {c['domain'][i]!r}")
-        elif teacher not in self.teachers:
-            drop(i, "other_teacher", f"teacher {c['teacher'][i]!r}")
-        elif (problem := format_problem(c["response"][i])) is not None:
-            drop(i, "bad_format", problem)
-        elif not c["reference_answer"][i]:
-            drop(i, "no_reference", "no reference answer")
-        else:
-            return True
-        return False
+        if any(checked.exempt):
+            self.kept.add_batch(table.filter(pa.array(checked.exempt, type=pa.bool_())))
+        self.kept.add_batch(table.filter(pa.array(keep, type=pa.bool_())))
 
 
 def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[int]]:
@@ -245,39 +338,37 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
 
     tune_stage_process()
     ingested = Path(ingested)
-    digests = InputDigests({"ingested": ingested, **({"tokenizer": tokenizer} if tokenizer else {})})
+    path = ingested / "trajectories.parquet"
+    open_table(path, S.TRAJECTORY)
+    groups = num_row_groups(path)
     if count_tokens is None:
         if tokenizer is None:
             raise ValueError("filter: give a tokenizer directory or a count_tokens function")
         count_tokens = load_token_counter(tokenizer)
-    grader = None
-    if grade is None:
-        from plasticity.grading import Grader
-
-        workers = int(cfg.get("workers") or os.cpu_count() or 1)
-        grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=workers, timeout_s=5.0,
-                        cache_size=GRADER_CACHE)
-        grade = grader.grade_many
+    workers = max(1, min(int(cfg.get("workers") or os.cpu_count() or 1), groups))
+    # One process: its grader gets every core; several: each worker's grader gets one.
+    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else int(
+        cfg.get("workers") or os.cpu_count() or 1))
+    pool = _CheckPool(checker, workers) if workers > 1 else None   # forked before any thread starts
+    ok = False
     try:
+        digests = InputDigests({"ingested": ingested, **({"tokenizer": tokenizer} if tokenizer else {})})
         with atomic_path(out) as tmp:
             with Ledger(tmp / "ledger.parquet", STAGE) as ledger, \
                     TableWriter(tmp / "rl_prompts.parquet", S.RL_PROMPT) as rl_kept:
                 rl_in, rl_keys = filter_rl(ingested / "rl_prompts.parquet", cfg, ledger, rl_kept)
                 rl_counts = {"in": rl_in, "kept": rl_kept.count, "dropped": dict(sorted(ledger.counts.items()))}
                 rl_dropped = ledger.total
-                with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY) as kept, \
-                        TableWriter(tmp / "rl_matched.parquet", MATCHED) as matched:
-                    sft = _SftFilter(cfg, grade, count_tokens, rl_keys, ledger, kept, matched)
-                    path = ingested / "trajectories.parquet"
-                    try:
-                        with tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0,
-                                  leave=False) as bar:
-                            # Batch size is part of the output: exempt rows go first within a batch.
-                            for batch in prefetch(iter_batches(path, S.TRAJECTORY, batch_size=BATCH_ROWS)):
-                                sft.batch(batch)
-                                bar.update(batch.num_rows)
-                    finally:
-                        sft.close()
+                with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY, INTERMEDIATE_COMPRESSION) as kept, \
+                        TableWriter(tmp / "rl_matched.parquet", MATCHED) as matched, \
+                        tqdm(total=num_rows(path), desc="filter", unit="rows", mininterval=2.0, leave=False) as bar:
+                    sft = _SftFilter(count_tokens, rl_keys, int(cfg["max_prompt_tokens"]),
+                                     int(cfg["max_response_tokens"]), ledger, kept, matched)
+                    tables = prefetch(iter_row_groups(path, S.TRAJECTORY))
+                    pairs = zip(tables, pool.map(path, groups)) if pool else ((t, checker(t)) for t in tables)
+                    for table, checked in pairs:
+                        sft.apply(table, checked)
+                        bar.update(table.num_rows)
             sft_dropped = {k: v - rl_counts["dropped"].get(k, 0) for k, v in sorted(ledger.counts.items())}
             sft_dropped = {k: v for k, v in sft_dropped.items() if v}
             counts = {
@@ -291,9 +382,11 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
                     raise AssertionError(f"filter {name}: {c['in']} in != {c['kept']} kept + {c['dropped']} dropped")
             write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
                            extra={"inputs": digests.manifest_inputs(), "counts": counts})
+        ok = True
     finally:
-        if grader is not None:
-            grader.close()
+        if pool is not None:
+            pool.close(ok)
+        checker.close()
     return counts
 
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from plasticity import schema as S
 from plasticity.data import native
-from plasticity.data.tables import DataError, InputDigests, Ledger, TableWriter, tune_stage_process
+from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
+                                    tune_stage_process)
 from plasticity.data.text import normalise_prompt
 from plasticity.io import atomic_path, write_manifest
 from plasticity.problems import problem_id
@@ -112,7 +113,7 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
     with atomic_path(out) as tmp:
         per_source: dict[str, Any] = {}
         with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
-            with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY) as writer:
+            with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY, INTERMEDIATE_COMPRESSION) as writer:
                 for source in sources:
                     per_source[source["name"]] = _ingest_source(source, roots[source["name"]],
                                                                 writer, ledger, rl=False)
