@@ -192,3 +192,14 @@ def test_am_40m_fast_path_agrees_with_checked_mapper(variant, file_name):
             return (err.reason, err.field, err.message)
 
     assert repr(outcome(native.map_am_40m)) == repr(outcome(native._map_am_40m_checked))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_keep_rows_equals_filter(seed):
+    rng = random.Random(seed)
+    table = pa.Table.from_pylist(_rows(60, seed), schema=S.TRAJECTORY)
+    for keep in ([True] * 60, [False] * 60, [rng.random() < 0.8 for _ in range(60)],
+                 [rng.random() < 0.2 for _ in range(60)]):
+        got = tables.keep_rows(table, keep)
+        assert got.equals(table.filter(pa.array(keep)))
+        assert tables.keep_rows(table.to_batches()[0], keep).to_pylist() == got.to_pylist()

@@ -27,11 +27,11 @@ cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept S
 are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
 memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
 
-Overlap: the previous batch is written (``TableWriter``'s background thread) while the pool matches
-the current one; the outputs are the same bytes as a sequential run, and the inputs are hashed for
-the manifest while the stage works (``tables.InputDigests``). Batches are read in this thread, not
-prefetched: this thread mostly waits on the pool anyway, and a prefetched batch cost ~200 MiB of
-peak memory for no measured gain.
+Overlap: the pool matches the next batch while this thread filters, logs and hands the current
+one to ``TableWriter``'s background thread; the outputs are the same bytes as a sequential run, and
+the inputs are hashed for the manifest while the stage works (``tables.InputDigests``). Batches
+are read in this thread, one ahead of the one being finished, not prefetched further: a
+prefetched batch cost ~200 MiB of peak memory for no measured gain.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ import pyarrow as pa
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
 from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledger, TableWriter, iter_batches,
-                                    num_rows, open_table,
+                                    keep_rows, num_rows, open_table,
                                     tune_stage_process)
 from plasticity.data.text import shingles
 from plasticity.io import atomic_path, write_manifest
@@ -113,10 +113,16 @@ class _Matcher:
             self.pool = multiprocessing.get_context("fork").Pool(workers, _init_worker, (index,))
 
     def __call__(self, texts: list[str]) -> list[tuple[str, str] | None]:
+        return self.submit(texts)()
+
+    def submit(self, texts: list[str]) -> Callable[[], list[tuple[str, str] | None]]:
+        """Start matching ``texts`` (in the pool, without waiting); call the result to get the hits."""
         if self.pool is None:
-            return _first_hits(texts, self.n)
+            hits = _first_hits(texts, self.n)
+            return lambda: hits
         chunks = [(texts[i:i + _CHUNK], self.n) for i in range(0, len(texts), _CHUNK)]
-        return [hit for part in self.pool.imap(_hits_star, chunks) for hit in part]
+        job = self.pool.map_async(_hits_star, chunks)
+        return lambda: [hit for part in job.get() for hit in part]
 
     def close(self) -> None:
         if self.pool is not None:
@@ -134,17 +140,27 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
             tqdm(total=num_rows(path), desc=f"decontaminate {path.name}", unit="rows",
                  mininterval=2.0, leave=False) as bar:
         rows_in = 0
-        for batch in iter_batches(path, schema, batch_size=_BATCH):   # no prefetch: see run()
-            rows_in += batch.num_rows
+
+        def start(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, Callable[[], list] | None]:
+            """Read the batch's first field and start matching it."""
+            if not fields:
+                return batch, None
+            return batch, match.submit([v or "" for v in batch.column(fields[0]).to_pylist()])
+
+        def finish(batch: pa.RecordBatch, first_hits: Callable[[], list] | None) -> None:
             hits: list[tuple[str, str, str] | None] = [None] * batch.num_rows
-            for field in fields:
+            for k, field in enumerate(fields):
                 todo = [i for i in range(batch.num_rows) if hits[i] is None]
-                column = batch.column(field).to_pylist()
-                for i, hit in zip(todo, match([column[i] or "" for i in todo])):
+                if k == 0:
+                    found = first_hits()
+                else:
+                    column = batch.column(field).to_pylist()
+                    found = match([column[i] or "" for i in todo])
+                for i, hit in zip(todo, found):
                     if hit is not None:
                         hits[i] = (field, *hit)
             keep = [hit is None for hit in hits]
-            writer.add_table(pa.Table.from_batches([batch]).filter(pa.array(keep)))
+            writer.add_table(keep_rows(batch, keep))
             ids, files, rownums = (batch.column(c).to_pylist() for c in ("problem_id", "source_file", "source_row"))
             for i, hit in enumerate(hits):
                 if hit is not None:
@@ -155,6 +171,17 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
                     bench = owner.split("/", 1)[0]
                     by_benchmark[bench] = by_benchmark.get(bench, 0) + 1
             bar.update(batch.num_rows)
+
+        # One batch ahead: the pool matches batch i+1 while this thread filters and logs batch i.
+        pending = None
+        for batch in iter_batches(path, schema, batch_size=_BATCH):   # no prefetch: see run()
+            rows_in += batch.num_rows
+            started = start(batch)
+            if pending is not None:
+                finish(*pending)
+            pending = started
+        if pending is not None:
+            finish(*pending)
     return {"in": rows_in, "kept": writer.count, "dropped": rows_in - writer.count,
             "dropped_by_benchmark": dict(sorted(by_benchmark.items()))}
 

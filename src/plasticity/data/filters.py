@@ -67,7 +67,7 @@ import pyarrow as pa
 from plasticity import schema as S
 from plasticity.data.keys import ABSENT, FirstSeen, prompt_key
 from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledger, TableWriter, iter_batches,
-                                    iter_row_groups, num_row_groups, num_rows, open_table, prefetch,
+                                    iter_row_groups, keep_rows, num_row_groups, num_rows, open_table, prefetch,
                                     read_row_group, tune_stage_process)
 from plasticity.data.text import format_problem, has_cjk
 from plasticity.io import atomic_path, write_manifest
@@ -302,8 +302,8 @@ class _SftFilter:
         self.seen.compact()
         # Exempt rows first, then the kept rows: the order of the row-at-a-time version.
         if any(checked.exempt):
-            self.kept.add_batch(table.filter(pa.array(checked.exempt, type=pa.bool_())))
-        self.kept.add_batch(table.filter(pa.array(keep, type=pa.bool_())))
+            self.kept.add_batch(keep_rows(table, checked.exempt))
+        self.kept.add_batch(keep_rows(table, keep))
 
 
 def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter) -> tuple[int, set[int]]:
