@@ -16,7 +16,8 @@ here is one whitespace-separated piece (each generated word or symbol), and that
 stands in for the model tokenizer in the filter's length check (pipeline and baseline alike; max
 1,024 prompt / 16,384 response tokens). Faults: 5% duplicate prompts, 3% non-math, 5% other teacher,
 5% wrong answers, 0.5% benchmark copies; 10% of answers are LaTeX fractions whose reference is
-written differently (\\frac{a}{b} vs \\dfrac{a}{b}), so the grader must call math-verify for them.
+written differently (\\frac{a}{b} vs \\dfrac{a}{b}). The grader decides those in-process (its exact
+fast path for fractions, plasticity.grading_fastpath); the baseline calls math-verify on every row.
 Benchmarks: 2,157 generated prompts (the study's size). RL source: 1,000 Skywork-schema rows.
 
 Each stage runs as its own process (the stage's ``run`` call, as ``python -m plasticity <stage>``
@@ -372,8 +373,9 @@ def render(results: dict) -> str:
     lines += [
         "What stands in for what: the corpus is generated in the AM-40M schema (prompts ~80 tokens,",
         "trajectories ~3,700 tokens on average, log-normal tail to 40K; 5% duplicate prompts, 3% non-math,",
-        "5% other teacher, 5% wrong answers, 0.5% benchmark copies, 10% LaTeX-fraction answers that need",
-        "math-verify); 2,157 generated benchmark prompts; a whitespace token counter (one token per",
+        "5% other teacher, 5% wrong answers, 0.5% benchmark copies, 10% LaTeX-fraction answers spelled",
+        "differently from their reference, which the grader's exact fast path decides without math-verify);",
+        "2,157 generated benchmark prompts; a whitespace token counter (one token per",
         "whitespace-separated piece) stands in for the model tokenizer in the length filter, in the",
         "pipeline and the baseline alike. Each stage runs in its own process. Peak RSS = largest single",
         "process (`wait4` maxrss); tree PSS = peak total PSS of the stage process and all its children",

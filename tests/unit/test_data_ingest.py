@@ -170,3 +170,66 @@ def test_rerun_is_byte_identical(tmp_path):
     ingest.run(sources, SKYWORK, tmp_path / "raw", tmp_path / "b")
     for name in ("trajectories.parquet", "rl_prompts.parquet", "ledger.parquet", "manifest.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def _faulty_am40m(path: Path, n: int, seed: int) -> None:
+    """AM-40M lines with every oddity the block path must hand to the row path, spread at random."""
+    import random
+
+    rng = random.Random(seed)
+    good = {"question": "What is 2+2?", "answer": "<think>\nfour\n</think>\n\\boxed{4}", "question_source": "q",
+            "answer_source": "a", "category": "math", "ground_truth": "4", "test_case": "", "instruction_constrain": "",
+            "pass_rate_r1": 1.0, "pass_rate_7b": 0.75, "pass_rate_1.5b": 0.25, "verify_score": 1.0, "ppl": 1.5,
+            "model_name": "r1"}
+    faults = [
+        lambda r: b"{not json\n", lambda r: b"\n", lambda r: b"   \n",
+        lambda r: json.dumps({**r, "question": "caf\u00e9"}).encode().replace(b"caf\\u00e9", b"caf\xff") + b"\n",
+        lambda r: json.dumps({**r, "question": "\x1c\u3000 "}).encode() + b"\n",    # blank for str.strip()
+        lambda r: json.dumps({**r, "answer": None}).encode() + b"\n",
+        lambda r: json.dumps({k: v for k, v in r.items() if k != "category"}).encode() + b"\n",
+        lambda r: json.dumps({**r, "model_name": ""}).encode() + b"\n",
+        lambda r: json.dumps({**r, "ground_truth": " \t"}).encode() + b"\n",          # becomes null
+        lambda r: json.dumps({**r, "ground_truth": ["4"]}).encode() + b"\n",
+        lambda r: json.dumps({**r, "pass_rate_7b": 1.5}).encode() + b"\n",
+        lambda r: json.dumps({**r, "pass_rate_7b": True}).encode() + b"\n",
+        lambda r: json.dumps({**r, "pass_rate_1.5b": 1}).encode() + b"\n",            # an int rate is fine
+        lambda r: json.dumps(r).encode()[:-1] + b', "pass_rate_r1": NaN}\n',
+        lambda r: json.dumps(r).encode()[:-1] + b', "category": "code"}\n',            # repeated key
+        lambda r: b"[1, 2]\n", lambda r: json.dumps({**r, "extra": {"x": [1]}}).encode() + b"\r\n",
+    ]
+    with open(path, "wb") as fh:
+        for i in range(n):
+            row = {**good, "question": f"Problem {i}: what is {i}+{i}?", "ground_truth": str(2 * i)}
+            fh.write(rng.choice(faults)(row) if rng.random() < 0.15 else json.dumps(row).encode() + b"\n")
+        fh.write(json.dumps(good).encode())                                            # no final newline
+
+
+@pytest.mark.parametrize("block_bytes", [300, 4096, 1 << 24])
+def test_am40m_block_path_equals_row_path(tmp_path, monkeypatch, block_bytes):
+    from plasticity.data import am40m_blocks
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    _faulty_am40m(corpus / "math_r1_1pass.jsonl", 600, seed=block_bytes)
+    sources = [_src("am40m", "am_40m", "am40m"), _src("bad", "am_40m", "bad"),
+               {"name": "gen", "format": "am_40m", "path": str(corpus)}]
+    monkeypatch.setattr(am40m_blocks, "BLOCK_BYTES", block_bytes)
+    outputs = {}
+    for arrow in (False, True):
+        monkeypatch.setattr(ingest, "ARROW_BLOCKS", arrow)
+        out = tmp_path / f"out_{arrow}"
+        counts = ingest.run(sources, SKYWORK, tmp_path / "raw", out)
+        outputs[arrow] = ({n: (out / f"{n}.parquet").read_bytes() for n in ("trajectories", "ledger")}, counts)
+    assert outputs[True] == outputs[False]
+    ledger = pq.read_table(tmp_path / "out_True" / "ledger.parquet").to_pylist()
+    assert len({r["reason"] for r in ledger}) >= 4 and len(ledger) > 40
+
+
+def test_am40m_blocks_use_arrow_for_clean_blocks(tmp_path, monkeypatch):
+    from plasticity.data import am40m_blocks
+
+    path = tmp_path / "math_r1_1pass.jsonl"
+    _faulty_am40m(path, 300, seed=1)
+    monkeypatch.setattr(am40m_blocks, "BLOCK_BYTES", 2048)
+    kinds = [kind for kind, _, _ in am40m_blocks.blocks(path)]
+    assert "table" in kinds and "records" in kinds
