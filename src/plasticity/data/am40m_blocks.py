@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from plasticity.data import native
-from plasticity.data.tables import DataError
 
 BLOCK_BYTES = 16 << 20
 _FIELDS = pa.schema([("category", pa.string()), ("model_name", pa.string()), ("question", pa.string()),
@@ -96,7 +95,7 @@ def _mapped(block: bytes, lines: int) -> pa.Table | None:
 def blocks(path: Path) -> Iterator[tuple[str, int | None, pa.Table | list]]:
     """The blocks of one AM-40M JSONL file, as the module docstring describes."""
     row, seen = 0, False
-    try:
+    with native.file_errors(path):
         for block in _line_blocks(path):
             lines = block.count(b"\n") + (not block.endswith(b"\n"))
             table = _mapped(block, lines)
@@ -112,13 +111,5 @@ def blocks(path: Path) -> Iterator[tuple[str, int | None, pa.Table | list]]:
                 seen = seen or bool(records)
                 yield "records", None, records
             row += lines
-    except DataError:
-        raise
-    except OSError as exc:
-        raise DataError(f"{path}: unreadable file ({exc})") from exc
-    except Exception as exc:
-        if type(exc).__name__ == "ZstdError":
-            raise DataError(f"{path}: corrupt zstd stream ({exc})") from exc
-        raise
     if not seen:
-        yield "records", None, [(None, native.RowError("empty_shard", None, "file has no records"))]
+        yield "records", None, [native.empty_shard()]

@@ -14,6 +14,7 @@ Decisions where the releases are silent (DATASETS.md section 7) are written next
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -113,14 +114,11 @@ def _iter_lines(path: Path) -> Iterator[bytes]:
             yield rest
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
-    seen = False
+@contextlib.contextmanager
+def file_errors(path: Path) -> Iterator[None]:
+    """Turn I/O and zstd errors while reading ``path`` into a ``DataError`` naming it."""
     try:
-        for row, line in enumerate(_iter_lines(path)):
-            if not line.strip():
-                continue                         # blank lines are not records
-            seen = True
-            yield row, _parse_line(line)
+        yield
     except DataError:
         raise
     except OSError as exc:                       # I/O errors
@@ -129,8 +127,23 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
         if type(exc).__name__ == "ZstdError":
             raise DataError(f"{path}: corrupt zstd stream ({exc})") from exc
         raise
+
+
+def empty_shard() -> tuple[None, RowError]:
+    """The one record an empty file counts as: in = kept + dropped holds for it too."""
+    return None, RowError("empty_shard", None, "file has no records")
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+    seen = False
+    with file_errors(path):
+        for row, line in enumerate(_iter_lines(path)):
+            if not line.strip():
+                continue                         # blank lines are not records
+            seen = True
+            yield row, _parse_line(line)
     if not seen:
-        yield None, RowError("empty_shard", None, "file has no records")
+        yield empty_shard()
 
 
 def _parse_line(line: bytes) -> dict | RowError:
@@ -155,7 +168,7 @@ def _json_array_records(path: Path) -> Iterator[tuple[int | None, dict | RowErro
     if not isinstance(data, list):
         raise DataError(f"{path}: a .json source must hold a list of records")
     if not data:
-        yield None, RowError("empty_shard", None, "file has no records")
+        yield empty_shard()
     for row, obj in enumerate(data):
         yield row, obj if isinstance(obj, dict) else RowError(
             "wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
@@ -170,7 +183,7 @@ def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, 
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{path}: corrupt or truncated parquet file ({exc})") from exc
     if handle.metadata.num_rows == 0:
-        yield None, RowError("empty_shard", None, "file has no records")
+        yield empty_shard()
         return
     row = 0
     try:
