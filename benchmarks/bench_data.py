@@ -325,39 +325,34 @@ def _row(entry: dict) -> str:
 
 
 NOTES = """\
-How the pipeline gets there (outputs byte-identical to the previous row-at-a-time version, checked
-file by file on the 50K and 100K corpora; tests/unit/test_data_parallel.py):
+How the pipeline gets there (every output is the same bytes whatever the number of workers and
+whichever read path a block takes: tests/unit/test_data_parallel.py, tests/unit/test_data_ingest.py):
 
-- Parquet encoding + zstd of every output runs in a background writer thread (without the GIL) and the
-  next record batch is decoded in a prefetch thread, so the Python work of each stage overlaps both. Row
-  groups are cut by the same rule as before, so the files are the same bytes. Batches are decoded
-  single-threaded: pyarrow's threaded decoding cost 2.7x the CPU for no gain on 2 cores.
-- The stage processes opt out of transparent huge pages (`prctl(PR_SET_THP_DISABLE)`): with THP=always
-  on this VM, every fresh 64 MB row-group buffer faulted in 2 MiB pages with memory compaction in the
-  fault path, up to 0.4 s of kernel time each.
-- The filter keeps batches in Arrow (only the needed columns become Python lists; kept rows are written as
-  Arrow slices, no dict round trip), grades in a helper thread while the main thread counts tokens, starts
-  the grader's math-verify workers up front, and checks the think-block format in one scan instead of two.
-- Ingest maps well-formed AM-40M records on a fast path (falls back to the field-by-field checks on
-  anything unusual) and reads with a 1 MiB buffer.
-- Manifest input hashes (sha256 of the inputs, 16.7 GiB at 889K) are computed in a thread from stage start.
-- Flat memory: pyarrow's pre-buffering is off (it kept every compressed column chunk read until the file
-  closed: this was the growth with corpus size), dedup keys are 64-bit digests in sorted numpy arrays
-  (16 bytes per prompt; the first holder as file number + row), the grader's verdict cache is an LRU of
-  65,536 entries.
+- Ingest: AM-40M JSONL is parsed a 16 MiB block at a time by Arrow's JSON reader and mapped to the
+  canonical columns with Arrow compute (`data/am40m_blocks.py`); a block with anything unusual (a
+  malformed line, invalid UTF-8, a missing or mistyped field, a blank prompt, a rate outside [0, 1])
+  goes whole to the row path, which names the file, row and field in the ledger.
+- Filter: the checks that look at one row alone (domain, teacher, format, THE grader, token counts,
+  the prompt's dedup key) run on whole row groups in forked worker processes, each with its own
+  grader; the stage process reads the same row groups in order and applies what depends on earlier
+  rows (dedup, the RL set difference), the ledger and the writing. The grader decides the benchmark's
+  integer and LaTeX-fraction answers in-process on its exact fast path (verdicts equal to
+  math-verify's by construction and by test), so math-verify runs only where the fast path abstains.
+- Decontaminate: the n-gram pool matches the next batch while the stage process filters and writes
+  the current one.
+- Everywhere: kept rows are written as zero-copy Arrow slices (no dict round trip) by a background
+  writer thread (encoding and compression release the GIL); the stage-to-stage trajectory tables
+  (ingested, filtered, decontaminated) use lz4, the named sets and ledgers zstd; long text columns get
+  no dictionary or statistics; manifest input hashes are computed in a thread from stage start.
+- Flat memory: pyarrow's pre-buffering is off (it kept every compressed column chunk until the file
+  closed), dedup keys are 64-bit digests in sorted numpy arrays (16 bytes per prompt), the grader's
+  verdict cache is an LRU of 65,536 entries, Arrow buffers come from jemalloc and the stage processes
+  opt out of transparent huge pages. The filter's tree PSS is larger than its largest process because
+  it counts the forked workers' private pages.
 
-Where the time goes now (2 cores, 50K rows, CPU seconds): the three parquet writers (zstd is ~75% of
-it; same bytes by requirement) ~7.5 s, math-verify in the grader's two workers ~4 s (about 2,100
-distinct LaTeX answers plus worker start-up), the whitespace token counter ~3 s, reading and decoding
-~2.5 s, JSON parsing and mapping ~2.5 s, the n-gram matcher ~1.6 s, input hashing ~0.9 s, process and
-import start-up ~2 s; about 26 CPU-seconds against the baseline's ~117. That ratio (~4.5x) bounds
-the speedup when both use the 2 cores equally well; the baseline's `num_proc=2` keeps ~1.8 cores busy,
-the pipeline ~1.6, hence ~3.8x on a quiet machine. The 5x goal is not met: the remaining CPU is fixed
-by the requirements (the same zstd bytes, THE grader's math-verify calls, the same token counter), and
-compression settings that change the files (e.g. a faster codec) would be the next lever. Ingest parsing
-was not moved to worker processes: its Python work already takes about as long as its writer thread,
-so on 2 cores extra processes would only add pickling; on more cores that (and a process pool for the
-token counter) is the next step.
+What bounds the ratio: both keep the two cores about equally busy (CPU time ~1.7-1.8x wall time in
+the rounds above), so the wall-time speedup follows the ratio of CPU seconds, the baseline's
+per-row math-verify and Python filters against the pipeline's work in Arrow and the fast path.
 """
 
 
@@ -365,11 +360,14 @@ def render(results: dict) -> str:
     """The markdown of the ``## Data pipeline`` section from the accumulated results."""
     entries = [results[k] for k in ("slice", "full", "large") if k in results]
     lines = [SECTION, ""]
-    commands = sorted({(e["command"], e["date"], e["machine"], e["load_before"]) for e in entries})
-    lines.append("Commands (each entry below names its own run):" if len(commands) > 1 else "Command:")
+    runs: dict[tuple, list[str]] = {}
+    for e in entries:
+        runs.setdefault((e["date"], e["command"], e["machine"], e["load_before"]), []).append(f"{e['rows']:,}")
+    lines.append("Commands:" if len(runs) > 1 else "Command:")
     lines.append("")
-    for command, date, machine, load in commands:
-        lines += [f"    {command}", "", f"run {date} on {machine}; load average before the run {load}.", ""]
+    for (date, command, machine, load), corpora in sorted(runs.items()):
+        lines += [f"    {command}", "", f"run {date} on {machine}; load average before the run {load}; "
+                  f"corpus {' and '.join(corpora)} rows.", ""]
     lines += [
         "What stands in for what: the corpus is generated in the AM-40M schema (prompts ~80 tokens,",
         "trajectories ~3,700 tokens on average, log-normal tail to 40K; 5% duplicate prompts, 3% non-math,",
