@@ -37,3 +37,26 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random tiny Qwen2 model (96-token context) with the miniature's tokenizer, saved as safetensors."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from plasticity.models import build_tiny_tokenizer, save_model_and_tokenizer
+
+    tok = build_tiny_tokenizer()
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=1, intermediate_size=64, max_position_embeddings=96,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
+                      tie_word_embeddings=True)
+    model = Qwen2ForCausalLM(cfg)
+    with torch.no_grad():  # make EOS likely enough that some samples stop early
+        model.lm_head.weight[tok.eos_token_id] *= 0.0
+        model.model.embed_tokens.weight[tok.eos_token_id] += 0.5
+    out = tmp_path_factory.mktemp("tiny")
+    save_model_and_tokenizer(model, tok, out)
+    return out

@@ -174,7 +174,7 @@ class Difficulty(Strict):
     model: str | None = None              # reference model (a `models` name) when source = sample
     column: str = "win_rate_small"        # win-rate column that sampling fills
     backend: Literal["transformers", "vllm"] = "transformers"
-    temperature: float = Field(0.7, ge=0)
+    temperature: float = Field(0.7, gt=0)   # sampling, never greedy (the evaluation's rule)
     max_new_tokens: int = Field(1024, gt=0)
     workers: int = Field(1, gt=0)
     grader_mode: Literal["strict", "lenient"] = "strict"

@@ -20,28 +20,6 @@ EVAL = {"benchmarks": ["mini_gsm8k", "mini_aime24"], "backend": "transformers",
 
 
 @pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from plasticity.models import build_tiny_tokenizer, save_model_and_tokenizer
-
-    tok = build_tiny_tokenizer()
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      num_key_value_heads=1, intermediate_size=64, max_position_embeddings=96,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
-                      tie_word_embeddings=True)
-    model = Qwen2ForCausalLM(cfg)
-    with torch.no_grad():  # make EOS likely enough that some samples stop early
-        model.lm_head.weight[tok.eos_token_id] *= 0.0
-        model.model.embed_tokens.weight[tok.eos_token_id] += 0.5
-    out = tmp_path_factory.mktemp("tiny")
-    save_model_and_tokenizer(model, tok, out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
     from plasticity.models import load_model_and_tokenizer
 
@@ -87,6 +65,18 @@ def test_context_overflow_is_an_error_not_a_silent_cap(loaded):
     model, tok = loaded
     with pytest.raises(ValueError, match="exceeds the model's context"):
         generate_transformers(model, tok, ["1+1="], SamplingConfig(max_new_tokens=500), 4)
+
+
+def test_difficulty_sampler_is_the_transformers_backend(tiny_model_dir, loaded):
+    from plasticity.data.difficulty import transformers_sampler
+
+    prompts = ["1+2=", "7-3=", "2+2+2="]
+    sample = transformers_sampler(tiny_model_dir, max_new_tokens=10, batch_size=16)
+    out = sample(prompts, 4, 7)
+    model, tok = loaded
+    same = generate_transformers(model, tok, prompts, SamplingConfig(max_new_tokens=10, n=4, seed=7), 16)
+    assert out == [[c.text for c in group] for group in same]
+    assert sample(prompts, 4, 7) == out and sample(prompts, 4, 8) != out
 
 
 def test_generate_and_grade_stages_match_in_memory_eval(tiny_model_dir, loaded, tmp_path):

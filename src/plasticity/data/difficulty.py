@@ -14,9 +14,9 @@ to win_rate_* at ingest), so the tables pass through unchanged; rows without met
 win rate and never enter the easy/hard pools.
 ``sample``: the reference model (``--model``; the study: DeepSeek-R1-Distill-Qwen-1.5B) answers
 each SFT prompt ``samples`` times (N = 4 in the study) and THE grader scores each answer against
-the reference; WR = correct / N goes to ``column`` (default win_rate_small). Generation uses vLLM
-(``backend: vllm``, GPU) or a plain transformers ``generate`` loop (CPU); both are seeded from the
-config seed and the batch index. Tests inject a sampler.
+the reference; WR = correct / N goes to ``column`` (default win_rate_small). Generation is the
+evaluation's own (``plasticity.eval.generate``: same chat template, same prompt encoding): vLLM
+(``backend: vllm``, GPU) or transformers (CPU), seeded from the config seed and the batch index.
 """
 from __future__ import annotations
 
@@ -39,45 +39,32 @@ GradeFn = Callable[[list[str], list[str]], Any]
 
 def transformers_sampler(model_dir: str | Path, *, temperature: float = 0.7, max_new_tokens: int = 1024,
                          batch_size: int = 16) -> Sampler:
-    """A minimal CPU/GPU sampler: chat-formatted prompts, ``generate`` with num_return_sequences."""
+    """CPU (or single-GPU) sampler: the evaluation's transformers backend, chat-templated prompts."""
     import torch
 
-    from plasticity.models import chat_prompt, load_model_and_tokenizer
+    from plasticity.eval.generate import SamplingConfig, generate_transformers
+    from plasticity.models import load_model_and_tokenizer
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model, tokenizer = load_model_and_tokenizer(model_dir, device=device)
-    model.eval()
+    model, tokenizer = load_model_and_tokenizer(model_dir, device="cuda" if torch.cuda.is_available() else "cpu")
 
-    @torch.no_grad()
     def sample(prompts: list[str], n: int, seed: int) -> list[list[str]]:
-        torch.manual_seed(seed)
-        out: list[list[str]] = []
-        for i in range(0, len(prompts), batch_size):
-            texts = [chat_prompt(tokenizer, p) for p in prompts[i:i + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            gen = model.generate(**enc, do_sample=True, temperature=temperature, top_p=1.0,
-                                 num_return_sequences=n, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)
-            decoded = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            out += [decoded[j * n:(j + 1) * n] for j in range(len(texts))]
-        return out
+        sampling = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, n=n, seed=seed)
+        return [[c.text for c in group] for group in generate_transformers(model, tokenizer, prompts, sampling,
+                                                                           batch_size)]
 
     return sample
 
 
-def vllm_sampler(model_dir: str | Path, *, temperature: float = 0.7, max_new_tokens: int = 1024) -> Sampler:
-    """GPU sampler: one vLLM engine, ``n`` samples per prompt in one request."""
-    from vllm import LLM, SamplingParams
+def vllm_sampler(model_dir: str | Path, *, temperature: float = 0.7, max_new_tokens: int = 1024,
+                 seed: int = 0) -> Sampler:
+    """GPU sampler: the evaluation's vLLM backend, one engine, ``n`` samples per prompt in one request."""
+    from plasticity.eval.generate import SamplingConfig, generate_vllm, load_vllm
 
-    from plasticity.models import chat_prompt, load_tokenizer
+    llm = load_vllm(model_dir, seed=seed)
 
-    tokenizer = load_tokenizer(model_dir)
-    llm = LLM(model=str(model_dir))
-
-    def sample(prompts: list[str], n: int, seed: int) -> list[list[str]]:
-        params = SamplingParams(n=n, temperature=temperature, top_p=1.0, max_tokens=max_new_tokens, seed=seed)
-        outputs = llm.generate([chat_prompt(tokenizer, p) for p in prompts], params, use_tqdm=False)
-        return [[c.text for c in o.outputs] for o in outputs]
+    def sample(prompts: list[str], n: int, batch_seed: int) -> list[list[str]]:
+        sampling = SamplingConfig(temperature=temperature, max_new_tokens=max_new_tokens, n=n, seed=batch_seed)
+        return [[c.text for c in group] for group in generate_vllm(model_dir, prompts, sampling, llm=llm)]
 
     return sample
 
@@ -115,9 +102,10 @@ def run(cfg: dict[str, Any], in_dir: str | Path, out: str | Path, *, seed: int =
         if sampler is None:
             if model_dir is None:
                 raise ValueError("difficulty.source = sample needs a reference model (--model DIR)")
-            make = vllm_sampler if cfg.get("backend") == "vllm" else transformers_sampler
-            sampler = make(model_dir, temperature=float(cfg.get("temperature", 0.7)),
-                           max_new_tokens=int(cfg.get("max_new_tokens", 1024)))
+            options = {"temperature": float(cfg.get("temperature", 0.7)),
+                       "max_new_tokens": int(cfg.get("max_new_tokens", 1024))}
+            sampler = (vllm_sampler(model_dir, seed=seed, **options) if cfg.get("backend") == "vllm"
+                       else transformers_sampler(model_dir, **options))
         if grade is None:
             from plasticity.grading import Grader
 

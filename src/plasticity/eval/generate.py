@@ -19,6 +19,10 @@ Backends, one interface (``list[list[Completion]]``, one inner list of n samples
     before each batch from (seed, batch index), so a rerun on CPU is byte-identical.
   * ``vllm`` (GPU): tensor parallel, n samples per request, a per-request seed from
     (seed, prompt index). ``import vllm`` happens only inside ``generate_vllm``.
+Both encode the templated prompt the same way (``encode_prompts``: no special tokens added, since
+the chat template already writes them; vLLM gets the token ids, so it cannot add a second BOS)
+and refuse a prompt that cannot fit the context with the full budget (``check_context``): vLLM
+would otherwise stop such a sample at the context length and call it ``length``.
 """
 from __future__ import annotations
 
@@ -76,6 +80,20 @@ def template_sha256(tokenizer: Any) -> str:
     return hashlib.sha256((str(template) + "\x00" + probe).encode()).hexdigest()
 
 
+def encode_prompts(tokenizer: Any, prompts: list[str], apply_chat_template: bool = True) -> list[list[int]]:
+    """Token ids of each prompt, chat-templated by default, as both backends feed them to the model."""
+    texts = [chat_prompt(tokenizer, p) for p in prompts] if apply_chat_template else list(prompts)
+    return [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+
+def check_context(encoded: list[list[int]], max_new_tokens: int, limit: int | None) -> None:
+    """Refuse a prompt that cannot be answered with the whole budget inside the model's context."""
+    longest = max((len(e) for e in encoded), default=0)
+    if limit is not None and longest + max_new_tokens > limit:
+        raise ValueError(f"a prompt of {longest} tokens plus max_new_tokens={max_new_tokens} exceeds "
+                         f"the model's context of {limit} tokens; lower eval.sampling.max_new_tokens")
+
+
 # ----------------------------------------------------------------------------------------------
 # transformers backend (CPU)
 
@@ -85,14 +103,8 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], sampli
     """``sampling.n`` sampled completions per prompt (questions, chat-templated here by default)."""
     import torch
 
-    texts = [chat_prompt(tokenizer, p) for p in prompts] if apply_chat_template else list(prompts)
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit is not None:
-        longest = max((len(e) for e in encoded), default=0)
-        if longest + sampling.max_new_tokens > limit:
-            raise ValueError(f"a prompt of {longest} tokens plus max_new_tokens={sampling.max_new_tokens} exceeds "
-                             f"the model's context of {limit} tokens; lower eval.sampling.max_new_tokens")
+    encoded = encode_prompts(tokenizer, prompts, apply_chat_template)
+    check_context(encoded, sampling.max_new_tokens, getattr(model.config, "max_position_embeddings", None))
     # One job per (prompt, sample); grouped by prompt length so batches pad little. The order is a
     # pure function of the inputs, so batch composition (and thus every sample) is reproducible.
     jobs = sorted(((len(encoded[i]), i, j) for i in range(len(prompts)) for j in range(sampling.n)))
@@ -137,21 +149,38 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], sampli
 # ----------------------------------------------------------------------------------------------
 # vLLM backend (GPU)
 
+def load_vllm(model_dir: str | os.PathLike, *, seed: int, tensor_parallel_size: int = 1,
+              trust_remote_code: bool = False) -> Any:
+    """One vLLM engine for a model directory (safetensors weights only)."""
+    from vllm import LLM
+
+    from plasticity.models import require_safetensors
+
+    require_safetensors(model_dir)
+    return LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size, seed=seed,
+               trust_remote_code=trust_remote_code, load_format="safetensors")
+
+
+def _vllm_context(llm: Any) -> int | None:
+    config = getattr(getattr(llm, "llm_engine", None), "model_config", None)
+    return getattr(config, "max_model_len", None)
+
+
 def generate_vllm(model_dir: str | os.PathLike, prompts: list[str], sampling: SamplingConfig, *,
-                  tensor_parallel_size: int = 1, trust_remote_code: bool = False,
-                  llm: Any = None) -> list[list[Completion]]:
-    """``sampling.n`` completions per prompt with vLLM; each request has its own seed."""
-    from vllm import LLM, SamplingParams
+                  tensor_parallel_size: int = 1, trust_remote_code: bool = False, llm: Any = None,
+                  apply_chat_template: bool = True) -> list[list[Completion]]:
+    """``sampling.n`` completions per prompt with vLLM; request i has the seed (seed, i)."""
+    from vllm import SamplingParams
 
     if llm is None:
-        llm = LLM(model=str(model_dir), tensor_parallel_size=tensor_parallel_size,
-                  trust_remote_code=trust_remote_code, seed=sampling.seed)
-    tokenizer = llm.get_tokenizer()
-    texts = [chat_prompt(tokenizer, p) for p in prompts]
+        llm = load_vllm(model_dir, seed=sampling.seed, tensor_parallel_size=tensor_parallel_size,
+                        trust_remote_code=trust_remote_code)
+    encoded = encode_prompts(llm.get_tokenizer(), prompts, apply_chat_template)
+    check_context(encoded, sampling.max_new_tokens, _vllm_context(llm))
     params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
                              max_tokens=sampling.max_new_tokens, seed=derive_seed(sampling.seed, "request", i))
               for i in range(len(prompts))]
-    results = llm.generate(texts, params)
+    results = llm.generate([{"prompt_token_ids": ids} for ids in encoded], params)
     out = []
     for res in results:
         samples = []
@@ -225,10 +254,8 @@ def run(config: dict, model_dir: str | os.PathLike, benchmarks_dir: str | os.Pat
             template = template_sha256(tokenizer)
             llm = None
         elif backend == "vllm":
-            from vllm import LLM
-
-            llm = LLM(model=str(model_dir), tensor_parallel_size=int(eval_cfg.get("tensor_parallel_size", 1)),
-                      trust_remote_code=trust, seed=seed)
+            llm = load_vllm(model_dir, seed=seed, tensor_parallel_size=int(eval_cfg.get("tensor_parallel_size", 1)),
+                            trust_remote_code=trust)
             template = template_sha256(llm.get_tokenizer())
         else:
             raise ValueError(f"eval.backend must be transformers or vllm, got {backend!r}")
