@@ -203,6 +203,7 @@ def _launcher(settings):
         return f"accelerate launch --num_processes {int(gpus)} -m plasticity"
     return "python -m plasticity"
 
+
 # ---- used by rules/rl.smk
 def _rl_start(w):
     if w.sft_data == "none":
@@ -213,7 +214,24 @@ def _rl_start(w):
 def _rl_settings(w):
     return _section("rl", f"{w.model}/{w.sft_data}@{w.switch}/{w.method}")["rl"]
 
-# ---- used by rules/eval.smk
+
+# ---- used by rules/eval.smk and rules/rl.smk
+def eval_suite(wildcards):
+    """What every evaluation reads: with data.decontaminate.benchmark_side, the decontaminate
+    output (its benchmarks/ folder is the cleaned suite, the study's 2,157 problems), else the
+    benchmarks stage's suites."""
+    if CFG.data.decontaminate.benchmark_side:
+        return rules.decontaminate.output[0]
+    return rules.benchmarks.output[0]
+
+
+def eval_suite_dir(wildcards, input):
+    """The benchmark directory to pass on the command line, given `input.benchmarks = eval_suite`."""
+    if CFG.data.decontaminate.benchmark_side:
+        return f"{input.benchmarks}/benchmarks"
+    return input.benchmarks
+
+
 def _eval_model(w):
     """Input directory holding the weights to evaluate for run `base` or `sft/<data>/<step>`."""
     if w.run == "base":

@@ -90,6 +90,8 @@ rule decontaminate:
     output:
         directory(f"{DATA}/decontaminated"),
     threads: workflow.cores
+    resources:
+        gpu=1 if CFG.data.decontaminate.benchmark_side else 0,   # the embedding model
     log:
         log("data/decontaminate"),
     conda:

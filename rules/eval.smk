@@ -6,12 +6,13 @@ rule generate:
     input:
         cfg=stage_config("eval"),
         model=_eval_model,
-        benchmarks=rules.benchmarks.output[0],
+        benchmarks=eval_suite,
         code=code("plasticity.eval.generate"),
     output:
         directory(f"{R}/{{model}}/eval/{{run}}/generations"),
     params:
         weights=_eval_weights,
+        suite=eval_suite_dir,
     threads: 1
     resources:
         gpu=1 if CFG.eval.backend == "vllm" else 0,
@@ -20,7 +21,7 @@ rule generate:
     conda:
         "../envs/eval.yaml"
     shell:
-        "python -m plasticity generate --config {input.cfg:q} --model {params.weights:q} --benchmarks {input.benchmarks:q}"
+        "python -m plasticity generate --config {input.cfg:q} --model {params.weights:q} --benchmarks {params.suite:q}"
         " --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
@@ -28,10 +29,12 @@ rule grade:
     input:
         cfg=stage_config("eval"),
         generations=rules.generate.output[0],
-        benchmarks=rules.benchmarks.output[0],
+        benchmarks=eval_suite,
         code=code("plasticity.eval.score"),
     output:
         directory(f"{R}/{{model}}/eval/{{run}}/scores"),
+    params:
+        suite=eval_suite_dir,
     threads: 1
     log:
         log("{model}/eval/{run}/grade"),
@@ -39,7 +42,7 @@ rule grade:
         "../envs/eval.yaml"
     shell:
         "python -m plasticity grade --config {input.cfg:q} --generations {input.generations:q}"
-        " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
+        " --benchmarks {params.suite:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule eval_all:

@@ -6,13 +6,14 @@ rule rl:
         cfg=stage_config("rl", "{model}/{sft_data}@{switch}/{method}"),
         start=_rl_start,
         sets=rules.subsets.output[0],
-        benchmarks=rules.benchmarks.output[0],
+        benchmarks=eval_suite,
         code=code("plasticity.train.rl"),
     output:
         directory(f"{R}/{{model}}/rl/{{sft_data}}@{{switch}}/{{method}}"),
     params:
         launcher=lambda w: _launcher(_rl_settings(w)),
         prompts=lambda w, input: f"{input.sets}/{_rl_settings(w)['prompts']}.parquet",
+        suite=eval_suite_dir,
     threads: 1
     resources:
         gpu=lambda w: _rl_settings(w)["num_gpus"],
@@ -22,7 +23,7 @@ rule rl:
         "../envs/train.yaml"
     shell:
         "{params.launcher} rl --config {input.cfg:q} --start {input.start:q} --prompts {params.prompts:q}"
-        " --benchmarks {input.benchmarks:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --benchmarks {params.suite:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule rl_all:

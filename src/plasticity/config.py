@@ -157,8 +157,9 @@ class Filter(Strict):
 
 
 class BenchmarkSide(Strict):
-    model_path: str
+    model_path: str                       # local embedding model directory (safetensors)
     threshold: float = Field(0.8, gt=0, le=1)
+    pooling: Literal["last", "mean"] = "last"   # without sentence-transformers; last: Qwen3-Embedding
 
 
 class Decontaminate(Strict):

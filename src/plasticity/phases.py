@@ -35,10 +35,10 @@ PHASES: tuple[Phase, ...] = (
           ("{results}/{model}/sft",), after=("data", "models")),
     Phase("eval", "eval_all", ("seed", "eval"),
           ("src/plasticity/eval", "src/plasticity/grading.py", "rules/eval.smk"),
-          ("{results}/{model}/eval",), after=("models", "sft")),
+          ("{results}/{model}/eval",), after=("data", "models", "sft")),   # data: the benchmark suite
     Phase("rl", "rl_all", ("seed", "rl", "eval"),
           ("src/plasticity/train", "src/plasticity/eval", "src/plasticity/grading.py", "rules/rl.smk"),
-          ("{results}/{model}/rl",), after=("sft",)),
+          ("{results}/{model}/rl",), after=("data", "sft")),               # data: RL prompts, benchmarks
     Phase("report", "report", ("report", "sft.regimes"),
           ("src/plasticity/analysis", "rules/report.smk"),
           ("{results}/report", "{reports}/tables", "{reports}/figures"),

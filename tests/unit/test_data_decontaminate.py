@@ -1,6 +1,7 @@
 """Decontamination: planted exact and near copies of benchmark problems are removed, clean rows kept;
 the benchmark-side embedding filter with a deterministic toy embedding."""
 import numpy as np
+import pytest
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -116,3 +117,34 @@ def test_benchmark_side_removes_similar_benchmark_problems(tmp_path):
     ledger = pq.read_table(out / "benchmark_ledger.parquet").to_pylist()
     assert [r["problem_id"] for r in ledger] == ["mini_gsm8k-0"] and "training prompt p0" in ledger[0]["detail"]
     assert counts["benchmark_side"]["removed"] == 1
+
+
+def test_cleaned_suite_is_a_benchmarks_directory(tmp_path):
+    from plasticity.eval.registry import benchmark_sha256, load_suites
+    from plasticity.io import sha256_file
+
+    src, bench = setup(tmp_path, ["Janet owns sixteen eggs, eating three each breakfast morning: how many left?"])
+    out = tmp_path / "out"
+    decontaminate.run({"ngram": 8, "benchmark_side": {"model_path": "unused", "threshold": 0.9}},
+                      src, bench, out, embed=toy_embed)
+    suites = load_suites(out / "benchmarks", ["mini_gsm8k", "mini_math"])   # what generate/grade/rl read
+    assert (suites["mini_gsm8k"].num_rows, suites["mini_math"].num_rows) == (0, 2)
+    cleaned = out / "benchmarks" / "mini_math.parquet"
+    assert benchmark_sha256(out / "benchmarks", "mini_math") == sha256_file(cleaned)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_embedder_on_a_local_model(tiny_model_dir, pooling):
+    embed = decontaminate.load_embedder(tiny_model_dir, pooling, batch_size=8)
+    texts = ["7-3+5=", "Janet has 16 eggs and eats three for breakfast; how many are left?", "1+1="]
+    together = np.asarray(embed(texts))
+    alone = np.asarray(embed(texts[:1]))
+    assert together.shape[0] == 3 and np.allclose(np.linalg.norm(together, axis=1), 1.0)
+    assert np.allclose(alone[0], together[0], atol=1e-5)          # padding does not move a text's vector
+    assert float(together[0] @ together[2]) < 0.99999              # different texts, different vectors
+
+
+def test_embedder_refuses_pickled_weights(tmp_path):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"never unpickled")
+    with pytest.raises(ValueError, match="safetensors"):
+        decontaminate.load_embedder(tmp_path)

@@ -36,6 +36,17 @@ def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
     assert (jobs["sft"], jobs["rl"], jobs["generate"], jobs["grade"]) == (sft, rl, evals, evals)
 
 
+@pytest.mark.parametrize("configfile,suite", [("configs/paper-qwen2.5-7b.yaml", "data/decontaminated/benchmarks"),
+                                              ("config.yaml", "benchmarks")])
+def test_every_evaluation_reads_the_configured_suite(tmp_path, configfile, suite):
+    """With benchmark_side (the paper configs) generate, grade and rl read the cleaned suite."""
+    out = snakemake("-n", "-p", "--configfile", configfile, "--config", f"results_dir={tmp_path}/r",
+                    f"reports_dir={tmp_path}/p")
+    commands = re.findall(r"plasticity (generate|grade|rl) .*?--benchmarks (\S+)", out)
+    assert {rule for rule, _ in commands} == {"generate", "grade", "rl"}
+    assert {path for _, path in commands} == {f"{tmp_path}/r/{suite}"}
+
+
 def test_smoke_config_dry_run(tmp_path):
     jobs = job_counts(snakemake("-n", "--configfile", "tests/smoke/config.yaml",
                                 "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))

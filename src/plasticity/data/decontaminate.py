@@ -22,10 +22,13 @@ benchmark shingles sit in one in-memory set (benchmarks are small); the training
 in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
 cores (``workers``, default all). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
 
-Benchmark side (``benchmark_side: {model_path, threshold}``; the study's choice: Qwen3-Embedding-8B,
-cosine > 0.8). Every benchmark prompt is embedded once; training prompts (kept SFT and RL prompts)
-are embedded in batches and only the running maximum similarity per benchmark problem is kept, so
-memory is bounded by one batch. The embedding function is injectable (``embed=``) for tests.
+Benchmark side (``benchmark_side: {model_path, threshold, pooling}``; the study's choice:
+Qwen3-Embedding-8B, last-token pooling, cosine > 0.8). Every benchmark prompt is embedded once;
+training prompts (kept SFT and RL prompts) are embedded in batches and only the running maximum
+similarity per benchmark problem is kept, so memory is bounded by one batch. OUT/benchmarks/ is then
+a complete benchmarks directory (the cleaned files and a manifest with their sha256), and every
+evaluation of the workflow reads it instead of the raw suites: the study's 2,157-problem suite is
+this cleaning of its six benchmarks. The embedding function is injectable (``embed=``) for tests.
 
 Overlap: the pool matches the next batch while this thread filters, logs and hands the current
 one to ``TableWriter``'s background thread; the outputs are the same bytes as a sequential run, and
@@ -187,34 +190,54 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
 
 
 # ----------------------------------------------------------------------------------- embedding side
-def load_embedder(model_path: str | Path, batch_size: int = 64) -> EmbedFn:
-    """Sentence embeddings from a local model directory: sentence-transformers when installed,
-    else mean-pooled last hidden states of a transformers encoder. Vectors are L2-normalised."""
+def load_embedder(model_path: str | Path, pooling: str = "last", batch_size: int = 64) -> EmbedFn:
+    """L2-normalised sentence embeddings from a local model directory (safetensors weights only).
+
+    With sentence-transformers installed, its own pipeline (the model's configured pooling);
+    otherwise the transformers encoder's last hidden states pooled by ``pooling``: ``last`` (the
+    last real token, what Qwen3-Embedding uses) or ``mean`` (over real tokens, BERT-style encoders).
+    Either pooling ignores padding, so a text's vector does not depend on its batch.
+    """
+    import numpy as np
+
+    from plasticity.models import require_safetensors
+
+    if pooling not in ("last", "mean"):
+        raise ValueError(f"benchmark_side.pooling must be last or mean, got {pooling!r}")
+    require_safetensors(model_path)
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         SentenceTransformer = None
     if SentenceTransformer is not None:
-        model = SentenceTransformer(str(model_path), local_files_only=True)
+        model = SentenceTransformer(str(model_path), local_files_only=True, model_kwargs={"use_safetensors": True})
         return lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-    model = AutoModel.from_pretrained(str(model_path), local_files_only=True).eval()
+    from plasticity.models import load_tokenizer
+
+    tokenizer = load_tokenizer(model_path)
+    model = AutoModel.from_pretrained(str(model_path), local_files_only=True, use_safetensors=True).eval()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
 
     @torch.no_grad()
-    def embed(texts: list[str]):
+    def embed(texts: list[str]) -> Any:
         outs = []
         for i in range(0, len(texts), batch_size):
             enc = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, return_tensors="pt").to(device)
             hidden = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            outs.append(torch.nn.functional.normalize(vec, dim=-1).float().cpu().numpy())
-        return __import__("numpy").concatenate(outs) if outs else __import__("numpy").zeros((0, 1))
+            mask = enc["attention_mask"]
+            if pooling == "last":   # the last real token, whichever side the tokenizer pads
+                positions = torch.arange(mask.shape[1], device=device)
+                vec = hidden[torch.arange(len(hidden), device=device), (mask * positions).argmax(1)]
+            else:
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1)
+            outs.append(torch.nn.functional.normalize(vec.float(), dim=-1).cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, 1))
+
     return embed
 
 
@@ -259,7 +282,34 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
             pq.write_table(table.filter(pa.array(keep, type=pa.bool_())), out / "benchmarks" / path.name,
                            compression="zstd")
             per_file[path.name] = {"in": table.num_rows, "kept": sum(keep)}
+    _write_suite_manifest(bench_dir, out / "benchmarks", threshold)
     return {"threshold": threshold, "removed": len(removed), "files": per_file}
+
+
+def _write_suite_manifest(bench_dir: Path, suite: Path, threshold: float) -> None:
+    """Make ``suite`` a benchmarks directory the evaluation reads like the ``benchmarks`` stage's own
+    (``eval.registry.load_suites``): one entry per cleaned file with its sha256, count and roles,
+    and the file it was cleaned from."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    from plasticity.eval.registry import MANIFEST_KEY
+    from plasticity.io import MANIFEST, is_complete, read_json, sha256_file
+
+    source = read_json(bench_dir / MANIFEST).get(MANIFEST_KEY, {}) if is_complete(bench_dir) else {}
+    entries = {}
+    for path in sorted(suite.glob("*.parquet")):
+        roles = Counter(pq.read_table(path, columns=["role"]).column("role").to_pylist())
+        original = source.get(path.stem, {})
+        entries[path.stem] = {"file": path.name, "sha256": sha256_file(path), "count": sum(roles.values()),
+                              "roles": dict(sorted(roles.items())),
+                              "provenance": {"cleaned_from": {"file": str(bench_dir / path.name),
+                                                              "sha256": sha256_file(bench_dir / path.name),
+                                                              "count": original.get("count")},
+                                             "rule": f"cosine similarity to a training prompt > {threshold}",
+                                             "source": original.get("provenance")}}
+    write_manifest(suite, stage="decontaminate-benchmarks", extra={MANIFEST_KEY: entries})
 
 
 def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[list[str], list[str]]]:
@@ -295,7 +345,7 @@ def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: s
             raise AssertionError(f"decontaminate: {dropped} rows removed but {ledger.total} ledger rows")
         side = cfg.get("benchmark_side")
         if side:
-            embed = embed or load_embedder(side["model_path"])
+            embed = embed or load_embedder(side["model_path"], side.get("pooling", "last"))
             counts["benchmark_side"] = benchmark_side(
                 bench_rows, bench_dir,
                 _training_prompts([(tmp / "trajectories.parquet", S.TRAJECTORY),
