@@ -200,7 +200,7 @@ def load_embedder(model_path: str | Path, pooling: str = "last", batch_size: int
     """
     import numpy as np
 
-    from plasticity.models import require_safetensors
+    from plasticity.models import load_tokenizer, require_safetensors
 
     if pooling not in ("last", "mean"):
         raise ValueError(f"benchmark_side.pooling must be last or mean, got {pooling!r}")
@@ -214,8 +214,6 @@ def load_embedder(model_path: str | Path, pooling: str = "last", batch_size: int
         return lambda texts: model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
     import torch
     from transformers import AutoModel
-
-    from plasticity.models import load_tokenizer
 
     tokenizer = load_tokenizer(model_path)
     model = AutoModel.from_pretrained(str(model_path), local_files_only=True, use_safetensors=True).eval()
@@ -253,8 +251,13 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
                    embed: EmbedFn, threshold: float, out: Path) -> dict[str, Any]:
     """Remove benchmark problems whose cosine similarity to some training prompt exceeds
     ``threshold``; write the cleaned suites under ``out/benchmarks`` and their ledger."""
+    from collections import Counter
+
     import numpy as np
     import pyarrow.parquet as pq
+
+    from plasticity.eval.registry import MANIFEST_KEY
+    from plasticity.io import MANIFEST, is_complete, read_json, sha256_file
 
     bench_vecs = _unit(embed([r["prompt"] for r in bench_rows]))
     best = np.full(len(bench_rows), -np.inf)
@@ -269,8 +272,13 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
         for j in np.nonzero(better)[0]:
             best[j], nearest[j] = top[j], ids[arg[j]]
     removed = {(r["file"], r["row"]) for r, s in zip(bench_rows, best) if s > threshold}
-    (out / "benchmarks").mkdir(parents=True, exist_ok=True)
+    suite = out / "benchmarks"
+    suite.mkdir(parents=True, exist_ok=True)
+    # The cleaned suite is a benchmarks directory the evaluation reads like the benchmarks stage's
+    # own (eval.registry.load_suites): one manifest entry per file, with its sha256, count and roles.
+    source = read_json(bench_dir / MANIFEST).get(MANIFEST_KEY, {}) if is_complete(bench_dir) else {}
     per_file: dict[str, dict[str, int]] = {}
+    entries: dict[str, dict[str, Any]] = {}
     with Ledger(out / "benchmark_ledger.parquet", STAGE) as ledger:
         for r, s, near in zip(bench_rows, best, nearest):
             if (r["file"], r["row"]) in removed:
@@ -279,37 +287,19 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
         for path in sorted(bench_dir.glob("*.parquet")):
             table = pq.read_table(path)
             keep = [(path.name, i) not in removed for i in range(table.num_rows)]
-            pq.write_table(table.filter(pa.array(keep, type=pa.bool_())), out / "benchmarks" / path.name,
-                           compression="zstd")
-            per_file[path.name] = {"in": table.num_rows, "kept": sum(keep)}
-    _write_suite_manifest(bench_dir, out / "benchmarks", threshold)
-    return {"threshold": threshold, "removed": len(removed), "files": per_file}
-
-
-def _write_suite_manifest(bench_dir: Path, suite: Path, threshold: float) -> None:
-    """Make ``suite`` a benchmarks directory the evaluation reads like the ``benchmarks`` stage's own
-    (``eval.registry.load_suites``): one entry per cleaned file with its sha256, count and roles,
-    and the file it was cleaned from."""
-    from collections import Counter
-
-    import pyarrow.parquet as pq
-
-    from plasticity.eval.registry import MANIFEST_KEY
-    from plasticity.io import MANIFEST, is_complete, read_json, sha256_file
-
-    source = read_json(bench_dir / MANIFEST).get(MANIFEST_KEY, {}) if is_complete(bench_dir) else {}
-    entries = {}
-    for path in sorted(suite.glob("*.parquet")):
-        roles = Counter(pq.read_table(path, columns=["role"]).column("role").to_pylist())
-        original = source.get(path.stem, {})
-        entries[path.stem] = {"file": path.name, "sha256": sha256_file(path), "count": sum(roles.values()),
-                              "roles": dict(sorted(roles.items())),
-                              "provenance": {"cleaned_from": {"file": str(bench_dir / path.name),
-                                                              "sha256": sha256_file(bench_dir / path.name),
-                                                              "count": original.get("count")},
-                                             "rule": f"cosine similarity to a training prompt > {threshold}",
-                                             "source": original.get("provenance")}}
+            cleaned = table.filter(pa.array(keep, type=pa.bool_()))
+            pq.write_table(cleaned, suite / path.name, compression="zstd")
+            per_file[path.name] = {"in": table.num_rows, "kept": cleaned.num_rows}
+            roles = Counter(cleaned.column("role").to_pylist())
+            entries[path.stem] = {
+                "file": path.name, "sha256": sha256_file(suite / path.name), "count": cleaned.num_rows,
+                "roles": dict(sorted(roles.items())),
+                "provenance": {"cleaned_from": {"file": str(path), "sha256": sha256_file(path),
+                                                "count": table.num_rows},
+                               "rule": f"cosine similarity to a training prompt > {threshold}",
+                               "source": source.get(path.stem, {}).get("provenance")}}
     write_manifest(suite, stage="decontaminate-benchmarks", extra={MANIFEST_KEY: entries})
+    return {"threshold": threshold, "removed": len(removed), "files": per_file}
 
 
 def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[list[str], list[str]]]:

@@ -167,15 +167,15 @@ def _vllm_context(llm: Any) -> int | None:
 
 
 def generate_vllm(model_dir: str | os.PathLike, prompts: list[str], sampling: SamplingConfig, *,
-                  tensor_parallel_size: int = 1, trust_remote_code: bool = False, llm: Any = None,
-                  apply_chat_template: bool = True) -> list[list[Completion]]:
+                  tensor_parallel_size: int = 1, trust_remote_code: bool = False,
+                  llm: Any = None) -> list[list[Completion]]:
     """``sampling.n`` completions per prompt with vLLM; request i has the seed (seed, i)."""
     from vllm import SamplingParams
 
     if llm is None:
         llm = load_vllm(model_dir, seed=sampling.seed, tensor_parallel_size=tensor_parallel_size,
                         trust_remote_code=trust_remote_code)
-    encoded = encode_prompts(llm.get_tokenizer(), prompts, apply_chat_template)
+    encoded = encode_prompts(llm.get_tokenizer(), prompts)
     check_context(encoded, sampling.max_new_tokens, _vllm_context(llm))
     params = [SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
                              max_tokens=sampling.max_new_tokens, seed=derive_seed(sampling.seed, "request", i))
