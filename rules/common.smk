@@ -12,6 +12,7 @@ import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from plasticity.config import NAME_RE, SWITCH_RULES, validate  # noqa: E402
+from plasticity.launch import job_resources, launcher, threads_per_node  # noqa: E402
 
 SRC = Path(workflow.basedir) / "src"
 
@@ -105,13 +106,6 @@ def sft_runs():
     return list(CFG.sft.runs)
 
 
-def sft_run(model, sft_data):
-    for run in CFG.sft.runs:
-        if (run.model, run.data) == (model, sft_data):
-            return run
-    raise ValueError(f"no sft run for model {model!r} and data {sft_data!r}")
-
-
 def rl_branches():
     return [(b, b.method or CFG.rl.defaults.method) for b in CFG.rl.branches]
 
@@ -135,40 +129,9 @@ def rl_dirs():
 
 
 # -------------------------------------------------------------------------- stage config sections
-def _section(stage, key):
-    seed = CFG.seed
-    data = CFG.data
-    if stage in ("teacher", "filter", "decontaminate", "difficulty"):
-        return {"seed": seed, stage: getattr(data, stage).model_dump() if getattr(data, stage) else None}
-    if stage == "ingest":
-        return {"seed": seed, "sources": [s.model_dump() for s in data.sources],
-                "rl_source": data.rl_source.model_dump()}
-    if stage == "subsets":
-        return {"seed": seed, "sets": {k: v.model_dump() for k, v in data.sets.items()}}
-    if stage == "benchmarks":
-        return {"seed": seed, "benchmarks": CFG.eval.benchmarks + CFG.eval.ood_benchmarks}
-    if stage == "eval":
-        return {"seed": seed, "eval": CFG.eval.model_dump()}
-    if stage in ("tokenizer", "base"):
-        return {"seed": seed, "model_name": key, "model": CFG.models[key].model_dump()}
-    if stage == "sft":
-        model, sft_data = key.split("/")
-        return {"seed": seed, "model_name": model, "model": CFG.models[model].model_dump(),
-                "sft": CFG.sft_settings(sft_run(model, sft_data)),
-                "regimes": CFG.sft.regimes.model_dump()}
-    if stage == "rl":
-        model, branch, method = key.split("/")
-        sft_data, switch = branch.split("@")
-        for b, m in rl_branches():
-            if (b.model, b.sft_data, str(b.switch), m) == (model, sft_data, switch, method):
-                return {"seed": seed, "model_name": model, "model": CFG.models[model].model_dump(),
-                        "rl": CFG.rl_settings(b), "regimes": CFG.sft.regimes.model_dump(),
-                        "eval": CFG.eval.model_dump()}
-        raise ValueError(f"no rl branch {key!r} in the config")
-    if stage == "settings":   # Table 2: the training and evaluation settings of the study
-        return {"sft": CFG.sft.defaults.model_dump(), "rl": CFG.rl.defaults.model_dump(),
-                "eval": CFG.eval.sampling.model_dump(), "regimes": CFG.sft.regimes.model_dump()}
-    raise ValueError(f"unknown stage {stage!r}")
+def section(stage, key="all"):
+    """The resolved config section a stage reads (plasticity.config.Config.section), as JSON data."""
+    return CFG.section(stage, key).model_dump(mode="json")
 
 
 def stage_config(stage, key="all"):
@@ -195,24 +158,25 @@ def difficulty_model(wildcards):
     return f"{R}/{d.model}/base" if d.source == "sample" else []
 
 
-# ---- used by rules/sft.smk
-def _launcher(settings):
-    """`accelerate launch` for multi-GPU runs, the plain interpreter otherwise."""
-    gpus = settings.get("num_gpus", 0)
-    if gpus > 1:
-        return f"accelerate launch --num_processes {int(gpus)} -m plasticity"
-    return "python -m plasticity"
+# ---- used by rules/sft.smk and rules/rl.smk
+def sft_settings(w):
+    return CFG.sft_settings(CFG.sft_run(w.model, w.sft_data))
 
 
-# ---- used by rules/rl.smk
+def rl_settings(w):
+    return CFG.rl_settings(CFG.rl_branch(w.model, w.sft_data, w.switch, w.method))
+
+
+def training_resources(settings_of):
+    """Each SLURM resource of a training rule, derived from its launch settings (plasticity.launch)."""
+    keys = job_resources(CFG.sft.defaults.launch)
+    return {key: (lambda w, key=key: job_resources(settings_of(w).launch)[key]) for key in keys}
+
+
 def _rl_start(w):
     if w.sft_data == "none":
         return f"{R}/{w.model}/base"
     return f"{R}/{w.model}/sft/{w.sft_data}"
-
-
-def _rl_settings(w):
-    return _section("rl", f"{w.model}/{w.sft_data}@{w.switch}/{w.method}")["rl"]
 
 
 # ---- used by rules/eval.smk and rules/rl.smk

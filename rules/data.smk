@@ -9,7 +9,7 @@ rule stage_config:
     output:
         f"{R}/configs/{{stage}}/{{key}}.json",
     params:
-        section=lambda w: _section(w.stage, w.key),
+        section=lambda w: section(w.stage, w.key),
     log:
         log("configs/{stage}/{key}"),
     localrule: True

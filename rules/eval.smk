@@ -1,10 +1,10 @@
-# Evaluation: generate (GPU with vLLM, or CPU) and grade (CPU) are separate rules, so a grader
-# change regrades without regenerating.
+# Evaluation: generate (GPU with vLLM, or CPU) and grade (CPU) are separate rules with separate
+# config sections, so a grader change regrades without regenerating.
 
 
 rule generate:
     input:
-        cfg=stage_config("eval"),
+        cfg=stage_config("generate", "{model}"),
         model=_eval_model,
         benchmarks=eval_suite,
         code=code("plasticity.eval.generate"),
@@ -15,7 +15,7 @@ rule generate:
         suite=eval_suite_dir,
     threads: 1
     resources:
-        gpu=1 if CFG.eval.backend == "vllm" else 0,
+        gpu=CFG.eval.tensor_parallel_size if CFG.eval.backend == "vllm" else 0,
     log:
         log("{model}/eval/{run}/generate"),
     conda:
@@ -27,7 +27,7 @@ rule generate:
 
 rule grade:
     input:
-        cfg=stage_config("eval"),
+        cfg=stage_config("grade"),
         generations=rules.generate.output[0],
         benchmarks=eval_suite,
         code=code("plasticity.eval.score"),

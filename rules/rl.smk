@@ -11,12 +11,12 @@ rule rl:
     output:
         directory(f"{R}/{{model}}/rl/{{sft_data}}@{{switch}}/{{method}}"),
     params:
-        launcher=lambda w: _launcher(_rl_settings(w)),
-        prompts=lambda w, input: f"{input.sets}/{_rl_settings(w)['prompts']}.parquet",
+        launcher=lambda w: launcher(rl_settings(w).launch),
+        prompts=lambda w, input: f"{input.sets}/{rl_settings(w).prompts}.parquet",
         suite=eval_suite_dir,
-    threads: 1
+    threads: lambda w: threads_per_node(rl_settings(w).launch)
     resources:
-        gpu=lambda w: _rl_settings(w)["num_gpus"],
+        **training_resources(rl_settings),
     log:
         log("{model}/rl/{sft_data}@{switch}/{method}"),
     conda:

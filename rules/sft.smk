@@ -27,8 +27,6 @@ rule base:
         # benchmark problems are kept out of the tiny base's pretraining draws
         exclude=lambda w, input: [f"{input.benchmarks}/{b}.parquet" for b in CFG.eval.benchmarks],
     threads: 1
-    resources:
-        gpu=lambda w: 1 if CFG.models[w.model].source != "tiny" else 0,
     log:
         log("{model}/base"),
     conda:
@@ -47,12 +45,12 @@ rule sft:
     output:
         directory(f"{R}/{{model}}/sft/{{sft_data}}"),
     params:
-        launcher=lambda w: _launcher(CFG.sft_settings(sft_run(w.model, w.sft_data))),
+        launcher=lambda w: launcher(sft_settings(w).launch),
         train=lambda w, input: f"{input.sets}/{w.sft_data}.parquet",
         val=lambda w, input: f"{input.sets}/{next(k for k, s in CFG.data.sets.items() if s.kind == 'val')}.parquet",
-    threads: 1
+    threads: lambda w: threads_per_node(sft_settings(w).launch)
     resources:
-        gpu=lambda w: CFG.sft_settings(sft_run(w.model, w.sft_data))["num_gpus"],
+        **training_resources(sft_settings),
     log:
         log("{model}/sft/{sft_data}"),
     conda:

@@ -9,23 +9,28 @@ validates a file and prints the expanded matrix.
 """
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+
+from plasticity.analysis.flops import MODEL_REGISTRY
+from plasticity.methods import get_method
 
 # Wildcard values end up in paths and shell commands: keep them to a safe alphabet.
 NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _NAME = re.compile(rf"^{NAME_RE}$")
 REGIMES = ("adaptive", "stable", "mild", "severe")
 SWITCH_RULES = ("min_val_loss",) + REGIMES
-RL_METHODS = ("dapo", "dapo_d", "grpo")  # implemented in train/rl.py; dapo_d = DAPO without clip-higher
-SYNC_METHODS = ("luffy", "srft", "upt", "prefix_rft")  # synchronized SFT+RL (listed by paper configs)
 SOURCE_FORMATS = ("am_40m", "am_1.4m", "s1k", "skywork_or1", "retu_sft", "retu_rl")
 SET_KINDS = ("val", "all", "uniform", "easy", "hard", "rl", "mix", "source")
+
+
+SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -280,18 +285,95 @@ class Eval(Strict):
         return self
 
 
-# -------------------------------------------------------------------------------------------- sft
-class SftSettings(Strict):
-    batch_size: int = Field(gt=0)
+# ---------------------------------------------------------------------------------- training runs
+class Launch(Strict):
+    """Where a training job runs: set once here; the rules derive SLURM resources and the launcher
+    (``plasticity.launch``).
+
+    ``processes_per_node`` defaults to one process per GPU (one process on a CPU-only node); the world
+    size is ``nodes x processes_per_node``. ``strategy`` picks the shipped accelerate configuration
+    (``configs/accelerate/<strategy>.yaml``): plain DDP, FSDP (full shard) or DeepSpeed ZeRO-3.
+    """
+
+    nodes: int = Field(1, gt=0)
+    gpus_per_node: int = Field(0, ge=0)
+    processes_per_node: int | None = Field(None, gt=0)
+    strategy: Literal["ddp", "fsdp", "zero3"] = "ddp"
+    cpus_per_process: int = Field(1, gt=0)        # the job's threads: torch intra-op threads per process
+    mem_gb_per_process: float = Field(4.0, gt=0)  # host memory the scheduler reserves per process
+
+    @property
+    def procs_per_node(self) -> int:
+        return self.processes_per_node or max(self.gpus_per_node, 1)
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.procs_per_node
+
+    @model_validator(mode="after")
+    def _procs(self) -> "Launch":
+        if self.gpus_per_node and self.processes_per_node not in (None, self.gpus_per_node):
+            raise ValueError(f"processes_per_node ({self.processes_per_node}) must equal gpus_per_node "
+                             f"({self.gpus_per_node}): one process per GPU")
+        return self
+
+
+def batch_layout(global_items: int, micro: int | None, world_size: int, what: str) -> tuple[int, int]:
+    """(items per process per forward, gradient-accumulation steps) for ``global_items`` per optimizer step.
+
+    ``global_items`` is spread evenly over ``world_size`` processes; each process accumulates
+    micro-batches of ``micro`` items (default: its whole share in one forward). Anything that does not
+    divide is an error naming ``what`` and the numbers.
+    """
+    if global_items % world_size:
+        raise ValueError(f"{what} = {global_items} does not divide over {world_size} processes")
+    share = global_items // world_size
+    micro = micro or share
+    if share % micro:
+        raise ValueError(f"{what} = {global_items} over {world_size} processes is {share} per process, "
+                         f"not a multiple of micro_batch_size = {micro}")
+    return micro, share // micro
+
+
+class TrainSettings(Strict):
+    """Optimizer, schedule, precision and launch keys shared by SFT and RL (their defaults differ)."""
+
     lr: float = Field(gt=0)
-    scheduler: str = "cosine"
-    warmup_steps: int = Field(0, ge=0)
+    scheduler: Literal["cosine", "constant", "linear"]
+    warmup_steps: int | None = Field(None, ge=0)
     warmup_ratio: float | None = Field(None, ge=0, lt=1)
-    weight_decay: float = Field(0.0, ge=0)
-    max_length: int = Field(gt=0)
-    micro_batch_size: int | None = Field(None, gt=0)    # per device; gradient accumulation fills the rest
-    num_gpus: int = Field(0, ge=0)                       # 0 = CPU
-    deepspeed: str | None = None
+    weight_decay: float = Field(ge=0)
+    adam_betas: tuple[float, float]
+    max_grad_norm: float = Field(1.0, gt=0)
+    # bf16: weights loaded, trained and saved in bf16 where CUDA is present; fp32 on a CPU machine
+    precision: Literal["bf16", "fp32"] = "bf16"
+    gradient_checkpointing: bool = False
+    launch: Launch = Launch()
+
+    @model_validator(mode="after")
+    def _one_warmup(self) -> "TrainSettings":
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("give warmup_steps or warmup_ratio, not both")
+        if not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must lie in [0, 1), got {list(self.adam_betas)}")
+        return self
+
+
+class SftSettings(TrainSettings):
+    """SFT as the study runs it (PAPER 2.4; verl ``fsdp_sft_trainer`` defaults where not overridden)."""
+
+    batch_size: int = Field(gt=0)                 # sequences per optimizer step, over all processes
+    micro_batch_size: int | None = Field(None, gt=0)   # sequences per process per forward; None: batch / world
+    max_length: int = Field(gt=0)                 # prompt + response tokens, right-truncated
+    scheduler: Literal["cosine", "constant", "linear"] = "cosine"
+    weight_decay: float = Field(0.01, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    padding_free: bool = False                    # flatten each micro-batch with position ids (no padding)
+    liger: bool = False                           # Liger kernels (CUDA; fused linear cross-entropy)
+
+    def batch_layout(self, world_size: int) -> tuple[int, int]:
+        """(sequences per process per forward, gradient-accumulation steps) on ``world_size`` processes."""
+        return batch_layout(self.batch_size, self.micro_batch_size, world_size, "batch_size (sequences)")
 
 
 class SftRun(Strict):
@@ -299,6 +381,11 @@ class SftRun(Strict):
     data: str
     steps: int = Field(gt=0)
     save_steps: list[int] = Field(min_length=1)
+    # Steps over which warmup and cosine are laid out when the run is the continuation of a shorter
+    # one (see configs/paper-qwen2.5-7b.yaml, Easy102K): up to the horizon the schedule is that of a
+    # `schedule_horizon`-step run; after it, the schedule is rebuilt over all `steps`, as verl does
+    # when a finished run is resumed with more steps. None: one schedule over `steps`.
+    schedule_horizon: int | None = Field(None, gt=0)
     overrides: dict[str, Any] = {}          # any SftSettings key, for this run only
 
     @model_validator(mode="after")
@@ -306,7 +393,18 @@ class SftRun(Strict):
         bad = [s for s in self.save_steps if not 0 < s <= self.steps]
         if bad or sorted(set(self.save_steps)) != self.save_steps:
             raise ValueError(f"save_steps must be increasing, unique and within (0, steps={self.steps}]")
+        if self.schedule_horizon is not None and not self.schedule_horizon < self.steps:
+            raise ValueError(f"schedule_horizon ({self.schedule_horizon}) must be below steps ({self.steps})")
         return self
+
+
+class SftRunSettings(SftSettings):
+    """One SFT run's resolved settings (defaults + overrides + the run's own keys): the sft stage's input."""
+
+    data: str
+    steps: int = Field(gt=0)
+    save_steps: list[int]
+    schedule_horizon: int | None = None
 
 
 class Regimes(Strict):
@@ -326,32 +424,74 @@ class Sft(Strict):
     regimes: Regimes = Regimes()
 
 
-# --------------------------------------------------------------------------------------------- rl
-class RlSettings(Strict):
-    method: str = "dapo"
-    steps: int = Field(gt=0)
-    lr: float = Field(gt=0)
-    warmup_steps: int = Field(0, ge=0)
-    prompts_per_step: int = Field(gt=0)
-    num_generations: int = Field(gt=1)
+class RlSettings(TrainSettings):
+    """RL as the study runs it (PAPER 2.5); the method's loss recipe comes from plasticity.methods."""
+
+    method: str = "dapo_dc"
+    steps: int = Field(gt=0)                      # RL steps: generation batches (the study's step axis)
+    prompts_per_step: int = Field(gt=0)           # prompts trained on per RL step, over all processes
+    prompts_per_update: int | None = Field(None, gt=0)   # optimizer mini-batch (prompts); None: one update a step
+    gen_prompts_per_round: int | None = Field(None, gt=0)   # dynamic sampling: prompts per generation round
+    max_gen_rounds: int = Field(10, gt=0)         # dynamic sampling: rounds per step at most
+    num_generations: int = Field(gt=1)            # rollouts per prompt (G)
+    micro_batch_size: int | None = Field(None, gt=0)   # completions per process per forward
     temperature: float = Field(gt=0)
     max_completion_length: int = Field(gt=0)
-    epsilon: float = Field(0.2, gt=0)
-    epsilon_high: float = Field(0.28, gt=0)
-    beta: float = Field(0.0, ge=0)
-    num_iterations: int = Field(1, gt=0)
-    eval_every: int = Field(gt=0)
-    max_gen_rounds: int = Field(10, gt=0)       # DAPO dynamic sampling: generation rounds per step
-    gen_prompts_per_round: int | None = Field(None, gt=0)
+    eval_every: int = Field(gt=0)                 # RL steps between in-loop evaluations
+    # avg@k of the in-loop evaluation, per benchmark as eval.samples ({default: k, name: k}); None: eval.samples
+    eval_samples: dict[str, int] | None = None
+    save_every: int = Field(50, gt=0)             # RL steps between resume checkpoints (and on SIGTERM)
     use_vllm: bool = False
-    num_gpus: int = Field(0, ge=0)
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    # trl's correction of the vLLM / trainer probability mismatch; the study trained without it
+    vllm_importance_sampling_correction: bool = False
+    scheduler: Literal["cosine", "constant", "linear"] = "constant"
+    weight_decay: float = Field(0.01, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
 
     @field_validator("method")
     @classmethod
     def _method(cls, v: str) -> str:
-        if v not in RL_METHODS + SYNC_METHODS:
-            raise ValueError(f"method {v!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
+        get_method(v)
         return v
+
+    @property
+    def updates_per_step(self) -> int:
+        """Optimizer updates per RL step (PPO mini-batches of ``prompts_per_update`` prompts)."""
+        return self.prompts_per_step // (self.prompts_per_update or self.prompts_per_step)
+
+    def batch_layout(self, world_size: int) -> tuple[int, int]:
+        """(completions per process per forward, gradient-accumulation steps) of one optimizer update.
+
+        Each process also generates an equal share of every round's prompts and keeps an equal share
+        of the step's groups, so ``prompts_per_step`` and ``gen_prompts_per_round`` must divide too.
+        """
+        for key in ("prompts_per_step", "gen_prompts_per_round"):
+            value = getattr(self, key)
+            if value is not None and value % world_size:
+                raise ValueError(f"{key} = {value} does not divide over {world_size} processes")
+        update = self.prompts_per_update or self.prompts_per_step
+        return batch_layout(update * self.num_generations, self.micro_batch_size, world_size,
+                            "prompts_per_update x num_generations (completions)")
+
+    @model_validator(mode="after")
+    def _batches(self) -> "RlSettings":
+        update = self.prompts_per_update or self.prompts_per_step
+        if self.prompts_per_step % update:
+            raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must be a multiple of "
+                             f"prompts_per_update ({update})")
+        if self.gen_prompts_per_round is not None and not get_method(self.method).dynamic_sampling:
+            raise ValueError(f"gen_prompts_per_round: method {self.method!r} has no dynamic sampling "
+                             "(its generation batch is prompts_per_step)")
+        return self
+
+
+class RlBranchSettings(RlSettings):
+    """One branch's resolved settings: the rl stage's input."""
+
+    sft_data: str
+    switch: Union[int, str]
+    prompts: str
 
 
 class RlBranch(Strict):
@@ -428,6 +568,8 @@ class Config(Strict):
             bad = set(run.overrides) - set(SftSettings.model_fields)
             if bad:
                 errors.append(f"sft.runs.{i}.overrides: unknown keys {sorted(bad)}")
+            else:
+                errors += _resolved_errors(lambda: self.sft_settings(run), f"sft.runs.{i}")
             if (run.model, run.data) in run_keys:
                 errors.append(f"sft.runs.{i}: duplicate run for ({run.model}, {run.data})")
             run_keys.add((run.model, run.data))
@@ -450,9 +592,12 @@ class Config(Strict):
             bad = set(br.overrides) - set(RlSettings.model_fields)
             if bad:
                 errors.append(f"{where}.overrides: unknown keys {sorted(bad)}")
-            method = br.method or self.rl.defaults.method
-            if method not in RL_METHODS + SYNC_METHODS:
-                errors.append(f"{where}.method: {method!r} is not one of {list(RL_METHODS + SYNC_METHODS)}")
+            else:
+                errors += _resolved_errors(lambda: self.rl_settings(br), where)
+        for name, spec in self.models.items():
+            if spec.flops_constants is not None and spec.flops_constants not in MODEL_REGISTRY:
+                errors.append(f"models.{name}.flops_constants: {spec.flops_constants!r} is not one of "
+                              f"{sorted(MODEL_REGISTRY)}")
         if self.report.import_hparams and not self.report.import_curves:
             errors.append("report.import_hparams: only used with report.import_curves")
         if self.report.model and self.report.model not in self.models:
@@ -466,22 +611,189 @@ class Config(Strict):
         return self
 
     # -- resolved views used by the workflow and the stages ------------------------------------
-    def sft_settings(self, run: SftRun) -> dict[str, Any]:
-        merged = {**self.sft.defaults.model_dump(), **run.overrides}
-        return {**SftSettings(**merged).model_dump(), "data": run.data, "steps": run.steps,
-                "save_steps": run.save_steps}
+    def sft_settings(self, run: SftRun) -> SftRunSettings:
+        """One run's settings: defaults, then the run's overrides, then its own keys; batch layout checked."""
+        merged = {**self.sft.defaults.model_dump(exclude_unset=True), **run.overrides}
+        settings = SftRunSettings(**merged, data=run.data, steps=run.steps, save_steps=run.save_steps,
+                                  schedule_horizon=run.schedule_horizon)
+        settings.batch_layout(settings.launch.world_size)
+        return settings
 
-    def rl_settings(self, branch: RlBranch) -> dict[str, Any]:
-        merged = {**self.rl.defaults.model_dump(), **branch.overrides}
+    def rl_settings(self, branch: RlBranch) -> RlBranchSettings:
+        """One branch's settings: defaults, the branch's overrides and method; batch layout checked."""
+        merged = {**self.rl.defaults.model_dump(exclude_unset=True), **branch.overrides}
         if branch.method:
             merged["method"] = branch.method
-        if merged["method"] == "dapo_d":   # DAPO_d: dynamic sampling with symmetric clipping
-            merged["epsilon_high"] = merged["epsilon"]
-        return {**RlSettings(**merged).model_dump(), "sft_data": branch.sft_data,
-                "switch": branch.switch, "prompts": branch.prompts}
+        settings = RlBranchSettings(**merged, sft_data=branch.sft_data, switch=branch.switch,
+                                    prompts=branch.prompts)
+        settings.batch_layout(settings.launch.world_size)
+        return settings
+
+    def sft_run(self, model: str, data: str) -> SftRun:
+        for run in self.sft.runs:
+            if (run.model, run.data) == (model, data):
+                return run
+        raise KeyError(f"no sft run for model {model!r} and data {data!r}")
+
+    def rl_branch(self, model: str, sft_data: str, switch: str, method: str) -> RlBranch:
+        for b in self.rl.branches:
+            if (b.model, b.sft_data, str(b.switch), b.method or self.rl.defaults.method) == \
+                    (model, sft_data, str(switch), method):
+                return b
+        raise KeyError(f"no rl branch {model}/{sft_data}@{switch}/{method} in the config")
 
     def tokenizer_model(self) -> str:
         return self.data.filter.tokenizer or next(iter(self.models))
+
+    def section(self, stage: str, key: str = "all") -> BaseModel:
+        """The resolved config section a stage reads (``results/configs/<stage>/<key>.json``).
+
+        Each stage gets only the keys it reads, so a change elsewhere does not rerun it; the stage
+        loads the file back through the same model (``load_section``).
+        """
+        seed, data = self.seed, self.data
+        if stage in ("tokenizer", "base", "generate"):
+            model = {"seed": seed, "model_name": key, "model": self.models[key]}
+            if stage == "generate":
+                return GenerateSection(**model, eval=_pick(self.eval, EvalGeneration))
+            return ModelSection(**model)
+        if stage == "sft":
+            model, sft_data = key.split("/")
+            return SftSection(seed=seed, model_name=model, model=self.models[model],
+                              sft=self.sft_settings(self.sft_run(model, sft_data)), regimes=self.sft.regimes)
+        if stage == "rl":
+            model, branch, method = key.split("/")
+            sft_data, switch = branch.split("@")
+            return RlSection(seed=seed, model_name=model, model=self.models[model],
+                             rl=self.rl_settings(self.rl_branch(model, sft_data, switch, method)),
+                             regimes=self.sft.regimes, eval=self.eval)
+        if stage == "grade":
+            return GradeSection(seed=seed, eval=_pick(self.eval, EvalGrading))
+        if stage == "teacher":
+            return TeacherSection(seed=seed, teacher=data.teacher)
+        if stage == "ingest":
+            return IngestSection(seed=seed, sources=data.sources, rl_source=data.rl_source)
+        if stage == "filter":
+            return FilterSection(seed=seed, filter=data.filter)
+        if stage == "decontaminate":
+            return DecontaminateSection(seed=seed, decontaminate=data.decontaminate)
+        if stage == "difficulty":
+            return DifficultySection(seed=seed, difficulty=data.difficulty)
+        if stage == "subsets":
+            return SubsetsSection(seed=seed, sets=data.sets)
+        if stage == "benchmarks":
+            return BenchmarksSection(seed=seed, benchmarks=self.eval.benchmarks + self.eval.ood_benchmarks)
+        if stage == "settings":   # Table 2: the study's training and evaluation settings
+            return SettingsSection(sft=self.sft.defaults, rl=self.rl.defaults, sampling=self.eval.sampling,
+                                   regimes=self.sft.regimes)
+        raise ValueError(f"unknown stage {stage!r}")
+
+
+def _resolved_errors(resolve: Any, where: str) -> list[str]:
+    """Errors of a run's or branch's merged settings, each prefixed with the entry's key path."""
+    try:
+        resolve()
+    except ValidationError as exc:
+        return [f"{where}: " + line.strip() for line in _format_errors(exc, "").splitlines()[1:]]
+    except ValueError as exc:
+        return [f"{where}: {exc}"]
+    return []
+
+
+def _subset(model: type[BaseModel], name: str, fields: tuple[str, ...]) -> type[BaseModel]:
+    """A model of some of ``model``'s fields, each with its one definition (type, default, bounds)."""
+    return create_model(name, __base__=Strict,
+                        **{f: (model.model_fields[f].annotation, model.model_fields[f]) for f in fields})
+
+
+def _pick(value: BaseModel, model: type[BaseModel]) -> BaseModel:
+    return model(**{f: getattr(value, f) for f in model.model_fields})
+
+
+# ------------------------------------------------------------------------------ stage sections
+# What each stage reads; `Config.section` builds them, `load_section` reads them back in the stage.
+EvalGeneration = _subset(Eval, "EvalGeneration", ("benchmarks", "ood_benchmarks", "backend", "sampling",
+                                                   "samples", "batch_size", "tensor_parallel_size"))
+EvalGrading = _subset(Eval, "EvalGrading", ("benchmarks", "ood_benchmarks", "grader", "judge"))
+
+
+class Section(Strict):
+    seed: int
+
+
+class ModelSection(Section):
+    model_name: str
+    model: ModelSpec
+
+
+class GenerateSection(ModelSection):
+    eval: EvalGeneration  # type: ignore[valid-type]
+
+
+class GradeSection(Section):
+    eval: EvalGrading  # type: ignore[valid-type]
+
+
+class SftSection(ModelSection):
+    sft: SftRunSettings
+    regimes: Regimes
+
+
+class RlSection(ModelSection):
+    rl: RlBranchSettings
+    regimes: Regimes
+    eval: Eval
+
+
+class TeacherSection(Section):
+    teacher: Teacher | None
+
+
+class IngestSection(Section):
+    sources: list[Source]
+    rl_source: Source
+
+
+class FilterSection(Section):
+    filter: Filter
+
+
+class DecontaminateSection(Section):
+    decontaminate: Decontaminate
+
+
+class DifficultySection(Section):
+    difficulty: Difficulty
+
+
+class SubsetsSection(Section):
+    sets: dict[str, DataSet]
+
+
+class BenchmarksSection(Section):
+    benchmarks: list[str]
+
+
+class SettingsSection(Strict):
+    sft: SftSettings
+    rl: RlSettings
+    sampling: Sampling
+    regimes: Regimes
+
+
+def load_section(path: str | Path, model: type[SectionT]) -> SectionT:
+    """Read a stage's resolved config section back through its model; errors name the file and key."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config section not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(path))) from None
 
 
 def _format_errors(exc: ValidationError, where: str) -> str:

@@ -4,7 +4,7 @@ Stage ``tokenizer`` reads the model's config section and writes a tokenizer dire
 
     python -m plasticity tokenizer --config CFG.json --out results/tiny/tokenizer
 
-``CFG.json`` is ``{"seed", "model_name", "model": <models.<name> section of config.yaml>}``. For
+``CFG.json`` is the model's section (``plasticity.config.ModelSection``). For
 ``source: tiny`` it builds the character-level tokenizer below; for ``source: hub`` it fetches the
 tokenizer files of the pinned ``hub_id`` + ``revision`` (a cluster-only code path); for
 ``source: path`` it copies them from the pinned local directory after checking its sha256.
@@ -129,16 +129,28 @@ def require_safetensors(model_dir: str | Path) -> None:
                          "checkpoints are loaded, convert pickled .bin weights first")
 
 
+def attn_implementation(cuda: bool) -> str:
+    """FlashAttention 2 where CUDA and the flash-attn package are present, PyTorch's sdpa otherwise.
+
+    Both handle padding-free micro-batches (sequences concatenated, positions restarting at 0):
+    sdpa through transformers' packed-sequence masks, flash-attn through its variable-length kernel.
+    """
+    import importlib.util
+
+    return "flash_attention_2" if cuda and importlib.util.find_spec("flash_attn") else "sdpa"
+
+
 def load_model_and_tokenizer(model_dir: str | Path, *, trust_remote_code: bool = False, dtype: Any = None,
-                             device: str = "cpu") -> tuple[Any, Any]:
-    """Load a causal LM (safetensors only) and its tokenizer from a local directory."""
+                             device: str = "cpu", attn_implementation: str | None = None) -> tuple[Any, Any]:
+    """Load a causal LM (safetensors only) and its tokenizer from a local directory (fp32 unless ``dtype``)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     require_safetensors(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir), use_safetensors=True, trust_remote_code=trust_remote_code,
-        dtype=dtype if dtype is not None else torch.float32, local_files_only=True)
+        dtype=dtype if dtype is not None else torch.float32, local_files_only=True,
+        **({"attn_implementation": attn_implementation} if attn_implementation else {}))
     model.to(device)
     tokenizer = load_tokenizer(model_dir)
     return model, tokenizer
@@ -163,34 +175,30 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
                     "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json")
 
 
-def run(cfg: dict[str, Any], out: str | Path) -> Path:
-    """Write the tokenizer of ``cfg["model"]`` into ``out`` (atomically, manifest last)."""
-    model_cfg = cfg["model"]
-    source = model_cfg.get("source", "tiny")
+def run(cfg: Any, out: str | Path) -> Path:
+    """Write the tokenizer of ``cfg.model`` (a ``config.ModelSection``) into ``out`` (atomically, manifest last)."""
+    spec = cfg.model
     out = Path(out)
     inputs: dict[str, str | Path] = {}
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        if source == "tiny":
+        if spec.source == "tiny":
             save_tiny_tokenizer(build_tiny_tokenizer(), tmp)
-        elif source == "hub":
+        elif spec.source == "hub":
             from huggingface_hub import snapshot_download
 
-            snapshot_download(repo_id=model_cfg["hub_id"], revision=model_cfg["revision"], local_dir=str(tmp),
+            snapshot_download(repo_id=spec.hub_id, revision=spec.revision, local_dir=str(tmp),
                               allow_patterns=list(_TOKENIZER_FILES))
             shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        elif source == "path":
-            src = Path(model_cfg["path"])
-            verify_sha256(src, model_cfg.get("sha256"))
+        else:   # path: a pinned local directory
+            src = Path(spec.path)
+            verify_sha256(src, spec.sha256)
             for name in _TOKENIZER_FILES:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp / name)
             inputs["model_path"] = src
-        else:
-            raise ValueError(f"models.{cfg.get('model_name')}.source: unknown source {source!r} "
-                             "(expected tiny, hub or path)")
         load_tokenizer(tmp)  # fail here, not in a later stage, if the files do not load
-        write_manifest(tmp, stage="tokenizer", config=cfg, inputs=inputs, seed=cfg.get("seed"))
+        write_manifest(tmp, stage="tokenizer", config=cfg.model_dump(mode="json"), inputs=inputs, seed=cfg.seed)
     return out
 
 
@@ -206,11 +214,13 @@ def verify_sha256(path: str | Path, expected: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity tokenizer",
                                      description="Build (tiny) or fetch (hub/path) a model's tokenizer.")
-    parser.add_argument("--config", required=True, help="JSON: {seed, model_name, model}")
+    parser.add_argument("--config", required=True, help="JSON: the model section (plasticity.config.ModelSection)")
     parser.add_argument("--out", required=True, help="output tokenizer directory")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    run(read_json(args.config), args.out)
+    from plasticity.config import ModelSection, load_section
+
+    run(load_section(args.config, ModelSection), args.out)
     return 0
 
 

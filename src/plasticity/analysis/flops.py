@@ -20,7 +20,7 @@ S is prompt + response tokens. For RL the lengths are the ones logged at every t
 By hand (prints JSON):
 
     python -m plasticity flops sft --model qwen2.5-7b --batch 512 --seq-len 3771 --steps 360
-    python -m plasticity flops rl --method dapo --model-dir results/tiny/base --lengths steps.jsonl
+    python -m plasticity flops rl --method dapo_dc --model-dir results/tiny/base --lengths steps.jsonl
     python -m plasticity flops rl --method grpo --model qwen2.5-7b --prompts 64 --group 8 \
         --prompt-tokens 300 --completion-tokens 3000 --steps 100
 """
@@ -168,9 +168,6 @@ def sft_compute_ef(m: ModelConstants, batch: int, seq_len: float, steps: int) ->
     return steps * sft_step_flops(m, batch, seq_len) / EF
 
 
-RL_METHODS = ("dapo", "grpo", "luffy", "srft", "upt", "prefix_rft")
-
-
 def _field(rec: Mapping[str, Any], key: str, index: int, default: Any = None) -> float:
     value = rec.get(key, default)
     if value is None:
@@ -184,33 +181,37 @@ def _field(rec: Mapping[str, Any], key: str, index: int, default: Any = None) ->
 
 
 def rl_step_flops(m: ModelConstants, method: str, rec: Mapping[str, Any], index: int = 0) -> float:
-    """FLOPs of one RL step from its logged lengths.
+    """FLOPs of one RL step from its logged lengths, by the method's formula (``plasticity.methods``).
 
     Record fields: ``prompts`` (prompts per generation round, B or B_gen), ``group`` (G),
-    ``mean_prompt_tokens`` and ``mean_completion_tokens`` (S = their sum), and per method:
+    ``mean_prompt_tokens`` and ``mean_completion_tokens`` (S = their sum), and per formula:
     dapo ``gen_rounds`` (K, default 1) and ``train_prompts`` (B_train, default ``prompts``);
-    luffy/srft ``off_policy`` (N, default 1) and ``mean_offpolicy_tokens`` (S_off: prompt + expert
-    trace, default S); upt ``n_on`` (default G), ``n_off`` (default 1), ``mean_offpolicy_tokens``.
+    luffy (LUFFY, SRFT) ``off_policy`` (N, default 1) and ``mean_offpolicy_tokens`` (S_off: prompt +
+    expert trace, default S); upt ``n_on`` (default G), ``n_off`` (default 1), ``mean_offpolicy_tokens``.
     """
-    method = method.lower().replace("-", "_")
+    from plasticity.methods import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown RL method {method!r}; expected one of {sorted(METHODS)}")
+    formula = METHODS[method].flops
     prompts = _field(rec, "prompts", index)
     group = _field(rec, "group", index)
     seq = _field(rec, "mean_prompt_tokens", index) + _field(rec, "mean_completion_tokens", index)
-    if method == "dapo":
+    if formula == "dapo":
         return dapo_step_flops(m, _field(rec, "gen_rounds", index, 1), prompts,
                                _field(rec, "train_prompts", index, prompts), group, seq)
-    if method == "grpo":
+    if formula == "grpo":
         return grpo_step_flops(m, prompts, group, seq)
-    if method == "prefix_rft":
+    if formula == "prefix_rft":
         return prefix_rft_step_flops(m, prompts, group, seq)
-    if method in ("luffy", "srft"):
+    if formula == "luffy":
         return luffy_step_flops(m, prompts, seq, _field(rec, "mean_offpolicy_tokens", index, seq),
                                 group=group, off_policy=_field(rec, "off_policy", index, 1))
-    if method == "upt":
+    if formula == "upt":
         return upt_step_flops(m, prompts, group, seq, _field(rec, "n_on", index, group),
                               _field(rec, "mean_offpolicy_tokens", index, seq),
                               _field(rec, "n_off", index, 1))
-    raise ValueError(f"unknown RL method {method!r}; expected one of {RL_METHODS}")
+    raise ValueError(f"RL method {method!r}: no FLOPs formula {formula!r} yet")
 
 
 def rl_compute_ef(m: ModelConstants, method: str,
@@ -261,6 +262,8 @@ def _read_lengths(path: str) -> list[dict]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from plasticity.methods import METHODS
+
     p = argparse.ArgumentParser(prog="python -m plasticity flops",
                                 description="FLOPs of an SFT or RL run (PAPER 2.6); prints JSON.")
     sub = p.add_subparsers(dest="phase", required=True)
@@ -276,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
             s.add_argument("--seq-len", type=float, required=True,
                            help="mean prompt+response tokens per sequence")
         else:
-            s.add_argument("--method", choices=RL_METHODS, required=True)
+            s.add_argument("--method", choices=sorted(METHODS), required=True)
             s.add_argument("--lengths", help="per-step length records (JSON list / {'steps': [...]} / "
                                              "JSON lines); overrides the constant-length options")
             s.add_argument("--prompts", type=int, help="prompts per (generation) round")

@@ -99,8 +99,12 @@ def check_context(encoded: list[list[int]], max_new_tokens: int, limit: int | No
 
 def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], sampling: SamplingConfig,
                           batch_size: int = 64, *, apply_chat_template: bool = True,
-                          progress: bool = False) -> list[list[Completion]]:
-    """``sampling.n`` sampled completions per prompt (questions, chat-templated here by default)."""
+                          progress: bool = False, synced_gpus: bool = False) -> list[list[Completion]]:
+    """``sampling.n`` sampled completions per prompt (questions, chat-templated here by default).
+
+    ``synced_gpus``: the processes of a sharded model (FSDP, ZeRO-3) call this with the same number
+    of prompts and keep stepping together until every process's batch is done.
+    """
     import torch
 
     encoded = encode_prompts(tokenizer, prompts, apply_chat_template)
@@ -131,7 +135,7 @@ def generate_transformers(model: Any, tokenizer: Any, prompts: list[str], sampli
                 input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=True,
                 temperature=sampling.temperature, top_p=sampling.top_p, top_k=0,
                 max_new_tokens=sampling.max_new_tokens, pad_token_id=pad_id, eos_token_id=eos_id,
-                num_beams=1, repetition_penalty=1.0)
+                num_beams=1, repetition_penalty=1.0, **({"synced_gpus": True} if synced_gpus else {}))
         new = generated[:, width:].tolist()
         for r, (n, i, j) in enumerate(batch):
             tokens = new[r]

@@ -42,6 +42,19 @@ def avg_at_k(correct: Sequence[Sequence[bool]]) -> float:
     return 100.0 * sum(acc) / len(acc) if acc else 0.0
 
 
+def standard_error(per_problem: Sequence[float]) -> float:
+    """Percent: standard error of the mean accuracy over problems (sample std / sqrt(n); 0 for n < 2).
+
+    Problems are the sampling unit: avg@k's samples of one problem are averaged first.
+    """
+    n = len(per_problem)
+    if n < 2:
+        return 0.0
+    mean = sum(per_problem) / n
+    var = sum((x - mean) ** 2 for x in per_problem) / (n - 1)
+    return 100.0 * math.sqrt(var / n)
+
+
 def mean_pass_at_k(correct: Sequence[Sequence[bool]], k: int) -> float:
     """Percent: unbiased pass@k averaged over problems (each needs at least k samples)."""
     vals = [pass_at_k(len(s), sum(map(bool, s)), k) for s in correct]

@@ -1,13 +1,11 @@
 """Training stages: the tiny base model's pretraining, SFT and RL branches.
 
 ``pretrain`` (stage ``base``), ``sft`` and ``rl`` are stage modules (``main(argv)``, ``run(...)``);
-``data`` builds their datasets, ``callbacks`` holds the trainer hooks (checkpoint export, validation
-loss, evaluation during RL), ``rewards`` the RL reward and the dynamic-sampling group filter.
-Nothing here imports torch at module import time.
+``data`` builds their datasets, ``trainer_config`` trl's configurations from the typed settings,
+``rollouts`` each RL step's groups (prompt stream, DAPO's dynamic sampling with refill), ``rewards``
+the RL reward. Nothing here imports torch at module import time.
 """
 from __future__ import annotations
-
-from typing import Any
 
 
 def seed_everything(seed: int) -> None:
@@ -15,11 +13,3 @@ def seed_everything(seed: int) -> None:
     from transformers import set_seed
 
     set_seed(int(seed))
-
-
-def device_kwargs(cfg: dict[str, Any] | None = None) -> dict[str, Any]:
-    """TrainingArguments flags for the machine at hand: fp32 on CPU; bf16 only when configured on GPU."""
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return {"use_cpu": not cuda, "bf16": bool(cuda and (cfg or {}).get("bf16", False)), "fp16": False}

@@ -1,7 +1,9 @@
-"""Datasets for the trainers, all as chat-formatted (prompt, completion) pairs.
+"""Datasets for the trainers, all from chat-formatted (prompt, completion) pairs.
 
 Every prompt goes through ``models.chat_prompt`` so pretraining, SFT, RL and evaluation see the same
-template. Completions carry no EOS: trl's SFTTrainer appends it for prompt/completion data.
+template. SFT sequences are tokenized here, once, by ``tokenize_pairs`` (the prompt exactly as the
+evaluation encodes it, then the completion and EOS, right-truncated to ``max_length``); training and
+the validation loss read the same token ids.
 """
 from __future__ import annotations
 
@@ -48,11 +50,38 @@ def trajectory_pairs(tokenizer: Any, path: str | Path) -> dict[str, list[str]]:
     return {"prompt": prompts, "completion": table.column("response").to_pylist()}
 
 
-def rl_prompts(tokenizer: Any, path: str | Path) -> dict[str, list[str]]:
-    """(chat prompt, reference answer) rows of a schema.RL_PROMPT parquet file, in file order."""
+def rl_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a schema.RL_PROMPT parquet file, in file order, as the RL trainer takes them.
+
+    The prompt is one user turn (conversational): trl renders it with the model's chat template and
+    tokenizes the result as one piece, so no second BOS is added (Llama's template writes its own).
+    """
     table = read_table(path, schema.RL_PROMPT)
-    prompts = [chat_prompt(tokenizer, p) for p in table.column("prompt").to_pylist()]
-    return {"prompt": prompts, "reference_answer": table.column("reference_answer").to_pylist()}
+    return [{"prompt": [{"role": "user", "content": p}], "reference_answer": str(a)}
+            for p, a in zip(table.column("prompt").to_pylist(), table.column("reference_answer").to_pylist())]
+
+
+def tokenize_pairs(tokenizer: Any, pairs: dict[str, list[str]], max_length: int) -> tuple[dict[str, list], int]:
+    """``({"input_ids", "completion_mask"}, dropped)`` for SFT on ``pairs``.
+
+    The prompt is encoded as generation encodes it (no special tokens added: the chat template
+    writes them), the completion + EOS separately after it (as verl's SFT dataset does), and the
+    sequence is cut to ``max_length`` tokens from the right (PAPER 2.4). A pair whose prompt alone
+    fills ``max_length`` has no completion token left to train on: it is dropped and counted.
+    """
+    columns: dict[str, list] = {"input_ids": [], "completion_mask": []}
+    dropped = 0
+    eos = tokenizer.eos_token
+    for prompt, completion in zip(pairs["prompt"], pairs["completion"]):
+        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        c = tokenizer(completion + eos, add_special_tokens=False)["input_ids"]
+        ids = (p + c)[:max_length]
+        if len(p) >= len(ids):
+            dropped += 1
+            continue
+        columns["input_ids"].append(ids)
+        columns["completion_mask"].append([0] * len(p) + [1] * (len(ids) - len(p)))
+    return columns, dropped
 
 
 def to_dataset(columns: dict[str, list[Any]]) -> Any:

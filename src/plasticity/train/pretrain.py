@@ -11,7 +11,7 @@ Writes DIR with safetensors weights, config and tokenizer, ``manifest.json`` las
     python -m plasticity base --config CFG.json --tokenizer results/tiny/tokenizer \\
         --out results/tiny/base [--threads 1] [--exclude BENCH.parquet ...]
 
-``CFG.json`` = {"seed", "model_name", "model": <models.<name> section>}. On CPU the same seed gives
+``CFG.json`` is the model's section (``plasticity.config.ModelSection``). On CPU the same seed gives
 byte-identical weights.
 """
 from __future__ import annotations
@@ -23,26 +23,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from plasticity.io import atomic_path, read_json, write_manifest
+from plasticity.config import ModelSection, SftRunSettings, load_section
+from plasticity.io import atomic_path, write_manifest
 
 log = logging.getLogger(__name__)
 
 _HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model"]
 
 
-def build_tiny_model(arch: dict[str, Any], tokenizer: Any, seed: int) -> Any:
+def build_tiny_model(arch: Any, tokenizer: Any, seed: int) -> Any:
     """A freshly initialised Qwen2ForCausalLM for the tiny tokenizer (fp32, tied embeddings)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=int(arch["hidden_size"]),
-        num_hidden_layers=int(arch["num_hidden_layers"]),
-        num_attention_heads=int(arch["num_attention_heads"]),
-        num_key_value_heads=int(arch["num_key_value_heads"]),
-        intermediate_size=int(arch["intermediate_size"]),
-        max_position_embeddings=int(arch["max_position_embeddings"]),
+        hidden_size=arch.hidden_size,
+        num_hidden_layers=arch.num_hidden_layers,
+        num_attention_heads=arch.num_attention_heads,
+        num_key_value_heads=arch.num_key_value_heads,
+        intermediate_size=arch.intermediate_size,
+        max_position_embeddings=arch.max_position_embeddings,
         tie_word_embeddings=True,
         # The tiny tokenizer has no BOS; set it here so the trainer does not rewrite the config.
         bos_token_id=None,
@@ -67,68 +68,68 @@ def exclude_prompts(paths: list[str | Path]) -> set[str]:
     return out
 
 
-def pretrain_tiny(cfg: dict[str, Any], tokenizer: Any, out_dir: Path, *, exclude: set[str] = frozenset()) -> Any:
-    """Build and pretrain the tiny model; returns the trained model (weights saved by the caller)."""
+def pretrain_tiny(cfg: ModelSection, tokenizer: Any, out_dir: Path, *, exclude: set[str] = frozenset()) -> Any:
+    """Build and pretrain the tiny model; returns the trained model (weights saved by the caller).
+
+    The recipe is the miniature's own, fixed here: PyTorch's AdamW defaults without weight decay,
+    warmup then cosine, fp32, sequences cut at the model's context.
+    """
     from plasticity.train import seed_everything
-    from plasticity.train.data import pretrain_pairs
+    from plasticity.train.data import pretrain_pairs, tokenize_pairs
     from plasticity.train.sft import build_sft_trainer
 
-    seed, model_cfg = int(cfg["seed"]), cfg["model"]
-    pre = model_cfg["pretrain"]
+    seed, arch, pre = cfg.seed, cfg.model.arch, cfg.model.pretrain
     seed_everything(seed)
-    model = build_tiny_model(model_cfg["arch"], tokenizer, seed)
-    pairs = pretrain_pairs(tokenizer, int(pre["examples"]), seed, exclude=exclude)
-    trainer = build_sft_trainer(
-        model, tokenizer, pairs, out_dir / ".trainer", steps=pre["steps"], batch_size=pre["batch_size"],
-        lr=pre["lr"], seed=seed, scheduler=pre.get("scheduler", "cosine"),
-        warmup_steps=pre.get("warmup_steps", 0), weight_decay=pre.get("weight_decay", 0.0),
-        max_length=pre.get("max_length", int(model_cfg["arch"]["max_position_embeddings"])),
-        logging_steps=pre.get("logging_steps", 50))
+    model = build_tiny_model(arch, tokenizer, seed)
+    columns, _ = tokenize_pairs(tokenizer, pretrain_pairs(tokenizer, pre.examples, seed, exclude=exclude),
+                                arch.max_position_embeddings)
+    settings = SftRunSettings(batch_size=pre.batch_size, lr=pre.lr, warmup_steps=pre.warmup_steps,
+                              weight_decay=0.0, adam_betas=(0.9, 0.999), max_length=arch.max_position_embeddings,
+                              precision="fp32", data="pretrain", steps=pre.steps, save_steps=[pre.steps])
+    trainer = build_sft_trainer(model, tokenizer, columns, settings, out_dir / ".trainer", seed=seed,
+                                world_size=1, cuda=False, logging_steps=50)
     trainer.train()
     shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
     return trainer.model
 
 
-def run(cfg: dict[str, Any], tokenizer_dir: str | Path, out: str | Path, *, threads: int = 1,
+def run(cfg: ModelSection, tokenizer_dir: str | Path, out: str | Path, *, threads: int = 1,
         exclude: list[str | Path] | None = None) -> Path:
-    """Write the base model of ``cfg["model"]`` into ``out`` (atomically, manifest last)."""
+    """Write the base model of ``cfg.model`` into ``out`` (atomically, manifest last)."""
     from plasticity.models import (load_tokenizer, require_safetensors, save_model_and_tokenizer, set_threads,
                                    verify_sha256)
 
-    model_cfg = cfg["model"]
-    source = model_cfg.get("source", "tiny")
+    spec = cfg.model
     set_threads(threads)
     out = Path(out)
     inputs: dict[str, str | Path] = {"tokenizer": tokenizer_dir}
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        if source == "tiny":
+        if spec.source == "tiny":
             tokenizer = load_tokenizer(tokenizer_dir)
             model = pretrain_tiny(cfg, tokenizer, tmp, exclude=exclude_prompts(list(exclude or [])))
             save_model_and_tokenizer(model, tokenizer, tmp)
-        elif source == "hub":
+        elif spec.source == "hub":
             from huggingface_hub import snapshot_download
 
-            snapshot_download(repo_id=model_cfg["hub_id"], revision=model_cfg["revision"], local_dir=str(tmp),
+            snapshot_download(repo_id=spec.hub_id, revision=spec.revision, local_dir=str(tmp),
                               allow_patterns=_HUB_PATTERNS)
             shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        elif source == "path":
-            src = Path(model_cfg["path"])
-            verify_sha256(src, model_cfg.get("sha256"))
+        else:   # path: a pinned local directory
+            src = Path(spec.path)
+            verify_sha256(src, spec.sha256)
             shutil.copytree(src, tmp, dirs_exist_ok=True)
             inputs["model_path"] = src
-        else:
-            raise ValueError(f"models.{cfg.get('model_name')}.source: unknown source {source!r}")
         require_safetensors(tmp)
         for i, path in enumerate(exclude or []):
             inputs[f"exclude_{i}"] = path
-        write_manifest(tmp, stage="base", config=cfg, inputs=inputs, seed=cfg.get("seed"))
+        write_manifest(tmp, stage="base", config=cfg.model_dump(mode="json"), inputs=inputs, seed=cfg.seed)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity base", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="JSON: {seed, model_name, model}")
+    parser.add_argument("--config", required=True, help="JSON: the model section (plasticity.config.ModelSection)")
     parser.add_argument("--tokenizer", required=True, help="tokenizer directory (stage tokenizer)")
     parser.add_argument("--out", required=True, help="output model directory")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="parquet files whose `prompt` column is kept out of the pretraining data")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    run(read_json(args.config), args.tokenizer, args.out, threads=args.threads, exclude=args.exclude)
+    run(load_section(args.config, ModelSection), args.tokenizer, args.out, threads=args.threads,
+        exclude=args.exclude)
     return 0
 
 

@@ -3,22 +3,27 @@
 Reads the base model directory and the TRAIN / VAL trajectory tables (schema.TRAJECTORY; the
 ``prompt`` and ``response`` columns), writes a run directory::
 
-    RUN_DIR/checkpoint-<step>/   HF safetensors weights + tokenizer (+ metrics.json), one per save step
+    RUN_DIR/checkpoint-<step>/   HF safetensors weights (in the training precision) + tokenizer +
+                                 metrics.json, one per save step
     RUN_DIR/val_loss.json        {"points": [{"step", "val_loss"}, ...]}  (step 0 = the base)
-    RUN_DIR/train_stats.json     {"model_dir", "batch_size", "mean_seq_len", "steps", "train_loss"}
+    RUN_DIR/train_stats.json     {"model_dir", "batch_size", "mean_seq_len", "steps", "train_loss",
+                                  "world_size", "per_device_batch", "grad_accum", "precision", ...}
     RUN_DIR/regimes.json         Adaptive / Stable / Mild / Severe label per saved step (PAPER 1.4)
     RUN_DIR/manifest.json        last
 
-Run by hand::
+Run by hand (one process; on several, the same line after ``torchrun --nproc_per_node N`` or
+``python -m plasticity.launch``)::
 
     python -m plasticity sft --config CFG.json --base results/tiny/base --train TRAIN.parquet \\
         --val VAL.parquet --out results/tiny/sft/uniform [--threads 1]
 
-``CFG.json`` = {"seed", "model_name", "model", "sft": {batch_size, lr, scheduler, warmup_steps,
-weight_decay, max_length, data, steps, save_steps, [deepspeed], [bf16], [logging_steps]},
-"regimes": {delta, delta2}}. Training is trl ``SFTTrainer`` with completion-only loss on the
-chat-formatted pair (trl appends EOS). The same module runs under ``accelerate launch`` on a
-cluster; ``sft.deepspeed`` may name a DeepSpeed config file.
+``CFG.json`` is the ``sft`` section (``plasticity.config.SftSection``): the run's resolved settings,
+whose ``batch_size`` is global. Training is trl's ``SFTTrainer`` (``train.trainer_config.sft_config``)
+with completion-only loss on the chat-formatted pair.
+
+Rank-safe: every process trains and takes its share of the validation loss (sums all-reduced, so
+FSDP / ZeRO-3 ranks run their forwards in lockstep); the exported weights are gathered by the
+trainer's own ``save_model``; the main process alone writes files and the manifest.
 
 Restartable: the run is built in ``.RUN_DIR.partial`` beside RUN_DIR (checkpoints, and the trainer's
 full state for the latest save step in ``.resume``) and renamed onto RUN_DIR when complete. A killed
@@ -30,12 +35,14 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from plasticity.config import SftRunSettings, SftSection, load_section
 from plasticity.io import MANIFEST, read_json, write_json, write_manifest
 
 log = logging.getLogger(__name__)
@@ -43,183 +50,257 @@ log = logging.getLogger(__name__)
 RESUME_DIR = ".resume"
 
 
+def checkpoint_dir(run_dir: str | Path, step: int) -> Path:
+    """Where an SFT run keeps its step-``step`` weights (the RL stage branches from it)."""
+    return Path(run_dir) / f"checkpoint-{int(step)}"
+
+
 # ----------------------------------------------------------------------------- shared trainer
 
-def build_sft_trainer(model: Any, tokenizer: Any, train_pairs: dict[str, list[str]], output_dir: str | Path, *,
-                      steps: int, batch_size: int, lr: float, seed: int, scheduler: str = "cosine",
-                      warmup_steps: int = 0, weight_decay: float = 0.0, max_length: int | None = None,
-                      logging_steps: int = 10, save_steps: list[int] | None = None,
-                      callbacks: list[Any] | None = None, extra: dict[str, Any] | None = None) -> Any:
-    """A trl ``SFTTrainer`` on (prompt, completion) pairs with completion-only loss, fp32, no reporting.
+def horizon_schedule(warmup: int, horizon: int, steps: int, warmup_total: int) -> Callable[[int], float]:
+    """Warmup + cosine laid out over ``horizon`` steps, then rebuilt over all ``steps`` (``SftRun.schedule_horizon``).
 
-    Used by both the base pretraining and SFT. When ``save_steps`` is given the trainer keeps its
-    resume state for the latest of those steps only (the exact steps are triggered by a callback).
+    Up to ``horizon`` this is exactly a ``horizon``-step run's schedule; after it, the multiplier is
+    the ``steps``-step schedule's (warmup ``warmup_total``) at the same step, as verl computes it when
+    a finished run is resumed with more steps.
     """
-    from trl import SFTConfig, SFTTrainer
+    def cosine(step: int, warm: int, total: int) -> float:
+        if step < warm:
+            return step / max(1, warm)
+        progress = (step - warm) / max(1, total - warm)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
-    from plasticity.train import device_kwargs
+    return lambda step: cosine(step, warmup, horizon) if step < horizon else cosine(step, warmup_total, steps)
+
+
+def build_sft_trainer(model: Any, tokenizer: Any, columns: dict[str, list], settings: SftRunSettings,
+                      output_dir: str | Path, *, seed: int, world_size: int, cuda: bool,
+                      logging_steps: int = 10, callbacks: list[Any] | None = None) -> Any:
+    """trl's ``SFTTrainer`` on tokenized sequences (``train.data.tokenize_pairs``), configured from ``settings``.
+
+    Used by the base pretraining and by SFT. The trainer keeps its resume state only for the latest
+    step the export callback asks it to save.
+    """
+    from trl import SFTTrainer
+
     from plasticity.train.data import to_dataset
+    from plasticity.train.trainer_config import sft_config, warmup_steps
 
-    extra = dict(extra or {})
-    config = SFTConfig(
-        output_dir=str(output_dir),
-        max_steps=int(steps),
-        per_device_train_batch_size=int(batch_size),
-        gradient_accumulation_steps=1,
-        learning_rate=float(lr),
-        lr_scheduler_type=scheduler,
-        warmup_steps=int(warmup_steps),
-        weight_decay=float(weight_decay),
-        max_length=max_length,
-        completion_only_loss=True,
-        packing=False,
-        logging_steps=int(logging_steps),
-        save_strategy="steps" if save_steps else "no",
-        save_steps=max(save_steps) + 1 if save_steps else 500,  # the export callback triggers saves
-        save_total_limit=1,
-        save_only_model=False,
-        report_to="none",
-        seed=int(seed),
-        data_seed=int(seed),
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-        dataset_num_proc=None,
-        deepspeed=extra.pop("deepspeed", None),
-        **device_kwargs(extra),
-    )
-    return SFTTrainer(model=model, args=config, train_dataset=to_dataset(train_pairs),
-                      processing_class=tokenizer, callbacks=callbacks or [])
+    args = sft_config(settings, output_dir=output_dir, seed=seed, world_size=world_size, cuda=cuda,
+                      logging_steps=logging_steps, resume_state_at=max(settings.save_steps))
+
+    class Trainer(SFTTrainer):
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if settings.schedule_horizon is None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            from torch.optim.lr_scheduler import LambdaLR
+
+            horizon = settings.schedule_horizon
+            self.lr_scheduler = LambdaLR(optimizer or self.optimizer, horizon_schedule(
+                warmup_steps(settings, horizon), horizon, settings.steps, warmup_steps(settings, settings.steps)))
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return Trainer(model=model, args=args, train_dataset=to_dataset(columns), processing_class=tokenizer,
+                   callbacks=callbacks or [])
 
 
-def validation_loss(model: Any, tokenizer: Any, pairs: dict[str, list[str]], *, batch_size: int = 64,
-                    max_length: int | None = None) -> float:
-    """Token-mean cross-entropy on the completion tokens (+ EOS) of ``pairs`` (PAPER 1.4)."""
+def validation_loss(model: Any, columns: dict[str, list], *, micro_batch_size: int, pad_id: int) -> float:
+    """Token-mean cross-entropy on the completion tokens (+ EOS) of ``columns`` (PAPER 1.4), over all ranks.
+
+    Each process takes every world-th sequence in micro-batches of ``micro_batch_size``; every
+    process runs the same number of forwards (a process short of rows repeats one with weight 0),
+    so sharded models (FSDP, ZeRO-3) gather their parameters in lockstep. Memory is bounded by one
+    micro-batch's logits, never the validation set's.
+    """
     import torch
+    import torch.distributed as dist
 
+    world = dist.get_world_size() if dist.is_initialized() else 1
+    rank = dist.get_rank() if dist.is_initialized() else 0
     device = next(model.parameters()).device
-    total, count = 0.0, 0
-    rows = list(zip(pairs["prompt"], pairs["completion"]))
+    mine = list(range(rank, len(columns["input_ids"]), world))
+    per_rank = math.ceil(len(columns["input_ids"]) / world)
+    batches = math.ceil(per_rank / micro_batch_size)
+    totals = torch.zeros(2, dtype=torch.float64, device=device)    # summed NLL, token count
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
-        for start in range(0, len(rows), batch_size):
-            ids, labels = [], []
-            for prompt, completion in rows[start:start + batch_size]:
-                p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-                full = tokenizer(prompt + completion + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-                if max_length:
-                    full = full[:max_length]
-                ids.append(full)
-                labels.append([-100] * min(len(p), len(full)) + full[len(p):])
+        for b in range(batches):
+            rows = mine[b * micro_batch_size:(b + 1) * micro_batch_size]
+            weight = 1.0 if rows else 0.0
+            rows = rows or [0]
+            ids = [columns["input_ids"][i] for i in rows]
+            masks = [columns["completion_mask"][i] for i in rows]
             width = max(map(len, ids))
-            pad = tokenizer.pad_token_id
-            input_ids = torch.tensor([x + [pad] * (width - len(x)) for x in ids], device=device)
+            input_ids = torch.tensor([x + [pad_id] * (width - len(x)) for x in ids], device=device)
             attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
-            target = torch.tensor([y + [-100] * (width - len(y)) for y in labels], device=device)
-            logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
-            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
-                                                     target[:, 1:].reshape(-1), ignore_index=-100,
-                                                     reduction="sum")
-            total += float(loss)
-            count += int((target[:, 1:] != -100).sum())
-    return total / max(count, 1)
+            target = torch.tensor([[t if m else -100 for t, m in zip(x, mk)] + [-100] * (width - len(x))
+                                   for x, mk in zip(ids, masks)], device=device)
+            logits = model(input_ids=input_ids, attention_mask=attention).logits
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                                                    target[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+            totals += weight * torch.stack([nll.double(), (target[:, 1:] != -100).sum().double()])
+    model.train(was_training)
+    if dist.is_initialized():
+        dist.all_reduce(totals)
+    return float(totals[0] / totals[1].clamp(min=1))
+
+
+def export_callback(run_dir: Path, settings: SftRunSettings, tokenizer: Any, measure: Callable[[Any], float],
+                    state: Any) -> Any:
+    """Callback exporting weights + tokenizer + the validation loss at exactly ``settings.save_steps``.
+
+    Every rank runs the forwards and ``trainer.save_model`` (which gathers sharded weights); the main
+    process writes into a temporary sibling and renames it, so a killed run never leaves a
+    ``checkpoint-<step>`` that looks finished. The trainer is asked to save its resume state at the
+    same steps. ``callback.trainer`` must be set once the trainer exists.
+    """
+    from transformers import TrainerCallback
+
+    from plasticity.models import save_tokenizer
+
+    steps = set(settings.save_steps)
+    base_point = run_dir / "val_loss_step0.json"
+
+    class ExportCheckpoints(TrainerCallback):
+        trainer: Any = None
+
+        def on_train_begin(self, args, state_, control, model=None, **kwargs):
+            if not base_point.is_file():   # every rank sees the same file system
+                loss = measure(model)
+                if state.is_main_process:
+                    write_json(base_point, {"step": 0, "val_loss": loss})
+            state.wait_for_everyone()
+            return control
+
+        def on_step_end(self, args, state_, control, model=None, **kwargs):
+            step = state_.global_step
+            if step not in steps:
+                return control
+            control.should_save = True
+            metrics = {"step": step, "val_loss": measure(model)}
+            final = checkpoint_dir(run_dir, step)
+            tmp = final.with_name(f".{final.name}.tmp")
+            if state.is_main_process:
+                shutil.rmtree(tmp, ignore_errors=True)
+            state.wait_for_everyone()
+            self.trainer.save_model(str(tmp))
+            if state.is_main_process:
+                (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle: nothing here loads one
+                save_tokenizer(tokenizer, tmp)
+                write_json(tmp / "metrics.json", metrics)
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
+                log.info("exported %s %s", final, metrics)
+            state.wait_for_everyone()
+            return control
+
+    return ExportCheckpoints()
 
 
 # ----------------------------------------------------------------------------- the stage
 
-def run(cfg: dict[str, Any], base: str | Path, train: str | Path, val: str | Path, out: str | Path,
+def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, out: str | Path,
         *, threads: int = 1) -> Path:
     """Fine-tune ``base`` on ``train``; write checkpoints, validation loss and regimes into ``out``."""
-    from plasticity.models import load_model_and_tokenizer, set_threads
-    from plasticity.train import seed_everything
-    from plasticity.train.callbacks import checkpoint_dir, export_checkpoints_callback
-    from plasticity.train.data import trajectory_pairs
+    from accelerate import PartialState
 
-    sft, seed = cfg["sft"], int(cfg["seed"])
-    steps = int(sft["steps"])
-    save_steps = sorted({int(s) for s in sft["save_steps"]})
-    if not save_steps or save_steps[0] < 1 or save_steps[-1] > steps:
-        raise ValueError(f"sft.save_steps must lie in [1, steps={steps}], got {sft['save_steps']}")
-    set_threads(threads)
+    from plasticity.models import attn_implementation, load_model_and_tokenizer, set_threads
+    from plasticity.train import seed_everything
+    from plasticity.train.data import tokenize_pairs, trajectory_pairs
+    from plasticity.train.trainer_config import cuda_available, model_dtype, resolved_precision
+
+    sft, seed = cfg.sft, cfg.seed
+    state = PartialState()
+    cuda = cuda_available()
+    world = state.num_processes
+    micro, accum = sft.batch_layout(world)   # an indivisible batch fails before anything loads
+    set_threads(max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     seed_everything(seed)
     final = Path(out)
     out = final.with_name(f".{final.name}.partial")
-    resume_from = _prepare_run_dir(out, cfg)
+    if state.is_main_process:
+        _prepare_run_dir(out, cfg)
+    state.wait_for_everyone()
+    resume_from = _resume_state(out)
 
-    model, tokenizer = load_model_and_tokenizer(base, trust_remote_code=bool(cfg["model"].get("trust_remote_code")))
-    train_pairs = trajectory_pairs(tokenizer, train)
-    val_pairs = trajectory_pairs(tokenizer, val)
-    max_length = sft.get("max_length")
+    model, tokenizer = load_model_and_tokenizer(base, trust_remote_code=cfg.model.trust_remote_code,
+                                                dtype=model_dtype(sft.precision, cuda),
+                                                attn_implementation=attn_implementation(cuda))
+    train_cols, train_dropped = tokenize_pairs(tokenizer, trajectory_pairs(tokenizer, train), sft.max_length)
+    val_cols, val_dropped = tokenize_pairs(tokenizer, trajectory_pairs(tokenizer, val), sft.max_length)
 
-    def measure(m: Any) -> dict[str, float]:
-        return {"val_loss": validation_loss(m, tokenizer, val_pairs, max_length=max_length)}
+    def measure(m: Any) -> float:
+        return validation_loss(m, val_cols, micro_batch_size=micro, pad_id=tokenizer.pad_token_id)
 
-    base_point = out / "val_loss_step0.json"
-    if not base_point.is_file():
-        write_json(base_point, {"step": 0, **measure(model)})
-
-    extra = {k: sft[k] for k in ("deepspeed", "bf16") if k in sft}
-    trainer = build_sft_trainer(
-        model, tokenizer, train_pairs, out / RESUME_DIR, steps=steps, batch_size=sft["batch_size"],
-        lr=sft["lr"], seed=seed, scheduler=sft.get("scheduler", "cosine"),
-        warmup_steps=sft.get("warmup_steps", 0), weight_decay=sft.get("weight_decay", 0.0),
-        max_length=max_length, logging_steps=sft.get("logging_steps", 10), save_steps=save_steps,
-        callbacks=[export_checkpoints_callback(out, save_steps, tokenizer, measure)], extra=extra)
+    callback = export_callback(out, sft, tokenizer, measure, state)
+    trainer = build_sft_trainer(model, tokenizer, train_cols, sft, out / RESUME_DIR, seed=seed, world_size=world,
+                                cuda=cuda, callbacks=[callback])
+    callback.trainer = trainer
     trainer.train(resume_from_checkpoint=resume_from)
 
-    # Collect the per-checkpoint metrics (some may come from a run that was resumed).
-    points = [read_json(base_point)]
-    for step in save_steps:
-        metrics_file = checkpoint_dir(out, step) / "metrics.json"
-        if not metrics_file.is_file():
-            raise RuntimeError(f"{checkpoint_dir(out, step)} is missing after training")
-        points.append({"step": step, "val_loss": float(read_json(metrics_file)["val_loss"])})
-    write_json(out / "val_loss.json", {"points": points})
-
-    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
-    write_json(out / "train_stats.json", {
-        "model_dir": str(base),
-        "batch_size": int(sft["batch_size"]),
-        # mean prompt + response (+ EOS) tokens as trained, after max_length truncation
-        "mean_seq_len": sum(lengths) / len(lengths),
-        "steps": save_steps,
-        "train_loss": [{"step": int(e["step"]), "loss": float(e["loss"])}
-                       for e in trainer.state.log_history if "loss" in e],
-    })
-    write_regimes(out, points, cfg["regimes"])
-
-    shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
-    base_point.unlink()
-    write_manifest(out, stage="sft", config=cfg, seed=seed,
-                   inputs={"base": base, "train": train, "val": val})
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(out, final)
+    if state.is_main_process:
+        points = [read_json(out / "val_loss_step0.json")]
+        for step in sft.save_steps:
+            metrics_file = checkpoint_dir(out, step) / "metrics.json"
+            if not metrics_file.is_file():
+                raise RuntimeError(f"{checkpoint_dir(out, step)} is missing after training")
+            points.append({"step": step, "val_loss": float(read_json(metrics_file)["val_loss"])})
+        write_json(out / "val_loss.json", {"points": points})
+        lengths = [len(ids) for ids in train_cols["input_ids"]]
+        write_json(out / "train_stats.json", {
+            "model_dir": str(base),
+            "batch_size": sft.batch_size,
+            # mean prompt + response (+ EOS) tokens as trained, after max_length truncation
+            "mean_seq_len": sum(lengths) / len(lengths),
+            "steps": sft.save_steps,
+            "world_size": world, "per_device_batch": micro, "grad_accum": accum,
+            "precision": resolved_precision(sft.precision, cuda),
+            # pairs whose prompt alone fills max_length: nothing to train on (PAPER 2.4 right-truncation)
+            "dropped_prompt_fills_max_length": {"train": train_dropped, "val": val_dropped},
+            "train_loss": [{"step": int(e["step"]), "loss": float(e["loss"])}
+                           for e in trainer.state.log_history if "loss" in e],
+        })
+        write_regimes(out, points, cfg.regimes)
+        shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
+        (out / "val_loss_step0.json").unlink()
+        write_manifest(out, stage="sft", config=cfg.model_dump(mode="json"), seed=seed,
+                       inputs={"base": base, "train": train, "val": val})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(out, final)
+    state.wait_for_everyone()
     return final
 
 
-def write_regimes(out: Path, points: list[dict[str, Any]], regimes_cfg: dict[str, Any]) -> None:
+def write_regimes(out: Path, points: list[dict[str, Any]], regimes_cfg: Any) -> None:
     """Label each point of the validation-loss curve with its regime (PAPER 1.4; step 0 is the base)."""
     from plasticity.analysis.regimes import label_regimes
 
     steps = [int(p["step"]) for p in points]
     losses = [float(p["val_loss"]) for p in points]
-    delta, delta2 = float(regimes_cfg["delta"]), float(regimes_cfg["delta2"])
-    labels = label_regimes(steps, losses, delta, delta2)
+    labels = label_regimes(steps, losses, regimes_cfg.delta, regimes_cfg.delta2)
     write_json(out / "regimes.json", {
-        "delta": delta, "delta2": delta2,
+        "delta": regimes_cfg.delta, "delta2": regimes_cfg.delta2,
         "points": [{"step": s, "val_loss": v, "regime": r} for s, v, r in zip(steps, losses, labels)],
     })
 
 
-def _prepare_run_dir(out: Path, cfg: dict[str, Any]) -> str | None:
-    """Return the trainer checkpoint to resume from, or None; wipe a run dir left by another config."""
+def _prepare_run_dir(out: Path, cfg: SftSection) -> None:
+    """Keep a partial run of the same config (to resume it); wipe one left by another config."""
     if (out / MANIFEST).is_file():
         (out / MANIFEST).unlink()  # rerunning a finished run: it is unfinished until rewritten
-    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
+    digest = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     stamp = out / RESUME_DIR / "config.sha256"
     if out.exists() and not (stamp.is_file() and stamp.read_text().strip() == digest):
         shutil.rmtree(out)
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest + "\n")
+
+
+def _resume_state(out: Path) -> str | None:
+    """The trainer state to resume from: the latest complete one in ``.resume``, or None."""
     states = sorted((p for p in (out / RESUME_DIR).glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
                     key=lambda p: int(p.name.split("-")[-1]))
     if states:
@@ -230,15 +311,15 @@ def _prepare_run_dir(out: Path, cfg: dict[str, Any]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity sft", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", required=True, help="JSON: {seed, model_name, model, sft, regimes}")
+    parser.add_argument("--config", required=True, help="JSON: the sft section (plasticity.config.SftSection)")
     parser.add_argument("--base", required=True, help="base model directory (safetensors + tokenizer)")
     parser.add_argument("--train", required=True, help="training trajectories (parquet, schema.TRAJECTORY)")
     parser.add_argument("--val", required=True, help="validation trajectories (parquet, schema.TRAJECTORY)")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of this node's processes (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    run(read_json(args.config), args.base, args.train, args.val, args.out, threads=args.threads)
+    run(load_section(args.config, SftSection), args.base, args.train, args.val, args.out, threads=args.threads)
     return 0
 
 

@@ -1,0 +1,134 @@
+"""How a training job is launched and what it asks the scheduler for, from its ``launch`` settings.
+
+The config sets GPUs, nodes and processes once (``sft.defaults.launch``, ``rl.defaults.launch``, per
+run overrides); the rules take from here both the SLURM resources of the job (``job_resources``)
+and the command prefix that starts the stage (``launcher``):
+
+- one process: ``python -m plasticity <stage> ...``
+- one node, several processes: ``python -m plasticity.launch --procs P --strategy S -- <stage> ...``,
+  which execs ``accelerate launch`` with the shipped configuration ``configs/accelerate/<S>.yaml``
+- several nodes: the same under ``srun --ntasks-per-node=1``: one task per node, each running
+  accelerate for its node's processes; the rendezvous comes from the SLURM environment (the first
+  host of the allocation, a port derived from the job id, the node's rank from ``SLURM_NODEID``).
+
+By hand, to see the command a node would run::
+
+    SLURM_JOB_ID=42 SLURM_NODEID=1 SLURM_JOB_NODELIST=gpu[01-02] \\
+        python -m plasticity.launch --nodes 2 --procs 8 --strategy fsdp --gpus --dry-run -- sft --config C.json
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+PORT_BASE, PORT_SPAN = 20000, 20000   # rendezvous port: PORT_BASE + job id mod PORT_SPAN
+
+
+def job_resources(launch: Any) -> dict[str, Any]:
+    """SLURM resources (executor plugin keys) for a job with these launch settings.
+
+    Every value is given for every job so the rule can declare each key once: ``mpi`` marks a
+    multi-node job (the plugin then runs the shell command, which calls srun itself, once per
+    allocation); ``gres`` asks for GPUs per node there, ``gpu`` for a single-node job's GPUs;
+    ``tasks_per_gpu = 0`` keeps the plugin from deriving a task geometry from the GPU count.
+    """
+    multi = launch.nodes > 1
+    gpus = launch.gpus_per_node
+    return {
+        "nodes": launch.nodes,
+        "tasks": launch.nodes,
+        "tasks_per_gpu": 0,
+        "mpi": "srun" if multi else "",
+        "gpu": 0 if multi else gpus,
+        "gres": f"gpu:{gpus}" if multi and gpus else "",
+        "cpus_per_task": threads_per_node(launch),
+        "mem_mb": int(launch.mem_gb_per_process * launch.procs_per_node * 1024),
+    }
+
+
+def threads_per_node(launch: Any) -> int:
+    """CPUs a node's task asks for: ``cpus_per_process`` for each of its processes."""
+    return launch.cpus_per_process * launch.procs_per_node
+
+
+def launcher(launch: Any) -> str:
+    """The shell prefix that runs ``<stage> <args>`` with these launch settings (see module docstring)."""
+    if launch.world_size == 1:
+        return "python -m plasticity"
+    args = [f"--procs {launch.procs_per_node}", f"--strategy {launch.strategy}"]
+    if launch.gpus_per_node:
+        args.append("--gpus")
+    if launch.nodes == 1:
+        return f"python -m plasticity.launch {' '.join(args)} --"
+    return (f"srun --ntasks-per-node=1 --kill-on-bad-exit=1 python -m plasticity.launch "
+            f"--nodes {launch.nodes} {' '.join(args)} --")
+
+
+def first_host(nodelist: str) -> str:
+    """The first host of a SLURM node list (``scontrol show hostnames``; a plain parse without it)."""
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                             check=True).stdout.split()
+        if out:
+            return out[0]
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    match = re.match(r"([^\[,]+)(?:\[(\d+)[^\]]*\])?", nodelist)
+    if not match:
+        raise ValueError(f"cannot parse SLURM_JOB_NODELIST {nodelist!r}")
+    return match[1] + (match[2] or "")
+
+
+def accelerate_command(nodes: int, procs: int, strategy: str, gpus: bool, stage_args: list[str],
+                       env: dict[str, str]) -> list[str]:
+    """The ``accelerate launch`` command of this node, rendezvous taken from the SLURM environment."""
+    config = ACCELERATE_CONFIGS / f"{strategy}.yaml"
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: no accelerate configuration for strategy {strategy!r}")
+    cmd = ["accelerate", "launch", "--config_file", str(config), "--num_machines", str(nodes),
+           "--num_processes", str(nodes * procs)]
+    if not gpus:
+        cmd.append("--cpu")
+    if nodes > 1:
+        missing = [k for k in ("SLURM_JOB_ID", "SLURM_NODEID", "SLURM_JOB_NODELIST") if k not in env]
+        if missing:
+            raise RuntimeError(f"a {nodes}-node launch runs under srun: {missing} not set")
+        cmd += ["--machine_rank", env["SLURM_NODEID"], "--main_process_ip", first_host(env["SLURM_JOB_NODELIST"]),
+                "--main_process_port", str(PORT_BASE + int(env["SLURM_JOB_ID"]) % PORT_SPAN),
+                "--rdzv_backend", "static", "--same_network"]
+    else:
+        # several single-node jobs may share a machine: a port of this job, not accelerate's default
+        cmd += ["--main_process_port", str(PORT_BASE + int(env.get("SLURM_JOB_ID", os.getpid())) % PORT_SPAN)]
+    return cmd + ["-m", "plasticity", *stage_args]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plasticity.launch", description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--procs", type=int, required=True, help="processes on this node")
+    parser.add_argument("--strategy", choices=("ddp", "fsdp", "zero3"), required=True)
+    parser.add_argument("--gpus", action="store_true", help="one process per GPU (default: CPU processes)")
+    parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
+    parser.add_argument("stage", nargs=argparse.REMAINDER, help="-- <stage> <stage args>")
+    args = parser.parse_args(argv)
+    stage = args.stage[1:] if args.stage[:1] == ["--"] else args.stage
+    if not stage:
+        parser.error("give the stage and its arguments after --")
+    cmd = accelerate_command(args.nodes, args.procs, args.strategy, args.gpus, stage, dict(os.environ))
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

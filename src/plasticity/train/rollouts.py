@@ -1,0 +1,169 @@
+"""Where an RL step's training groups come from: the prompt stream and DAPO's dynamic sampling with refill.
+
+``PromptStream``: prompts without replacement from a seeded permutation per epoch; its position is
+part of a branch's resume state, so a resumed branch draws exactly the prompts it would have drawn.
+
+``branch_trainer_class()``: trl's ``GRPOTrainer`` with its generation-and-scoring step overridden
+(composition over the parent's own step, never a copy of the trainer). Each RL step:
+
+- without dynamic sampling (``grpo``): one round of ``prompts_per_step`` prompts x G rollouts;
+- with it (``dapo_dc``, ``dapo_d``; PAPER 2.5): rounds of ``gen_prompts_per_round`` prompts x G until
+  ``prompts_per_step`` groups with 1..G-1 correct are collected, the surplus dropped (the last
+  round's late groups, deterministically), or ``max_gen_rounds`` rounds are spent; the step then
+  trains on what was collected, the missing slots carried as masked rows so every process keeps
+  the batch shape.
+
+Several processes: each round's prompts are split evenly over the processes and every process keeps
+the first ``prompts_per_step / world`` of its own kept groups, so no rollout crosses processes; the
+rounds continue until every process has its share. One process keeps exactly the study's first
+``prompts_per_step`` kept groups of the step.
+
+Each step appends a record to ``trainer.generation_records``: prompts per round, rounds, kept and
+discarded groups, prompts trained on, mean prompt / completion tokens (the FLOPs formula's S).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class PromptStream:
+    """Indices into a prompt table, a fresh seeded permutation per pass over it."""
+
+    def __init__(self, size: int, seed: int, position: int = 0):
+        if size < 1:
+            raise ValueError("the RL prompt set is empty")
+        self.size, self.seed, self.position = size, int(seed), int(position)
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        for pos in range(self.position, self.position + k):
+            epoch, offset = divmod(pos, self.size)
+            out.append(int(self._order(epoch)[offset]))
+        self.position += k
+        return out
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if getattr(self, "_cached", (None,))[0] != epoch:
+            self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.size))
+        return self._cached[1]
+
+
+def kept_groups(rewards: Any, group: int) -> Any:
+    """Per-group bool: 1..G-1 of the G binary rewards correct (the groups DAPO trains on)."""
+    import torch
+
+    if rewards.dim() != 1 or rewards.numel() % group:
+        raise ValueError(f"rewards must be 1-D with a multiple of group={group} entries, got {tuple(rewards.shape)}")
+    correct = (torch.nan_to_num(rewards, nan=0.0) > 0.5).view(-1, group).sum(dim=1)
+    return (correct >= 1) & (correct <= group - 1)
+
+
+# Keys of trl's generation output padded on the left (prompt side); other per-token keys are right-padded.
+_LEFT = ("prompt_ids", "prompt_mask")
+
+
+def concat_rows(parts: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Row-wise concatenation of several generation outputs, padding per-token tensors to one width."""
+    import torch
+
+    out: dict[str, Any] = {}
+    for key, first in parts[0].items():
+        if not torch.is_tensor(first) or first.dim() == 0:
+            out[key] = first
+            continue
+        tensors = [p[key] for p in parts]
+        if first.dim() == 2:
+            width = max(t.size(1) for t in tensors)
+            fill = pad_id if key in ("prompt_ids", "completion_ids") else 0
+            tensors = [torch.nn.functional.pad(t, (width - t.size(1), 0) if key in _LEFT else (0, width - t.size(1)),
+                                               value=fill) for t in tensors]
+        out[key] = torch.cat(tensors, dim=0)
+    return out
+
+
+def take_rows(batch: dict[str, Any], rows: Any) -> dict[str, Any]:
+    """The rows ``rows`` (a 1-D index tensor) of every per-row tensor of a generation output."""
+    import torch
+
+    n = batch["completion_ids"].size(0)
+    return {k: (v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.size(0) == n else v) for k, v in batch.items()}
+
+
+def branch_trainer_class() -> type:
+    """trl's GRPOTrainer drawing each step's groups from a ``PromptStream``, with DAPO's refill."""
+    import torch
+    from trl import GRPOTrainer
+
+    class BranchTrainer(GRPOTrainer):
+        def __init__(self, *args: Any, rows: list[dict[str, Any]], stream: PromptStream, prompts_per_step: int,
+                     gen_prompts_per_round: int, max_gen_rounds: int, dynamic_sampling: bool, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.rows, self.stream = rows, stream
+            self.prompts_per_step, self.dynamic_sampling = prompts_per_step, dynamic_sampling
+            self.gen_prompts_per_round = gen_prompts_per_round if dynamic_sampling else prompts_per_step
+            self.max_gen_rounds = max_gen_rounds if dynamic_sampling else 1
+            self.generation_records: list[dict[str, Any]] = []
+            self._last_rewards = None
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            self._last_rewards = rewards_per_func  # gathered over processes, group-contiguous
+            return rewards_per_func
+
+        def _round(self) -> tuple[dict[str, Any], Any]:
+            """One generation round of this process's share of the next prompts: (output, kept per local group)."""
+            world, rank = self.accelerator.num_processes, self.accelerator.process_index
+            share = self.gen_prompts_per_round // world
+            indices = self.stream.take(self.gen_prompts_per_round)[rank * share:(rank + 1) * share]
+            inputs = [self.rows[i] for i in indices for _ in range(self.num_generations)]
+            out = super()._generate_and_score_completions(inputs)
+            rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
+            keep = kept_groups(rewards, self.num_generations)[rank * share:(rank + 1) * share]
+            return out, keep if self.dynamic_sampling else torch.ones_like(keep)
+
+        def _generate_and_score_completions(self, inputs):
+            if not self.model.training:
+                return super()._generate_and_score_completions(inputs)
+            world = self.accelerator.num_processes
+            quota, group = self.prompts_per_step // world, self.num_generations
+            parts, generated, kept_local, rounds = [], [], 0, 0
+            while rounds < self.max_gen_rounds:
+                out, keep = self._round()
+                rounds += 1
+                generated.append(out)
+                chosen = torch.nonzero(keep).flatten()[:quota - kept_local]
+                if chosen.numel():
+                    rows = (chosen.unsqueeze(1) * group + torch.arange(group, device=chosen.device)).flatten()
+                    parts.append(take_rows(out, rows.to(out["completion_ids"].device)))
+                    kept_local += int(chosen.numel())
+                short = torch.tensor([int(kept_local < quota)], device=self.accelerator.device)
+                if int(self.accelerator.reduce(short, reduction="sum").item()) == 0:
+                    break
+            trained_local = kept_local
+            if kept_local < quota:   # max_gen_rounds spent: the missing groups are masked rows
+                filler = take_rows(generated[-1], torch.arange((quota - kept_local) * group,
+                                                               device=generated[-1]["completion_ids"].device))
+                filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
+                if "tool_mask" in filler:
+                    filler["tool_mask"] = torch.zeros_like(filler["tool_mask"])
+                parts.append(filler)
+            batch = concat_rows(parts, self._tokenizer.pad_token_id)
+            loss_mask = batch["completion_mask"] * batch.get("tool_mask", 1)
+            batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+            counts = torch.tensor([trained_local, sum(int(g["completion_ids"].size(0)) for g in generated) // group],
+                                  device=self.accelerator.device)
+            trained, drawn = (int(x) for x in self.accelerator.reduce(counts, reduction="sum").tolist())
+            prompt_tokens = torch.cat([g["prompt_mask"].sum(dim=1) for g in generated]).float()
+            completion_tokens = torch.cat([g["completion_mask"].sum(dim=1) for g in generated]).float()
+            self.generation_records.append({
+                "prompts": self.gen_prompts_per_round, "group": group, "gen_rounds": rounds,
+                "train_prompts": trained, "discarded_groups": drawn - trained,
+                "filled": trained == self.prompts_per_step,
+                "mean_prompt_tokens": float(self.accelerator.gather(prompt_tokens).mean()),
+                "mean_completion_tokens": float(self.accelerator.gather(completion_tokens).mean()),
+            })
+            return batch
+
+    return BranchTrainer
