@@ -36,6 +36,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "figure": ("plasticity.analysis.figures", "render one of the study's figures"),
     "metrics": ("plasticity.analysis.metrics", "headline numbers of a study as reports/metrics.json"),
     "dvc-yaml": ("plasticity.dvc_yaml", "write dvc.yaml from the phase table"),
+    "plan": ("plasticity.plan", "every training job's effective settings, compute, GPU-hours and storage"),
 }
 
 

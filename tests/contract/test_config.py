@@ -1,13 +1,17 @@
 """Config validation: every shipped config loads; bad configs fail naming the key."""
 from __future__ import annotations
 
+import ast
 import copy
+import re
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from plasticity.config import ConfigError, load_config, validate
+from plasticity.config import Config, ConfigError, load_config, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = [ROOT / "config.yaml", *sorted((ROOT / "configs").glob("*.yaml")),
@@ -93,8 +97,77 @@ def test_unknown_method(default):
     assert "ppo" in _error(raw)
 
 
-def test_dapo_d_has_symmetric_clipping():
-    cfg = load_config(ROOT / "configs" / "paper-llama3.2-3b.yaml")
-    branch = next(b for b in cfg.rl.branches if b.method == "dapo_d")
-    settings = cfg.rl_settings(branch)
-    assert settings["epsilon_high"] == settings["epsilon"] == 0.2
+def test_synchronized_method_is_rejected_until_it_runs(default):
+    raw = copy.deepcopy(default)
+    raw["rl"]["branches"][0]["method"] = "luffy"
+    msg = _error(raw)
+    assert "rl.branches.0" in msg and "luffy" in msg and "does not run yet" in msg
+
+
+def test_indivisible_batch_names_key_and_numbers(default):
+    raw = copy.deepcopy(default)
+    raw["sft"]["runs"][0]["overrides"] = {"micro_batch_size": 3}
+    msg = _error(raw)
+    assert "sft.runs.0" in msg and "batch_size (sequences) = 32" in msg and "micro_batch_size = 3" in msg
+    raw = copy.deepcopy(default)
+    raw["rl"]["defaults"]["launch"] = {"processes_per_node": 3}
+    msg = _error(raw)
+    assert "rl.branches.0" in msg and "prompts_per_step = 16 does not divide over 3 processes" in msg
+
+
+def test_generation_rounds_only_where_dynamic_sampling(default):
+    raw = copy.deepcopy(default)
+    raw["rl"]["branches"][0]["method"] = "grpo"
+    raw["rl"]["branches"][0]["overrides"] = {"gen_prompts_per_round": 32}
+    assert "has no dynamic sampling" in _error(raw)
+
+
+def test_one_warmup_key(default):
+    raw = copy.deepcopy(default)
+    raw["sft"]["defaults"]["warmup_ratio"] = 0.1
+    assert "warmup_steps or warmup_ratio" in _error(raw)
+
+
+def _models(root: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    seen, todo = {}, [root]
+    while todo:
+        model = todo.pop()
+        if model.__name__ not in seen:
+            seen[model.__name__] = model
+            todo += [t for f in model.model_fields.values() for t in _types(f.annotation)
+                     if isinstance(t, type) and issubclass(t, BaseModel)]
+    return seen
+
+
+def _types(annotation) -> list:
+    return [annotation, *(t for arg in typing.get_args(annotation) for t in _types(arg))]
+
+
+def _read_names() -> set[str]:
+    """Attribute names and string keys read by the stages, the rules, and the schema's own helpers.
+
+    Validators do not count: checking a key is not using it.
+    """
+    names: set[str] = set()
+    for path in (ROOT / "src" / "plasticity").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        if path.name == "config.py":
+            for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+                if any("validator" in ast.unparse(d) for d in fn.decorator_list):
+                    fn.body = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and path.name != "config.py":
+                names.add(node.value)
+    for path in (ROOT / "rules").glob("*.smk"):
+        names.update(re.findall(r"\.(\w+)", path.read_text()))
+    return names
+
+
+def test_every_schema_key_is_read_by_something():
+    """A key the config accepts and nothing reads is a defect: walk the schema, find each key's reader."""
+    names = _read_names()
+    unread = [f"{name}.{field}" for name, model in _models(Config).items() for field in model.model_fields
+              if field not in names]
+    assert not unread, f"schema keys no stage, rule or resolution helper reads: {unread}"

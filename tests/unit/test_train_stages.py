@@ -23,14 +23,14 @@ MICRO_MODEL = {
     "pretrain": {"steps": 5, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "examples": 100},
 }
 SFT = {"batch_size": 8, "lr": 1.0e-3, "scheduler": "cosine", "warmup_steps": 1, "weight_decay": 0.0,
-       "max_length": 128, "data": "uniform", "steps": 6, "save_steps": [3, 6], "logging_steps": 2}
+       "max_length": 128, "data": "uniform", "steps": 6, "save_steps": [3, 6]}
 REGIMES = {"delta": 0.02, "delta2": 0.10}
 EVAL = {"benchmarks": ["mini_gsm8k", "mini_math"], "backend": "transformers",
         "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 16},
         "samples": {"default": 1}, "batch_size": 64, "grader": {"mode": "strict", "timeout_s": 5, "workers": 1}}
-RL = {"method": "dapo", "steps": 2, "lr": 1.0e-4, "warmup_steps": 0, "prompts_per_step": 2, "num_generations": 4,
-      "temperature": 0.7, "max_completion_length": 16, "epsilon": 0.2, "epsilon_high": 0.28, "beta": 0.0,
-      "num_iterations": 1, "eval_every": 2, "sft_data": "uniform", "switch": "min_val_loss"}
+RL = {"method": "dapo_dc", "steps": 2, "lr": 1.0e-4, "warmup_steps": 0, "prompts_per_step": 2, "num_generations": 4,
+      "max_gen_rounds": 3, "temperature": 0.7, "max_completion_length": 16, "eval_every": 2, "save_every": 1,
+      "sft_data": "uniform", "switch": "min_val_loss", "prompts": "rl"}
 
 
 def _write(path: Path, obj) -> Path:
@@ -135,18 +135,18 @@ def test_sft_writes_checkpoints_losses_and_regimes(sft_dir, base_dir):
 
 
 def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
-    from plasticity.train import callbacks, sft
+    from plasticity.train import sft
 
-    original = callbacks.export_checkpoints_callback
+    original = sft.export_callback
 
-    def crashing(run_dir, save_steps, tokenizer, measure):
-        inner = original(run_dir, save_steps, tokenizer, measure)
+    def crashing(*args, **kwargs):
+        inner = original(*args, **kwargs)
         base_on_step_end = inner.on_step_end
 
-        def on_step_end(args, state, control, **kwargs):
+        def on_step_end(args, state, control, **kw):
             if state.global_step == 5:
                 raise RuntimeError("simulated crash")
-            return base_on_step_end(args, state, control, **kwargs)
+            return base_on_step_end(args, state, control, **kw)
 
         inner.on_step_end = on_step_end
         return inner
@@ -154,7 +154,7 @@ def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
     out = work / "sft_crash"
     argv = ["--config", str(work / "sft.json"), "--base", str(base_dir), "--train", str(work / "train.parquet"),
             "--val", str(work / "val.parquet"), "--out", str(out)]
-    monkeypatch.setattr(callbacks, "export_checkpoints_callback", crashing)
+    monkeypatch.setattr(sft, "export_callback", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sft.main(argv)
     partial = out.with_name(f".{out.name}.partial")
@@ -163,7 +163,7 @@ def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
     assert list((partial / ".resume").glob("checkpoint-3"))
     exported_at = (partial / "checkpoint-3" / "model.safetensors").stat().st_mtime_ns
     out.mkdir()  # what a workflow engine may leave (or clear) at the output path: irrelevant
-    monkeypatch.setattr(callbacks, "export_checkpoints_callback", original)
+    monkeypatch.setattr(sft, "export_callback", original)
     assert sft.main(argv) == 0
     assert is_complete(out) and (out / "checkpoint-6").is_dir() and not partial.exists()
     assert not (out / ".resume").exists()
@@ -199,61 +199,104 @@ def rl_parquet(work):
     return work / "rl.parquet"
 
 
-def test_rl_branch_writes_curve_logs_and_model(work, sft_dir, bench, rl_parquet):
+def _rl_argv(cfg: Path, start: Path, rl_parquet: Path, bench: Path, out: Path) -> list[str]:
+    return ["--config", str(cfg), "--start", str(start), "--prompts", str(rl_parquet), "--benchmarks", str(bench),
+            "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def branch(work, sft_dir, bench, rl_parquet):
     from plasticity.train import rl
 
     cfg = _write(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
                                     "regimes": REGIMES, "eval": EVAL})
     out = work / "branch"
-    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(rl_parquet),
-                    "--benchmarks", str(bench), "--out", str(out)]) == 0
+    assert rl.main(_rl_argv(cfg, sft_dir, rl_parquet, bench, out)) == 0
+    return out
+
+
+def test_rl_branch_writes_curve_logs_and_model(work, branch, sft_dir):
+    out = branch
     assert is_complete(out)
     with open(out / "curve.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["rl_step", "x_ef", "benchmark", "accuracy"]
+    assert list(rows[0]) == ["rl_step", "x_ef", "benchmark", "accuracy", "stderr"]
     assert sorted({int(r["rl_step"]) for r in rows}) == [0, 2]
     assert {r["benchmark"] for r in rows} == {"gsm8k", "math", "overall"}
-    assert all(0.0 <= float(r["accuracy"]) <= 100.0 for r in rows)
+    assert all(0.0 <= float(r["accuracy"]) <= 100.0 and float(r["stderr"]) >= 0.0 for r in rows)
     x = {int(r["rl_step"]): float(r["x_ef"]) for r in rows}
     assert x[0] == 0.0 and x[2] > 0.0
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
     for row in log:
-        assert 0.0 <= row["reward"] <= 1.0 and 0.0 <= row["frac_reward_zero_std"] <= 1.0
-        assert row["prompts"] == 2 and row["group"] == 4 and 0 <= row["train_prompts"] <= 2
+        assert row["prompts"] == 2 and row["group"] == 4 and 1 <= row["gen_rounds"] <= 3
         assert row["mean_prompt_tokens"] > 0 and row["mean_completion_tokens"] > 0
-        # dynamic sampling keeps exactly the groups whose rewards are not all equal
-        assert row["train_prompts"] == round(row["prompts"] * (1 - row["frac_reward_zero_std"]))
+        # dynamic sampling: every generated group is either trained on or discarded
+        assert row["train_prompts"] + row["discarded_groups"] == 2 * row["gen_rounds"]
+        assert row["filled"] == (row["train_prompts"] == 2) and row["kept_groups"] == row["train_prompts"]
     assert log[1]["x_ef"] == pytest.approx(x[2])
-    branch = read_json(out / "branch.json")
-    assert branch["resolved_step"] in (3, 6) and branch["method"] == "dapo"
-    assert branch["start_dir"] == str(sft_dir / f"checkpoint-{branch['resolved_step']}")
+    info = read_json(out / "branch.json")
+    assert info["resolved_step"] in (3, 6) and info["method"] == "dapo_dc"
+    assert info["start_dir"] == str(sft_dir / f"checkpoint-{info['resolved_step']}")
     assert (out / "model" / "model.safetensors").is_file() and not (out / ".trainer").exists()
+    assert read_json(out / "manifest.json")["vllm_importance_sampling_correction"] is False
 
-    # a rerun of the branch is byte-identical (sampling, rewards, updates and evaluation are seeded)
+
+def test_rl_branch_rerun_is_byte_identical(work, branch, sft_dir, bench, rl_parquet):
+    from plasticity.train import rl
+
     again = work / "branch_again"
-    assert rl.main(["--config", str(cfg), "--start", str(sft_dir), "--prompts", str(rl_parquet),
-                    "--benchmarks", str(bench), "--out", str(again)]) == 0
+    assert rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, again)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
-        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+        assert (again / name).read_bytes() == (branch / name).read_bytes(), name
+
+
+def test_rl_branch_resumes_from_its_last_checkpoint(work, branch, sft_dir, bench, rl_parquet, monkeypatch):
+    """A branch that dies after its step-1 checkpoint resumes there and ends as the uninterrupted one."""
+    from plasticity.train import rl
+
+    original = rl.branch_callback
+
+    def crashing(*args, **kwargs):
+        inner = original(*args, **kwargs)
+        base = inner.on_step_end
+
+        def on_step_end(args_, state, control, **kw):
+            if state.global_step == 2:
+                raise RuntimeError("simulated crash")
+            return base(args_, state, control, **kw)
+
+        inner.on_step_end = on_step_end
+        return inner
+
+    out = work / "branch_crash"
+    monkeypatch.setattr(rl, "branch_callback", crashing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out))
+    partial = out.with_name(f".{out.name}.partial")
+    assert [p.name for p in (partial / ".trainer").glob("checkpoint-*")] == ["checkpoint-1"]
+    monkeypatch.setattr(rl, "branch_callback", original)
+    assert rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)) == 0
+    for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
+        assert (out / name).read_bytes() == (branch / name).read_bytes(), name
 
 
 def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
     from plasticity.train import rl
 
-    cfg = _write(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
-                                         "rl": {**RL, "method": "grpo", "steps": 1, "eval_every": 5,
-                                                "sft_data": "none", "switch": 0},
+    rl_cfg = {**RL, "method": "grpo", "steps": 1, "eval_every": 5, "sft_data": "none", "switch": 0}
+    del rl_cfg["max_gen_rounds"]
+    cfg = _write(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": rl_cfg,
                                          "regimes": REGIMES, "eval": EVAL})
     out = work / "branch_base"
-    assert rl.main(["--config", str(cfg), "--start", str(base_dir), "--prompts", str(rl_parquet),
-                    "--benchmarks", str(bench), "--out", str(out)]) == 0
+    assert rl.main(_rl_argv(cfg, base_dir, rl_parquet, bench, out)) == 0
     with open(out / "curve.csv", newline="") as fh:
         assert sorted({int(r["rl_step"]) for r in csv.DictReader(fh)}) == [0, 1]
-    branch = read_json(out / "branch.json")
-    assert (branch["resolved_step"], branch["method"], branch["start_dir"]) == (0, "grpo", str(base_dir))
-    # GRPO has no group filter: every prompt is trained on
-    assert json.loads((out / "train_log.jsonl").read_text())["train_prompts"] == 2
+    info = read_json(out / "branch.json")
+    assert (info["resolved_step"], info["method"], info["start_dir"]) == (0, "grpo", str(base_dir))
+    # GRPO has no group filter: every prompt of its one round is trained on
+    row = json.loads((out / "train_log.jsonl").read_text())
+    assert (row["train_prompts"], row["gen_rounds"]) == (2, 1)
 
 
 def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):

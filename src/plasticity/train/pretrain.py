@@ -87,7 +87,7 @@ def pretrain_tiny(cfg: ModelSection, tokenizer: Any, out_dir: Path, *, exclude: 
                               weight_decay=0.0, adam_betas=(0.9, 0.999), max_length=arch.max_position_embeddings,
                               precision="fp32", data="pretrain", steps=pre.steps, save_steps=[pre.steps])
     trainer = build_sft_trainer(model, tokenizer, columns, settings, out_dir / ".trainer", seed=seed,
-                                world_size=1, cuda=False, logging_steps=50)
+                                world_size=1, cuda=False)
     trainer.train()
     shutil.rmtree(out_dir / ".trainer", ignore_errors=True)
     return trainer.model

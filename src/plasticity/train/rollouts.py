@@ -143,8 +143,9 @@ def branch_trainer_class() -> type:
                     break
             trained_local = kept_local
             if kept_local < quota:   # max_gen_rounds spent: the missing groups are masked rows
-                filler = take_rows(generated[-1], torch.arange((quota - kept_local) * group,
-                                                               device=generated[-1]["completion_ids"].device))
+                last = generated[-1]["completion_ids"]
+                rows = torch.arange((quota - kept_local) * group, device=last.device) % last.size(0)
+                filler = take_rows(generated[-1], rows)
                 filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
                 if "tool_mask" in filler:
                     filler["tool_mask"] = torch.zeros_like(filler["tool_mask"])

@@ -75,7 +75,7 @@ def horizon_schedule(warmup: int, horizon: int, steps: int, warmup_total: int) -
 
 def build_sft_trainer(model: Any, tokenizer: Any, columns: dict[str, list], settings: SftRunSettings,
                       output_dir: str | Path, *, seed: int, world_size: int, cuda: bool,
-                      logging_steps: int = 10, callbacks: list[Any] | None = None) -> Any:
+                      callbacks: list[Any] | None = None) -> Any:
     """trl's ``SFTTrainer`` on tokenized sequences (``train.data.tokenize_pairs``), configured from ``settings``.
 
     Used by the base pretraining and by SFT. The trainer keeps its resume state only for the latest
@@ -87,7 +87,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, columns: dict[str, list], sett
     from plasticity.train.trainer_config import sft_config, warmup_steps
 
     args = sft_config(settings, output_dir=output_dir, seed=seed, world_size=world_size, cuda=cuda,
-                      logging_steps=logging_steps, resume_state_at=max(settings.save_steps))
+                      resume_state_at=max(settings.save_steps))
 
     class Trainer(SFTTrainer):
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:

@@ -72,7 +72,7 @@ def _common(settings: Any, *, output_dir: str | Path, seed: int, cuda: bool, tot
 
 
 def sft_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: int, cuda: bool,
-               logging_steps: int = 10, resume_state_at: int | None = None) -> Any:
+               resume_state_at: int | None = None) -> Any:
     """The SFT trainer's ``SFTConfig``.
 
     The datasets the stage passes are tokenized and truncated already (``train.data.tokenize_pairs``:
@@ -94,7 +94,7 @@ def sft_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: 
         packing=False,
         padding_free=bool(settings.padding_free),
         use_liger_kernel=bool(settings.liger),
-        logging_steps=int(logging_steps),
+        logging_steps=max(1, settings.steps // 100),   # about 100 training-loss points per run
         save_strategy="steps" if resume_state_at else "no",
         save_steps=(resume_state_at or 0) + 1 if resume_state_at else 500,
         save_total_limit=1,
