@@ -1,14 +1,15 @@
 """The whole DAG end to end on tests/smoke/config.yaml (about two minutes on 2 cores).
 
 Asserts: the report's files exist, trained weights changed (base -> SFT -> RL), a second run has
-nothing to do, deleting one RL branch reruns that branch and the report only, and a run killed in
-the middle of an RL job resumes to completion.
+nothing to do, deleting one RL branch reruns that branch and the report only, and a run killed with
+SIGKILL in the middle of an RL branch resumes from its last checkpoint to the same bytes.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -66,8 +67,8 @@ def test_weights_changed(study):
     r = study / "results-smoke" / "tiny"
     base = digest(r / "base" / "model.safetensors")
     sft = digest(r / "sft" / "train" / "checkpoint-40" / "model.safetensors")
-    rl = digest(r / "rl" / "none@0" / "dapo" / "model" / "model.safetensors")
-    log = [json.loads(line) for line in (r / "rl" / "none@0" / "dapo" / "train_log.jsonl").open()]
+    rl = digest(r / "rl" / "none@0" / "dapo_dc" / "model" / "model.safetensors")
+    log = [json.loads(line) for line in (r / "rl" / "none@0" / "dapo_dc" / "train_log.jsonl").open()]
     # RL updates only on groups with mixed rewards (dynamic sampling): the smoke base has some
     assert sum(step["kept_groups"] for step in log) > 0
     assert len({base, sft, rl}) == 3
@@ -79,30 +80,35 @@ def test_second_run_has_nothing_to_do(study):
 
 
 def test_deleting_a_branch_reruns_it_and_the_report_only(study):
-    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo"
+    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo_dc"
     shutil.rmtree(branch)
     assert planned_jobs(study) == {"rl"} | REPORT_JOBS
 
 
-def test_killed_job_resumes(study):
-    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo"
-    if branch.exists():
-        shutil.rmtree(branch)
-    log = study / "results-smoke" / "logs" / "tiny" / "rl" / "none@0" / "dapo.log"
-    if log.exists():
-        log.unlink()
+def test_branch_killed_at_a_random_step_resumes_to_the_same_bytes(study):
+    """kill -9 the whole run once the branch has checkpointed a random step; the rerun resumes from that
+    checkpoint and ends with the uninterrupted branch's weights and curve, byte for byte."""
+    branch = study / "results-smoke" / "tiny" / "rl" / "none@0" / "dapo_dc"
+    if not (branch / "manifest.json").is_file():   # an earlier test deleted it: the uninterrupted run
+        snakemake(study)
+    reference = {name: (branch / name).read_bytes() for name in ("model/model.safetensors", "curve.csv")}
+    shutil.rmtree(branch)
+    partial = branch.with_name(f".{branch.name}.partial")
+    step = random.SystemRandom().choice([1, 2])    # of the smoke branch's 3 steps, checkpointed every step
     proc = subprocess.Popen(_cmd(study), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (log.exists() and log.stat().st_size > 0):
-        time.sleep(0.5)
-    time.sleep(2)
+    done = partial / ".trainer" / f"checkpoint-{step}" / "branch_state.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not done.exists() and proc.poll() is None:
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (branch / "manifest.json").exists(), "the job finished before it could be killed"
+    assert done.exists() and not (branch / "manifest.json").exists(), f"not killed after step {step}"
     snakemake(study, "--unlock")
     snakemake(study)
-    assert (branch / "manifest.json").is_file()
+    assert (branch / "manifest.json").is_file() and not partial.exists()
+    for name, data in reference.items():
+        assert (branch / name).read_bytes() == data, f"{name} differs after a kill at step {step}"
     assert planned_jobs(study) == set()
 
 

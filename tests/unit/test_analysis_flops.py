@@ -46,7 +46,7 @@ def test_rl_compute_ef_is_cumulative_and_uses_logged_lengths():
              "gen_rounds": 2, "train_prompts": 64},
             {"prompts": 128, "group": 8, "mean_prompt_tokens": 200, "mean_completion_tokens": 1800,
              "gen_rounds": 1, "train_prompts": 64}]
-    cum = rl_compute_ef(QWEN, "dapo", recs)
+    cum = rl_compute_ef(QWEN, "dapo_dc", recs)
     assert cum[0] == pytest.approx(dapo_step_flops(QWEN, 2, 128, 64, 8, 1000) / EF)
     assert cum[1] == pytest.approx(cum[0] + dapo_step_flops(QWEN, 1, 128, 64, 8, 2000) / EF)
     with pytest.raises(ValueError, match="record 0: missing field 'group'"):

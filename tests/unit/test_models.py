@@ -71,18 +71,29 @@ def test_loading_refuses_bin_only_dir(tmp_path):
         models.load_model_and_tokenizer(tmp_path / "missing")
 
 
+TINY = {"source": "tiny", "arch": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+                                   "num_key_value_heads": 1, "intermediate_size": 64, "max_position_embeddings": 96},
+        "pretrain": {"steps": 1, "batch_size": 1, "lr": 1e-3, "examples": 1}}
+
+
 def test_tokenizer_stage_writes_loadable_dir(tmp_path):
     import json
 
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"seed": 1, "model_name": "tiny", "model": {"source": "tiny"}}))
+    cfg.write_text(json.dumps({"seed": 1, "model_name": "tiny", "model": TINY}))
     out = tmp_path / "tok"
     assert models.main(["--config", str(cfg), "--out", str(out)]) == 0
     assert (out / "manifest.json").is_file()
     assert models.chat_prompt(models.load_tokenizer(out), "2+2=") == "<|user|>2+2=<|assistant|>"
 
 
-def test_unknown_source_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown source"):
-        models.run({"seed": 1, "model_name": "x", "model": {"source": "ftp"}}, tmp_path / "tok")
+def test_unknown_source_is_an_error_naming_the_file_and_key(tmp_path):
+    import json
+
+    from plasticity.config import ConfigError
+
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"seed": 1, "model_name": "x", "model": {"source": "ftp"}}))
+    with pytest.raises(ConfigError, match=r"cfg.json(.|\n)*model.source"):
+        models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")])
     assert not (tmp_path / "tok").exists()

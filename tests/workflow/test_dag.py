@@ -29,7 +29,7 @@ def test_default_dry_run(tmp_path):
 
 
 @pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104), ("mini-study.yaml", 4, 9, 17),
-                                               ("paper-llama3.2-3b.yaml", 5, 11, 61)])
+                                               ("paper-llama3.2-3b.yaml", 5, 9, 61)])
 def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
     jobs = job_counts(snakemake("-n", "--configfile", f"configs/{name}",
                                 "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
@@ -42,9 +42,18 @@ def test_every_evaluation_reads_the_configured_suite(tmp_path, configfile, suite
     """With benchmark_side (the paper configs) generate, grade and rl read the cleaned suite."""
     out = snakemake("-n", "-p", "--configfile", configfile, "--config", f"results_dir={tmp_path}/r",
                     f"reports_dir={tmp_path}/p")
-    commands = re.findall(r"plasticity (generate|grade|rl) .*?--benchmarks (\S+)", out)
+    commands = re.findall(r"(?:plasticity|--) (generate|grade|rl) .*?--benchmarks (\S+)", out)
     assert {rule for rule, _ in commands} == {"generate", "grade", "rl"}
     assert {path for _, path in commands} == {f"{tmp_path}/r/{suite}"}
+
+
+def test_a_grader_change_reruns_grading_only(tmp_path):
+    """generate and grade read separate config sections: changing the grader leaves the samples alone."""
+    configs = [f"{tmp_path}/r/configs/generate/tiny.json", f"{tmp_path}/r/configs/grade/all.json"]
+    snakemake(*configs, "--cores", "1", "--config", f"results_dir={tmp_path}/r")
+    out = snakemake("-n", *configs, "--config", f"results_dir={tmp_path}/r", "eval={grader: {timeout_s: 9}}")
+    planned = set(re.findall(r"^\s+output: (\S+)", out, re.M))
+    assert planned == {configs[1]}, out
 
 
 def test_smoke_config_dry_run(tmp_path):
