@@ -22,7 +22,7 @@ rule rl:
     conda:
         "../envs/train.yaml"
     shell:
-        "{params.launcher} rl --config {input.cfg:q} --start {input.start:q} --prompts {params.prompts:q}"
+        "{params.launcher} rl --config {input.cfg:q} --start-from {input.start:q} --prompts {params.prompts:q}"
         " --benchmarks {params.suite:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 

@@ -4,60 +4,13 @@ from __future__ import annotations
 import csv
 import json
 import math
-import random
-from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from plasticity import schema
-from plasticity.io import is_complete, read_json, write_manifest
-from plasticity.problems import problem_id, sample_problem
-
-SEED = 7
-MICRO_MODEL = {
-    "source": "tiny", "trust_remote_code": False,
-    "arch": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
-             "intermediate_size": 64, "max_position_embeddings": 160},
-    "pretrain": {"steps": 5, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 1, "examples": 100},
-}
-SFT = {"batch_size": 8, "lr": 1.0e-3, "scheduler": "cosine", "warmup_steps": 1, "weight_decay": 0.0,
-       "max_length": 128, "data": "uniform", "steps": 6, "save_steps": [3, 6]}
-REGIMES = {"delta": 0.02, "delta2": 0.10}
-EVAL = {"benchmarks": ["mini_gsm8k", "mini_math"], "backend": "transformers",
-        "sampling": {"temperature": 0.7, "top_p": 1.0, "max_new_tokens": 16},
-        "samples": {"default": 1}, "batch_size": 64, "grader": {"mode": "strict", "timeout_s": 5, "workers": 1}}
-RL = {"method": "dapo_dc", "steps": 2, "lr": 1.0e-4, "warmup_steps": 0, "prompts_per_step": 2, "num_generations": 4,
-      "max_gen_rounds": 3, "temperature": 0.7, "max_completion_length": 16, "eval_every": 2, "save_every": 1,
-      "sft_data": "uniform", "switch": "min_val_loss", "prompts": "rl"}
-
-
-def _write(path: Path, obj) -> Path:
-    path.write_text(json.dumps(obj))
-    return path
-
-
-def _trajectories(n: int, seed: int) -> pa.Table:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        p = sample_problem(rng, rng.randint(2, 6))
-        rows.append({"problem_id": problem_id("t", p.prompt), "source": "sim", "source_file": "f", "source_row": i,
-                     "domain": "math", "teacher": "r1", "prompt": p.prompt, "response": p.trajectory(),
-                     "reference_answer": p.answer, "win_rate_small": None, "win_rate_mid": None,
-                     "win_rate_teacher": None})
-    return pa.Table.from_pylist(rows, schema=schema.TRAJECTORY)
-
-
-def _rl_prompts(n: int, seed: int) -> pa.Table:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        p = sample_problem(rng, rng.randint(2, 3))
-        rows.append({"problem_id": problem_id("r", p.prompt), "source": "sim", "source_file": "f", "source_row": i,
-                     "prompt": p.prompt, "reference_answer": p.answer, "difficulty": None})
-    return pa.Table.from_pylist(rows, schema=schema.RL_PROMPT)
+from plasticity.io import is_complete, read_json
+from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts,
+                            trajectories, write_json_file)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +23,7 @@ def base_dir(work):
     from plasticity import models
     from plasticity.train import pretrain
 
-    cfg = _write(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
+    cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
     assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
     assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
     return work / "base"
@@ -80,9 +33,9 @@ def base_dir(work):
 def sft_dir(work, base_dir):
     from plasticity.train import sft
 
-    pq.write_table(_trajectories(48, 1), work / "train.parquet")
-    pq.write_table(_trajectories(12, 2), work / "val.parquet")
-    cfg = _write(work / "sft.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "sft": SFT,
+    pq.write_table(trajectories(48, 1), work / "train.parquet")
+    pq.write_table(trajectories(12, 2), work / "val.parquet")
+    cfg = write_json_file(work / "sft.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "sft": SFT,
                                      "regimes": REGIMES})
     argv = ["--config", str(cfg), "--base", str(base_dir), "--train", str(work / "train.parquet"),
             "--val", str(work / "val.parquet"), "--out", str(work / "sft")]
@@ -174,44 +127,25 @@ def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
         (sft_dir / "checkpoint-6" / "model.safetensors").read_bytes()
 
 
-def _benchmarks(directory: Path) -> Path:
-    directory.mkdir(exist_ok=True)
-    for name, role, levels, seed in (("mini_gsm8k", "gsm8k", (2, 3), 11), ("mini_math", "math", (4, 5), 12)):
-        rng = random.Random(seed)
-        rows = []
-        for _ in range(6):
-            p = sample_problem(rng, rng.choice(levels))
-            rows.append({"problem_id": problem_id(name, p.prompt), "benchmark": name, "role": role,
-                         "prompt": p.prompt, "answer": p.answer})
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema.BENCHMARK), directory / f"{name}.parquet")
-    write_manifest(directory, stage="benchmarks")
-    return directory
-
-
 @pytest.fixture(scope="module")
 def bench(work):
-    return _benchmarks(work / "bench")
+    return benchmarks(work / "bench")
 
 
 @pytest.fixture(scope="module")
 def rl_parquet(work):
-    pq.write_table(_rl_prompts(32, 3), work / "rl.parquet")
+    pq.write_table(rl_prompts(32, 3), work / "rl.parquet")
     return work / "rl.parquet"
-
-
-def _rl_argv(cfg: Path, start: Path, rl_parquet: Path, bench: Path, out: Path) -> list[str]:
-    return ["--config", str(cfg), "--start", str(start), "--prompts", str(rl_parquet), "--benchmarks", str(bench),
-            "--out", str(out)]
 
 
 @pytest.fixture(scope="module")
 def branch(work, sft_dir, bench, rl_parquet):
     from plasticity.train import rl
 
-    cfg = _write(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
+    cfg = write_json_file(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
                                     "regimes": REGIMES, "eval": EVAL})
     out = work / "branch"
-    assert rl.main(_rl_argv(cfg, sft_dir, rl_parquet, bench, out)) == 0
+    assert rl.main(rl_argv(cfg, sft_dir, rl_parquet, bench, out)) == 0
     return out
 
 
@@ -246,7 +180,7 @@ def test_rl_branch_rerun_is_byte_identical(work, branch, sft_dir, bench, rl_parq
     from plasticity.train import rl
 
     again = work / "branch_again"
-    assert rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, again)) == 0
+    assert rl.main(rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, again)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
         assert (again / name).read_bytes() == (branch / name).read_bytes(), name
 
@@ -272,11 +206,11 @@ def test_rl_branch_resumes_from_its_last_checkpoint(work, branch, sft_dir, bench
     out = work / "branch_crash"
     monkeypatch.setattr(rl, "branch_callback", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out))
+        rl.main(rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out))
     partial = out.with_name(f".{out.name}.partial")
     assert [p.name for p in (partial / ".trainer").glob("checkpoint-*")] == ["checkpoint-1"]
     monkeypatch.setattr(rl, "branch_callback", original)
-    assert rl.main(_rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)) == 0
+    assert rl.main(rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
         assert (out / name).read_bytes() == (branch / name).read_bytes(), name
 
@@ -286,10 +220,10 @@ def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
 
     rl_cfg = {**RL, "method": "grpo", "steps": 1, "eval_every": 5, "sft_data": "none", "switch": 0}
     del rl_cfg["max_gen_rounds"]
-    cfg = _write(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": rl_cfg,
+    cfg = write_json_file(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": rl_cfg,
                                          "regimes": REGIMES, "eval": EVAL})
     out = work / "branch_base"
-    assert rl.main(_rl_argv(cfg, base_dir, rl_parquet, bench, out)) == 0
+    assert rl.main(rl_argv(cfg, base_dir, rl_parquet, bench, out)) == 0
     with open(out / "curve.csv", newline="") as fh:
         assert sorted({int(r["rl_step"]) for r in csv.DictReader(fh)}) == [0, 1]
     info = read_json(out / "branch.json")
@@ -309,13 +243,13 @@ def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):
     local = tmp_path / "local_model"
     shutil.copytree(base_dir, local, ignore=shutil.ignore_patterns("manifest.json"))
     spec = {"source": "path", "path": str(local), "sha256": sha256_tree(local), "trust_remote_code": False}
-    cfg = _write(tmp_path / "cfg.json", {"seed": SEED, "model_name": "local", "model": spec})
+    cfg = write_json_file(tmp_path / "cfg.json", {"seed": SEED, "model_name": "local", "model": spec})
     assert models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")]) == 0
     assert pretrain.main(["--config", str(cfg), "--tokenizer", str(tmp_path / "tok"),
                           "--out", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == (base_dir / "model.safetensors").read_bytes()
 
-    bad = _write(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {**spec, "sha256": "0" * 64}})
+    bad = write_json_file(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {**spec, "sha256": "0" * 64}})
     with pytest.raises(ValueError, match="does not match the pinned"):
         pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
     assert not (tmp_path / "m2").exists()

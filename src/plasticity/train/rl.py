@@ -16,7 +16,7 @@ table (schema.RL_PROMPT) and the benchmark directory; writes the branch director
 Run by hand (one process; on several, after ``torchrun --nproc_per_node N`` or via
 ``python -m plasticity.launch``)::
 
-    python -m plasticity rl --config CFG.json --start results/tiny/sft/uniform \\
+    python -m plasticity rl --config CFG.json --start-from results/tiny/sft/uniform \\
         --prompts RL.parquet --benchmarks results/benchmarks --out BRANCH_DIR [--threads 1]
 
 ``CFG.json`` is the ``rl`` section (``plasticity.config.RlSection``). The switch (a step,
@@ -240,8 +240,6 @@ def branch_callback(evaluate: Any, preemption: Preemption, every_updates: int, t
 def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str | Path, out: str | Path,
         *, threads: int = 1) -> Path:
     """Train one RL branch and write its curve, logs and final model into ``out``."""
-    from accelerate import PartialState
-
     from plasticity.eval.registry import load_suites
     from plasticity.grading import Grader
     from plasticity.methods import get_method
@@ -250,12 +248,13 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     from plasticity.train.data import rl_rows, to_dataset
     from plasticity.train.rewards import make_reward_fn
     from plasticity.train.rollouts import PromptStream, branch_trainer_class
-    from plasticity.train.trainer_config import cuda_available, grpo_config, model_dtype, resolved_precision
+    from plasticity.train.trainer_config import (cuda_available, grpo_config, model_dtype, process_state,
+                                                  resolved_precision)
 
     rl, seed = cfg.rl, cfg.seed
     method = get_method(rl.method)
-    state = PartialState()
     cuda = cuda_available()
+    state = process_state(cuda)
     rl.batch_layout(state.num_processes)   # an indivisible batch fails before anything loads
     set_threads(max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     start_dir, resolved = resolve_start(start, rl, cfg.regimes)
@@ -366,7 +365,9 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity rl", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="JSON: the rl section (plasticity.config.RlSection)")
-    parser.add_argument("--start", required=True, help="SFT run directory, or the base model when sft_data is none")
+    # not `--start`: torchrun's parser reads it as an abbreviation of its own `--start-method`
+    parser.add_argument("--start-from", dest="start", required=True,
+                        help="SFT run directory, or the base model when sft_data is none")
     parser.add_argument("--prompts", required=True, help="RL prompts (parquet, schema.RL_PROMPT)")
     parser.add_argument("--benchmarks", required=True, help="benchmark directory (eval.registry)")
     parser.add_argument("--out", required=True, help="branch directory")

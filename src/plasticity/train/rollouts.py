@@ -18,7 +18,10 @@ the first ``prompts_per_step / world`` of its own kept groups, so no rollout cro
 rounds continue until every process has its share. One process keeps exactly the study's first
 ``prompts_per_step`` kept groups of the step.
 
-Each step appends a record to ``trainer.generation_records``: prompts per round, rounds, kept and
+Rollouts do not depend on the process count: on the transformers generation path every group is
+sampled in its own call, seeded by (seed, the prompt's position in the stream), so one process with
+gradient accumulation and N processes generate the same completions for the same prompts (vLLM
+seeds its own sampling). Each step appends a record to ``trainer.generation_records``: prompts per round, rounds, kept and
 discarded groups, prompts trained on, mean prompt / completion tokens (the FLOPs formula's S).
 """
 from __future__ import annotations
@@ -48,6 +51,11 @@ class PromptStream:
         if getattr(self, "_cached", (None,))[0] != epoch:
             self._cached = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.size))
         return self._cached[1]
+
+
+def group_seed(seed: int, position: int) -> int:
+    """The sampling seed of the group drawn at stream ``position``: the same on any process layout."""
+    return int(np.random.default_rng([int(seed), 1, int(position)]).integers(2**63 - 1))
 
 
 def kept_groups(rewards: Any, group: int) -> Any:
@@ -106,6 +114,7 @@ def branch_trainer_class() -> type:
             self.max_gen_rounds = max_gen_rounds if dynamic_sampling else 1
             self.generation_records: list[dict[str, Any]] = []
             self._last_rewards = None
+            self._group_seeds: list[int] = []   # this round's groups, consumed by _generate_single_turn
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
             rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -116,12 +125,30 @@ def branch_trainer_class() -> type:
             """One generation round of this process's share of the next prompts: (output, kept per local group)."""
             world, rank = self.accelerator.num_processes, self.accelerator.process_index
             share = self.gen_prompts_per_round // world
-            indices = self.stream.take(self.gen_prompts_per_round)[rank * share:(rank + 1) * share]
+            mine = slice(rank * share, (rank + 1) * share)
+            first = self.stream.position
+            indices = self.stream.take(self.gen_prompts_per_round)[mine]
+            self._group_seeds = [group_seed(self.args.seed, first + i) for i in range(self.gen_prompts_per_round)][mine]
             inputs = [self.rows[i] for i in indices for _ in range(self.num_generations)]
             out = super()._generate_and_score_completions(inputs)
             rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
             keep = kept_groups(rewards, self.num_generations)[rank * share:(rank + 1) * share]
             return out, keep if self.dynamic_sampling else torch.ones_like(keep)
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+            seeds, self._group_seeds = self._group_seeds, []
+            if self.use_vllm or not seeds:
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, **kwargs)
+            group = len(prompt_ids) // len(seeds)
+            completions = []
+            devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
+            for k, seed in enumerate(seeds):   # one call per group: its samples depend on its seed alone
+                with torch.random.fork_rng(devices=devices):
+                    torch.manual_seed(seed)
+                    ids, _ = super()._generate_single_turn(prompt_ids[k * group:(k + 1) * group], images,
+                                                           multimodal_fields, num_generations, **kwargs)
+                completions.extend(ids)
+            return completions, None
 
         def _generate_and_score_completions(self, inputs):
             if not self.model.training:

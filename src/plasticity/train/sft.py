@@ -204,16 +204,14 @@ def export_callback(run_dir: Path, settings: SftRunSettings, tokenizer: Any, mea
 def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, out: str | Path,
         *, threads: int = 1) -> Path:
     """Fine-tune ``base`` on ``train``; write checkpoints, validation loss and regimes into ``out``."""
-    from accelerate import PartialState
-
     from plasticity.models import attn_implementation, load_model_and_tokenizer, set_threads
     from plasticity.train import seed_everything
     from plasticity.train.data import tokenize_pairs, trajectory_pairs
-    from plasticity.train.trainer_config import cuda_available, model_dtype, resolved_precision
+    from plasticity.train.trainer_config import cuda_available, model_dtype, process_state, resolved_precision
 
     sft, seed = cfg.sft, cfg.seed
-    state = PartialState()
     cuda = cuda_available()
+    state = process_state(cuda)
     world = state.num_processes
     micro, accum = sft.batch_layout(world)   # an indivisible batch fails before anything loads
     set_threads(max(1, threads // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))

@@ -27,6 +27,17 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def process_state(cuda: bool) -> Any:
+    """This process's place in the job (accelerate's ``PartialState``), created before the trainer.
+
+    ``cpu`` must be said here: accelerate joins a ``torchrun`` / ``accelerate launch`` job on CPU
+    (gloo) only when asked for CPU, and the state is a singleton the trainer then reuses.
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=not cuda)
+
+
 def resolved_precision(precision: str, cuda: bool) -> str:
     """``bf16`` only where CUDA is present; ``fp32`` otherwise."""
     return "bf16" if precision == "bf16" and cuda else "fp32"

@@ -1,0 +1,149 @@
+"""SFT and RL under ``torchrun --nproc_per_node 2`` (gloo, CPU) against one process with gradient accumulation 2.
+
+The two layouts see the same sequences in every optimizer step (SFT: accelerate's sharded sampler
+deals the global batch's micro-batches to the ranks in order; RL: the prompt stream is split by rank
+and every group is sampled from its own seed), so the updates differ only in the order fp32 sums are
+taken (the gradient all-reduce against accumulation in place): about 1e-7 relative per step. AdamW's
+first steps move every weight by about ``lr`` times the sign of its gradient, so rounding alone changes
+little, except on weights whose gradient is within rounding of zero, which may step differently. The
+bound is 1% of the largest weight change (measured: SFT 0, RL 0.014%); a data-order or
+normalisation fault (a rank training on the other's rows, a loss averaged per rank instead of per
+token) moves weights by a large share of ``lr`` and fails it by orders of magnitude.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from plasticity import schema
+from plasticity.io import is_complete, read_json
+from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts, \
+    trajectories, write_json_file
+
+pytestmark = pytest.mark.slow
+
+SFT_2 = {**SFT, "steps": 4, "save_steps": [2, 4], "micro_batch_size": 4}          # 8 = 2 x 4 either way
+# DAPO_dc without refill: the groups a step keeps do not depend on the layout (with refill, each process
+# fills its own quota), and no entropy bonus (trl averages it per micro-batch: a layout-dependent term)
+RL_2 = {**RL, "method": "dapo_dc", "max_gen_rounds": 1, "prompts_per_step": 4, "num_generations": 4,
+        "micro_batch_size": 8, "lr": 1.0e-3, "steps": 2, "eval_every": 2, "save_every": 1}   # 16 = 2 x 8
+
+
+def _torchrun(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "plasticity", *args]
+    done = subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def _weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _assert_close(one: dict, two: dict, start: dict) -> None:
+    moved = max(float((one[k] - start[k]).abs().max()) for k in one)
+    diff = max(float((one[k] - two[k]).abs().max()) for k in one)
+    print(f"largest weight change {moved:.3e}, largest 1-process vs 2-process difference {diff:.3e}")
+    assert moved > 1e-4, "training did not move the weights: the comparison would be empty"
+    assert diff <= 0.01 * moved
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    from plasticity import models
+    from plasticity.train import pretrain
+
+    work = tmp_path_factory.mktemp("distributed")
+    cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
+    assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
+    pq.write_table(trajectories(48, 1), work / "train.parquet")
+    pq.write_table(trajectories(12, 2), work / "val.parquet")
+    benchmarks(work / "bench")
+    return work
+
+
+@pytest.fixture(scope="module")
+def boxed_start(work):
+    """An RL start that answers ``\\boxed{1}`` often but not always, with RL prompts whose answer is 1.
+
+    The micro model learns no arithmetic in seconds; this gives the RL test groups with 1..G-1 correct,
+    so the policy-gradient term (not only the entropy bonus) moves the weights.
+    """
+    from plasticity.train import sft
+
+    boxed = [{**row, "response": "\\boxed{1}"} for row in trajectories(48, 1).to_pylist()]
+    pq.write_table(pa.Table.from_pylist(boxed, schema=schema.TRAJECTORY), work / "boxed.parquet")
+    pq.write_table(pa.Table.from_pylist([{**row, "reference_answer": "1"} for row in rl_prompts(32, 3).to_pylist()],
+                                        schema=schema.RL_PROMPT), work / "rl.parquet")
+    cfg = write_json_file(work / "sft_boxed.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                                    "sft": {**SFT, "steps": 40, "save_steps": [40], "lr": 1.0e-2},
+                                                    "regimes": REGIMES})
+    assert sft.main(["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "boxed.parquet"),
+                     "--val", str(work / "boxed.parquet"), "--out", str(work / "sft_boxed")]) == 0
+    return work / "sft_boxed"
+
+
+def _sft_argv(work: Path, out: str) -> list[str]:
+    cfg = write_json_file(work / "sft2.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                               "sft": SFT_2, "regimes": REGIMES})
+    return ["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "train.parquet"),
+            "--val", str(work / "val.parquet"), "--out", str(work / out)]
+
+
+@pytest.fixture(scope="module")
+def sft_pair(work):
+    from plasticity.train import sft
+
+    assert sft.main(_sft_argv(work, "sft_1proc")) == 0
+    done = _torchrun(["sft", *_sft_argv(work, "sft_2proc")], work)
+    return work / "sft_1proc", work / "sft_2proc", done.stderr
+
+
+def test_sft_on_two_processes_equals_one_process_with_accumulation(work, sft_pair):
+    one, two, log = sft_pair
+    assert is_complete(two) and not list(work.glob(".sft_2proc*"))
+    for step in (2, 4):   # the main process alone exported each checkpoint (into the run's partial dir)
+        assert log.count(f"exported {work / '.sft_2proc.partial' / f'checkpoint-{step}'} ") == 1
+    stats = read_json(two / "train_stats.json")
+    assert (stats["world_size"], stats["per_device_batch"], stats["grad_accum"]) == (2, 4, 1)
+    assert read_json(one / "train_stats.json")["grad_accum"] == 2
+    _assert_close(_weights(one / "checkpoint-4"), _weights(two / "checkpoint-4"), _weights(work / "base"))
+    # the distributed validation loss (sums all-reduced over the ranks' shards) is the same number
+    for a, b in zip(read_json(one / "val_loss.json")["points"], read_json(two / "val_loss.json")["points"]):
+        assert a["step"] == b["step"] and a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+
+
+def test_rl_on_two_processes_equals_one_process_with_accumulation(work, boxed_start):
+    from plasticity.train import rl
+
+    one_sft = boxed_start
+    cfg = write_json_file(work / "rl2.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                              "rl": RL_2, "regimes": REGIMES, "eval": EVAL})
+    assert rl.main(rl_argv(cfg, one_sft, work / "rl.parquet", work / "bench", work / "rl_1proc")) == 0
+    _torchrun(["rl", *rl_argv(cfg, one_sft, work / "rl.parquet", work / "bench", work / "rl_2proc")], work)
+    one, two = work / "rl_1proc", work / "rl_2proc"
+    assert is_complete(two) and not (two / ".trainer").exists() and not list(work.glob(".rl_2proc*"))
+    assert read_json(two / "manifest.json")["world_size"] == 2
+    # the same completions: identical lengths per step, as generated and as trained
+    logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in (one, two)]
+    for a, b in zip(*logs):
+        assert (a["mean_completion_tokens"], a["train_prompts"]) == (b["mean_completion_tokens"], b["train_prompts"])
+    assert 0.0 < logs[0][0]["reward"] < 1.0, "no group with mixed rewards: the policy gradient would be zero"
+    start = _weights(one_sft / f"checkpoint-{read_json(one / 'branch.json')['resolved_step']}")
+    _assert_close(_weights(one / "model"), _weights(two / "model"), start)
+    # the curve holds one evaluation per evaluated step (not one per rank)
+    rows = (two / "curve.csv").read_text().splitlines()[1:]
+    assert sorted({int(r.split(",")[0]) for r in rows}) == [0, 2]
+    assert len(rows) == 2 * 3   # two steps x (two benchmarks + overall)
