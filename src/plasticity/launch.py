@@ -14,7 +14,7 @@ and the command prefix that starts the stage (``launcher``):
 By hand, to see the command a node would run::
 
     SLURM_JOB_ID=42 SLURM_NODEID=1 SLURM_JOB_NODELIST=gpu[01-02] \\
-        python -m plasticity.launch --nodes 2 --procs 8 --strategy fsdp --gpus --dry-run -- sft --config C.json
+        python -m plasticity.launch --nodes 2 --procs 8 --strategy fsdp --dry-run -- sft --config C.json
 """
 from __future__ import annotations
 
@@ -63,8 +63,6 @@ def launcher(launch: Any) -> str:
     if launch.world_size == 1:
         return "python -m plasticity"
     args = [f"--procs {launch.procs_per_node}", f"--strategy {launch.strategy}"]
-    if launch.gpus_per_node:
-        args.append("--gpus")
     if launch.nodes == 1:
         return f"python -m plasticity.launch {' '.join(args)} --"
     return (f"srun --ntasks-per-node=1 --kill-on-bad-exit=1 python -m plasticity.launch "
@@ -86,16 +84,17 @@ def first_host(nodelist: str) -> str:
     return match[1] + (match[2] or "")
 
 
-def accelerate_command(nodes: int, procs: int, strategy: str, gpus: bool, stage_args: list[str],
+def accelerate_command(nodes: int, procs: int, strategy: str, stage_args: list[str],
                        env: dict[str, str]) -> list[str]:
     """The ``accelerate launch`` command of this node, rendezvous taken from the SLURM environment."""
     config = ACCELERATE_CONFIGS / f"{strategy}.yaml"
     if not config.is_file():
         raise FileNotFoundError(f"{config}: no accelerate configuration for strategy {strategy!r}")
-    cmd = ["accelerate", "launch", "--config_file", str(config), "--num_machines", str(nodes),
-           "--num_processes", str(nodes * procs)]
-    if not gpus:
-        cmd.append("--cpu")
+    # No `--cpu` for CPU processes: accelerate would start one process; the stage itself joins the
+    # job on CPU where there is no GPU (train.trainer_config.process_state).
+    # this interpreter's accelerate (the `accelerate` script need not be on PATH)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+           "--num_machines", str(nodes), "--num_processes", str(nodes * procs)]
     if nodes > 1:
         missing = [k for k in ("SLURM_JOB_ID", "SLURM_NODEID", "SLURM_JOB_NODELIST") if k not in env]
         if missing:
@@ -114,19 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--procs", type=int, required=True, help="processes on this node")
     parser.add_argument("--strategy", choices=("ddp", "fsdp", "zero3"), required=True)
-    parser.add_argument("--gpus", action="store_true", help="one process per GPU (default: CPU processes)")
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     parser.add_argument("stage", nargs=argparse.REMAINDER, help="-- <stage> <stage args>")
     args = parser.parse_args(argv)
     stage = args.stage[1:] if args.stage[:1] == ["--"] else args.stage
     if not stage:
         parser.error("give the stage and its arguments after --")
-    cmd = accelerate_command(args.nodes, args.procs, args.strategy, args.gpus, stage, dict(os.environ))
+    cmd = accelerate_command(args.nodes, args.procs, args.strategy, stage, dict(os.environ))
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
     sys.stdout.flush()
-    os.execvp(cmd[0], cmd)
+    os.execv(cmd[0], cmd)
     return 1  # not reached
 
 

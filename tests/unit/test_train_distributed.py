@@ -95,9 +95,10 @@ def boxed_start(work):
     return work / "sft_boxed"
 
 
-def _sft_argv(work: Path, out: str) -> list[str]:
-    cfg = write_json_file(work / "sft2.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
-                                               "sft": SFT_2, "regimes": REGIMES})
+def _sft_argv(work: Path, out: str, **launch) -> list[str]:
+    sft = {**SFT_2, "launch": launch} if launch else SFT_2
+    cfg = write_json_file(work / f"{out}.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                                 "sft": sft, "regimes": REGIMES})
     return ["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "train.parquet"),
             "--val", str(work / "val.parquet"), "--out", str(work / out)]
 
@@ -147,3 +148,25 @@ def test_rl_on_two_processes_equals_one_process_with_accumulation(work, boxed_st
     rows = (two / "curve.csv").read_text().splitlines()[1:]
     assert sorted({int(r.split(",")[0]) for r in rows}) == [0, 2]
     assert len(rows) == 2 * 3   # two steps x (two benchmarks + overall)
+
+
+def _launch(strategy: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "plasticity.launch", "--procs", "2", "--strategy", strategy, "--", *args]
+    return subprocess.run(cmd, env=env, cwd=tmp, capture_output=True, text=True, timeout=600)
+
+
+def test_accelerate_ddp_launch_equals_one_process(work, sft_pair):
+    """The launcher the rules use (accelerate with configs/accelerate/ddp.yaml) on 2 CPU processes."""
+    done = _launch("ddp", ["sft", *_sft_argv(work, "sft_accelerate")], work)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert read_json(work / "sft_accelerate" / "train_stats.json")["world_size"] == 2
+    _assert_close(_weights(sft_pair[0] / "checkpoint-4"), _weights(work / "sft_accelerate" / "checkpoint-4"),
+                  _weights(work / "base"))
+
+
+def test_accelerate_fsdp_on_cpu_processes_is_refused_not_run_as_ddp(work):
+    """accelerate 1.15 enables FSDP for accelerator devices only; on CPU it would silently run DDP."""
+    done = _launch("fsdp", ["sft", *_sft_argv(work, "sft_fsdp", strategy="fsdp", processes_per_node=2)], work)
+    assert done.returncode != 0 and not (work / "sft_fsdp").exists()
+    assert "launch.strategy 'fsdp' was configured, but accelerate runs this 2-process job as MULTI_CPU" in done.stderr

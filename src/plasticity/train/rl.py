@@ -248,7 +248,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     from plasticity.train.data import rl_rows, to_dataset
     from plasticity.train.rewards import make_reward_fn
     from plasticity.train.rollouts import PromptStream, branch_trainer_class
-    from plasticity.train.trainer_config import (cuda_available, grpo_config, model_dtype, process_state,
+    from plasticity.train.trainer_config import (check_strategy, cuda_available, grpo_config, model_dtype, process_state,
                                                   resolved_precision)
 
     rl, seed = cfg.rl, cfg.seed
@@ -321,6 +321,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
                                        updates, state, log_rows)])
         trainer.generation_records = list(saved.get("records", []))
         running["trainer"] = trainer
+        check_strategy(rl.launch.strategy, trainer.accelerator)
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         if preemption.received:
             log.warning("stopped on SIGTERM at RL step %d; rerun to resume", len(trainer.generation_records))

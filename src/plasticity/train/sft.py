@@ -207,7 +207,8 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
     from plasticity.models import attn_implementation, load_model_and_tokenizer, set_threads
     from plasticity.train import seed_everything
     from plasticity.train.data import tokenize_pairs, trajectory_pairs
-    from plasticity.train.trainer_config import cuda_available, model_dtype, process_state, resolved_precision
+    from plasticity.train.trainer_config import (check_strategy, cuda_available, model_dtype, process_state,
+                                                  resolved_precision)
 
     sft, seed = cfg.sft, cfg.seed
     cuda = cuda_available()
@@ -236,6 +237,7 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
     trainer = build_sft_trainer(model, tokenizer, train_cols, sft, out / RESUME_DIR, seed=seed, world_size=world,
                                 cuda=cuda, callbacks=[callback])
     callback.trainer = trainer
+    check_strategy(sft.launch.strategy, trainer.accelerator)
     trainer.train(resume_from_checkpoint=resume_from)
 
     if state.is_main_process:

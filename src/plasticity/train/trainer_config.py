@@ -38,6 +38,26 @@ def process_state(cuda: bool) -> Any:
     return PartialState(cpu=not cuda)
 
 
+# accelerate's distributed types each strategy may run as (DDP on GPUs or on CPU processes)
+STRATEGY_TYPES = {"ddp": ("MULTI_GPU", "MULTI_CPU"), "fsdp": ("FSDP",), "zero3": ("DEEPSPEED",)}
+
+
+def check_strategy(strategy: str, accelerator: Any) -> None:
+    """Fail when a multi-process job does not run the configured strategy.
+
+    accelerate turns an FSDP or DeepSpeed launch into plain DDP without a word where it cannot honour
+    it (accelerate 1.15 enables FSDP for accelerator devices only: on CPU processes it runs
+    ``MULTI_CPU``); a 7B run would then hold the whole model and optimizer on every GPU.
+    """
+    if accelerator.num_processes == 1:
+        return
+    actual = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+    if actual not in STRATEGY_TYPES[strategy]:
+        raise RuntimeError(f"launch.strategy {strategy!r} was configured, but accelerate runs this "
+                           f"{accelerator.num_processes}-process job as {actual} (FSDP and ZeRO-3 need GPUs; "
+                           f"on CPU processes use strategy 'ddp')")
+
+
 def resolved_precision(precision: str, cuda: bool) -> str:
     """``bf16`` only where CUDA is present; ``fp32`` otherwise."""
     return "bf16" if precision == "bf16" and cuda else "fp32"
