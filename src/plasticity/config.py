@@ -593,7 +593,7 @@ class Config(Strict):
             if bad:
                 errors.append(f"{where}.overrides: unknown keys {sorted(bad)}")
             else:
-                errors += _resolved_errors(lambda: self.rl_settings(br), where)
+                errors += _resolved_errors(lambda: self.rl_settings(br), where) or self._in_loop_backend(br, where)
         for name, spec in self.models.items():
             if spec.flops_constants is not None and spec.flops_constants not in MODEL_REGISTRY:
                 errors.append(f"models.{name}.flops_constants: {spec.flops_constants!r} is not one of "
@@ -642,6 +642,9 @@ class Config(Strict):
                 return b
         raise KeyError(f"no rl branch {model}/{sft_data}@{switch}/{method} in the config")
 
+    def _in_loop_backend(self, branch: RlBranch, where: str) -> list[str]:
+        return _in_loop_backend_errors(self.eval.backend, self.rl_settings(branch), where)
+
     def tokenizer_model(self) -> str:
         return self.data.filter.tokenizer or next(iter(self.models))
 
@@ -687,6 +690,15 @@ class Config(Strict):
             return SettingsSection(sft=self.sft.defaults, rl=self.rl.defaults, sampling=self.eval.sampling,
                                    regimes=self.sft.regimes)
         raise ValueError(f"unknown stage {stage!r}")
+
+
+def _in_loop_backend_errors(eval_backend: str, settings: "RlBranchSettings", where: str) -> list[str]:
+    """In-loop evaluation through vLLM reuses the trainer's own colocated engine (no second copy of the
+    model on the GPUs; a server-mode engine lives elsewhere and serves the trainer only)."""
+    if eval_backend == "vllm" and not (settings.use_vllm and settings.vllm_mode == "colocate"):
+        return [f"{where}: eval.backend vllm evaluates RL branches on the trainer's colocated vLLM engine: "
+                "set use_vllm: true and vllm_mode: colocate, or eval.backend: transformers"]
+    return []
 
 
 def _resolved_errors(resolve: Any, where: str) -> list[str]:

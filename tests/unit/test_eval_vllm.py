@@ -139,3 +139,35 @@ def test_real_vllm_engine(tiny_model_dir):
     out = generate_vllm(tiny_model_dir, ["1+2=", "7-3="], SamplingConfig(max_new_tokens=16, n=3, seed=1))
     assert len(out) == 2 and all(len(s) == 3 for s in out)
     assert all(c.finish_reason in {"stop", "length"} and c.completion_tokens <= 16 for s in out for c in s)
+
+
+def test_rl_in_loop_evaluation_runs_on_the_trainers_engine(fake_vllm, tiny_model_dir, tmp_path):
+    """The rl stage's in-loop evaluation with eval.backend vllm: the engine it is handed generates every
+    sample (the transformers model is never asked), avg@k from rl.eval_samples, one grade per sample."""
+    from plasticity.grading import Grader
+    from plasticity.train.rl import evaluate_model
+
+    bench = tmp_path / "bench"
+    registry.run({"seed": 3, "benchmarks": ["mini_gsm8k", "mini_aime24"]}, bench)
+    suites = registry.load_suites(bench, ["mini_gsm8k", "mini_aime24"])
+    engine = FakeLLM(model=str(tiny_model_dir))
+    eval_cfg = {"backend": "vllm", "sampling": {"max_new_tokens": 8}, "samples": {"default": 2}, "batch_size": 8}
+    state = SimpleNamespace(num_processes=1, process_index=0, is_main_process=True)
+    with Grader(mode="strict", workers=1, timeout_s=5) as grader:
+        summary = evaluate_model(None, engine.tokenizer, suites, eval_cfg, 3, grader, state, engine=engine)
+    assert [len(prompts) for prompts, _ in engine.calls] == [60, 20]
+    assert all(p.n == 2 and p.max_tokens == 8 for _, params in engine.calls for p in params)
+    assert set(summary["benchmarks"]) == {"mini_gsm8k", "mini_aime24"}
+    assert summary["micro"] == 0.0 and summary["micro_stderr"] == 0.0   # the stand-in answers "s<seed>-<j>"
+
+
+def test_rl_config_refuses_vllm_evaluation_without_a_colocated_engine(root):
+    import yaml
+
+    from plasticity.config import ConfigError, validate
+
+    raw = yaml.safe_load((root / "configs" / "paper-qwen2.5-7b.yaml").read_text())
+    validate(raw, "paper")   # the shipped config evaluates on the colocated engine
+    raw["rl"]["defaults"]["vllm_mode"] = "server"
+    with pytest.raises(ConfigError, match=r"rl.branches.0: eval.backend vllm evaluates RL branches"):
+        validate(raw, "paper")

@@ -119,18 +119,19 @@ def write_curve(path: Path, rows: list[dict[str, Any]]) -> None:
 # ----------------------------------------------------------------------------- in-loop evaluation
 
 def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg: dict[str, Any], seed: int,
-                   grader: Any, state: Any) -> dict[str, Any] | None:
+                   grader: Any, state: Any, engine: Any = None) -> dict[str, Any] | None:
     """avg@k per benchmark with standard errors, micro-average over problems; the main process's result.
 
-    The (problem, sample) pairs of each suite are split over the processes in equal-sized shards;
-    every process generates its shard (in lockstep with the others where the model is sharded),
-    the completions are gathered, the main process grades them. The same seed gives the same samples
-    on one process. Returns None on the other processes.
+    The problems of each suite are split over the processes in equal-sized shards; every process
+    generates its shard, with ``engine`` (the trainer's colocated vLLM engine, weights synced) when
+    given, else with transformers (in lockstep with the others where the model is sharded); the
+    completions are gathered, the main process grades them. The same seed gives the same samples on
+    one process. Returns None on the other processes.
     """
     import torch
     from accelerate.utils import gather_object
 
-    from plasticity.eval.generate import SamplingConfig, generate_transformers, sampling_for
+    from plasticity.eval.generate import SamplingConfig, generate_transformers, generate_vllm, sampling_for
     from plasticity.eval.metrics import per_problem_accuracy, standard_error, summarize
 
     world, rank = state.num_processes, state.process_index
@@ -145,8 +146,11 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
         width = -(-len(prompts) // world)
         padded = shard + shard[:1] * (width - len(shard))   # equal shards: lockstep forwards
         one = SamplingConfig(**{**sampling.__dict__, "seed": sampling.seed + rank})
-        completions = generate_transformers(model, tokenizer, [prompts[i] for i in padded], one,
-                                            int(eval_cfg["batch_size"]), synced_gpus=synced)
+        if engine is not None:
+            completions = generate_vllm(None, [prompts[i] for i in shard], one, llm=engine)
+        else:
+            completions = generate_transformers(model, tokenizer, [prompts[i] for i in padded], one,
+                                                int(eval_cfg["batch_size"]), synced_gpus=synced)
         gathered = gather_object([(i, [c.text for c in samples]) for i, samples in zip(shard, completions)])
         if not state.is_main_process:
             continue
@@ -286,8 +290,18 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     with Grader(mode=cfg.eval.grader.mode, workers=1, timeout_s=cfg.eval.grader.timeout_s) as grader:
         running: dict[str, Any] = {}
 
+        def engine() -> Any:
+            """The trainer's colocated vLLM engine with the current weights, when evaluation uses vLLM."""
+            trainer = running["trainer"]
+            if cfg.eval.backend != "vllm":
+                return None
+            if trainer.state.global_step != trainer._last_loaded_step:
+                trainer.vllm_generation.sync_weights()
+                trainer._last_loaded_step = trainer.state.global_step
+            return trainer.vllm_generation.llm
+
         def evaluate(m: Any, step: int) -> None:
-            summary = evaluate_model(m, tokenizer, suites, eval_cfg, seed, grader, state)
+            summary = evaluate_model(m, tokenizer, suites, eval_cfg, seed, grader, state, engine=engine())
             if summary is None:
                 return
             records = running["trainer"].generation_records if "trainer" in running else []
