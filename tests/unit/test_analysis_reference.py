@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from plasticity.analysis import artifacts as A
 from plasticity.analysis import fit as F
 
 REF = Path(__file__).resolve().parents[3] / "shared" / "reference"   # ../shared beside the checkout
@@ -18,8 +19,8 @@ pytestmark = pytest.mark.skipif(not (REF / "sft889k_curves.csv").is_file(),
 
 @pytest.fixture(scope="module")
 def comparison():
-    curves = F.overall_curves(F.read_curve_rows(REF / "sft889k_curves.csv"))
-    fits = F.fit_all(curves, F.read_hparams(REF / "sft889k_table4.csv"))
+    curves = A.overall_curves(A.read_curve_rows(REF / "sft889k_curves.csv"))
+    fits = F.fit_all(curves, A.read_hparams(REF / "sft889k_table4.csv"))
     table = {(r["dataset"], int(r["sft_step"])): r
              for r in csv.DictReader(open(REF / "sft889k_table4.csv"))}
     return [(f, table[(f["dataset"], f["sft_step"])]) for f in fits]

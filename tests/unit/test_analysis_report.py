@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from plasticity.analysis import artifacts as A
 from plasticity.analysis import fit as F
 from plasticity.analysis import figures, tables
 from plasticity.analysis.tables import fmt_ef
@@ -17,8 +18,8 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "fits.csv"
     assert F.main(["--curves", str(TINY / "curves.csv"), "--hparams", str(TINY / "branches.csv"),
                    "--tau", "auto", "--alpha", "auto", "--eps", "0", "--out", str(out)]) == 0
-    curves = F.overall_curves(F.read_curve_rows(TINY / "curves.csv"))
-    return curves, F.read_fits(out), out
+    curves = A.overall_curves(A.read_curve_rows(TINY / "curves.csv"))
+    return curves, A.read_fits(out), out
 
 
 def test_fmt_ef_is_adaptive():
@@ -83,18 +84,20 @@ def test_figure3_layout_tiny_run(tiny):
         assert by[key]["x"][0] == pytest.approx(x_sft[key], rel=1e-9)
         assert any(x == pytest.approx(x_sft[key], rel=1e-9) for x, _ in lay["sft"])
         assert min(by[key]["x"]) >= x_sft[key] * (1 - 1e-9)
-        assert by[key]["status"] == "flat" and not by[key]["draw_fit"] and by[key]["curve"] is None
-    assert by[("pure_rl", 0)]["x"][0] == 0.0 and by[("pure_rl", 0)]["draw_fit"]
-    assert by[("pure_rl", 0)]["curve"][0][0] == 0.0
+        assert by[key]["status"] == "flat" and by[key]["curve"] is None
+        assert by[key]["a_post"] == pytest.approx(by[key]["fit"]["max_obs"])   # dashed line: best obs.
+    pure = by[("pure_rl", 0)]
+    assert pure["x"][0] == 0.0 and pure["curve"] is not None
+    assert 0.0 < pure["curve"][0][0] <= min(x for x in pure["x"] if x > 0)   # log axis: from x > 0
     # y-limits from the data (10.5 .. 23.1 and 4.1), not from a fitted curve at -78
     ys = [y for b in lay["branches"] for y in b["y"]] + [y for _, y in lay["sft"]]
     lo, hi = lay["ylim"]
     assert min(ys) - 2.0 < lo < min(ys) and max(ys) < hi < max(ys) + 2.0
-    # symlog threshold at the data's scale (1e-7 EF), not 1 EF
-    assert lay["linthresh"] == pytest.approx(1.04285432673e-07)
-    # regimes at compute positions: steps 0-400 Adaptive, 600 Stable
+    # log axis at the data's scale (1e-7 EF), not 1 EF
+    assert lay["xlim"][0] == pytest.approx(1.04285432673e-07 / 10 ** 0.25)
+    # regimes at compute positions of the SFT checkpoints: steps 200-400 Adaptive, 600 Stable
     spans = lay["regimes"]
-    assert [lab for *_, lab in spans] == ["adaptive"] * 4 + ["stable"]
+    assert [lab for *_, lab in spans] == ["adaptive"] * 3 + ["stable"]
     stable_lo, stable_hi, _ = spans[-1]
     assert stable_lo < x_sft[("uniform", 600)] <= stable_hi
     assert stable_hi >= max(by[("uniform", 600)]["x"])
@@ -116,17 +119,17 @@ def test_figure3_layout_is_scale_free(tiny):
     """The same panel with every compute value times 1e9 (the study's EF range) has the same shape."""
     curves, fits, _ = tiny
     k = 1e9
-    big = F.Curves(sft={d: [(x * k, y) for x, y in p] for d, p in curves.sft.items()},
+    big = A.Curves(sft={d: [(x * k, y) for x, y in p] for d, p in curves.sft.items()},
                    rl={key: [(x * k, y) for x, y in p] for key, p in curves.rl.items()},
                    per_benchmark={})
     big_fits = [dict(f, x_sft_ef=f["x_sft_ef"] * k, cmid_ef=f["cmid_ef"] * k) for f in fits]
     a = figures.figure3_layout(curves, fits, "uniform")
     b = figures.figure3_layout(big, big_fits, "uniform")
-    assert b["linthresh"] == pytest.approx(a["linthresh"] * k) and b["ylim"] == a["ylim"]
+    assert b["xlim"] == pytest.approx([x * k for x in a["xlim"]]) and b["ylim"] == a["ylim"]
     for ba, bb in zip(a["branches"], b["branches"]):
         assert bb["x"] == pytest.approx([x * k for x in ba["x"]])
-        assert bb["draw_fit"] == ba["draw_fit"]
-        if ba["draw_fit"]:
+        assert (bb["curve"] is None) == (ba["curve"] is None)
+        if ba["curve"] is not None:
             assert bb["curve"][1] == pytest.approx(ba["curve"][1])
 
 

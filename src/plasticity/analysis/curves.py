@@ -181,7 +181,7 @@ def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=()) -
             x_sft = step * sft_ef_per_step(runs[ds], step) if (ds in runs and step) else 0.0
             branches.append({"dataset": ds, "sft_step": step, "x_sft_ef": x_sft})
     for path in imports:
-        from plasticity.analysis.fit import FitError, read_curve_rows
+        from plasticity.analysis.artifacts import FitError, read_curve_rows
         try:
             imported = read_curve_rows(path)
         except FitError as exc:
