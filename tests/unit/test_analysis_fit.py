@@ -235,3 +235,49 @@ def test_bad_rows_name_file_line_and_field(tmp_path):
     hp.write_text("dataset,sft_step,x_sft_ef,outlier_tau,lts_alpha,eps\nd,1,1.0,3,0.3,0\n")
     with pytest.raises(A.FitError, match=r"h.csv:2: field 'lts_alpha'"):
         A.read_hparams(hp)
+
+
+def test_branch_point_from_the_sft_curve_without_hparams(tmp_path):
+    """Curves without x = 0 RL rows: each branch starts from the SFT checkpoint paired with it."""
+    rows = [["d", "", "sft", 0.0, "overall", 40.0], ["d", "", "sft", 1.0, "overall", 60.0],
+            ["d", "", "sft", 2.0, "overall", 65.0]]
+    for step, p_sft in ((100, 60.0), (200, 65.0)):
+        for xv in (0.5, 1, 2, 3, 4, 6, 8, 10):
+            rows.append(["d", step, "rl", xv, "overall", p_sft + 6 * xv / (xv + 2)])
+    for xv in (0.5, 1, 2, 4, 8):
+        rows.append(["d", 0, "rl", xv, "overall", 40.0 + 20 * xv / (xv + 1)])
+    curves = tmp_path / "curves.csv"
+    _write_curves(curves, rows)
+    out = tmp_path / "fits.csv"
+    assert F.main(["--curves", str(curves), "--out", str(out)]) == 0
+    got = {int(r["sft_step"]): r for r in csv.DictReader(open(out))}
+    assert float(got[100]["p_sft"]) == 60.0 and float(got[100]["x_sft_ef"]) == 1.0
+    assert float(got[200]["p_sft"]) == 65.0 and float(got[200]["x_sft_ef"]) == 2.0
+    assert float(got[0]["p_sft"]) == 40.0 and float(got[0]["x_sft_ef"]) == 0.0
+    # an SFT curve with more checkpoints than branches cannot be paired: the error says what to give
+    _write_curves(curves, rows + [["d", "", "sft", 3.0, "overall", 66.0]])
+    with pytest.raises(A.FitError, match=r"d branch_step 100: .*1 branch|give --hparams with x_sft_ef"):
+        F.fit_all(A.overall_curves(A.read_curve_rows(curves)))
+
+
+def test_method_column_is_optional_and_the_grid_is_the_default_method(tmp_path):
+    path = tmp_path / "curves.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy", "method"])
+        w.writerows([["d", "", "sft", 0.0, "overall", 40.0, ""],
+                     ["d", 0, "rl", 1.0, "overall", 50.0, ""],
+                     ["d", 0, "rl", 1.0, "overall", 45.0, "luffy"]])
+    c = A.overall_curves(A.read_curve_rows(path))
+    assert c.rl == {("d", 0): [(1.0, 50.0)]}                   # blank method = dapo_dc, the grid's
+    assert c.methods[("d", 0, "luffy")] == [(1.0, 45.0)]
+
+
+def test_min_loss_file_errors_name_the_line(tmp_path):
+    path = tmp_path / "loss.csv"
+    path.write_text("dataset,min_val_loss\nA,0.4\nB,zero\n")
+    with pytest.raises(A.FitError, match=r"loss.csv:3: field 'min_val_loss'"):
+        A.read_min_losses(path)
+    path.write_text("dataset,min_val_loss\nA,0.4\nA,0.5\n")
+    with pytest.raises(A.FitError, match=r"loss.csv:3: field 'dataset'"):
+        A.read_min_losses(path)

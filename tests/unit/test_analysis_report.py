@@ -172,3 +172,69 @@ def test_figure2_png(tiny, tmp_path):
     assert figures.main(["--name", "figure2", "--curves", str(TINY / "curves.csv"), "--fits", str(fits_path),
                          "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fit_row(ds, step, a_post, status, x_sft=1.0, regime=""):
+    return {"dataset": ds, "sft_step": step, "x_sft_ef": x_sft, "p_sft": a_post - 2, "a_post": a_post,
+            "pl_rl": 2.0, "status": status, "regime": regime}
+
+
+def test_table5_uses_identifiable_ceilings_and_imported_losses(tmp_path):
+    fits = [_fit_row("S", 1, 70.0, "ok"), _fit_row("S", 2, 90.0, "extrapolated"),
+            _fit_row("E", 1, 75.0, "b_bound"), _fit_row("E", 2, 99.0, "collapsed"),
+            _fit_row("H", 1, 80.0, "ok"), _fit_row("X", 1, 60.0, "extrapolated"),
+            _fit_row("pure_rl", 0, 72.0, "ok", 0.0)]
+    losses = tmp_path / "loss.csv"
+    losses.write_text("dataset,min_val_loss\nS,0.5\nE,0.45\nH,0.4\nX,0.3\nU,0.2\n")
+    res = tables.table5(fits, tables.parse_min_losses([str(losses)]), tmp_path / "t5")
+    assert res["datasets"] == ["E", "H", "S"] and res["spearman"] == pytest.approx(-1.0)
+    rows = {r["SFT data"]: r for r in _table(tmp_path / "t5.md")}
+    assert rows["S"]["Best A_post"] == "70.0" and rows["S"]["Identifiable"] == "1/2"
+    assert rows["E"]["Best step"] == "1"
+    text = (tmp_path / "t5.md").read_text()
+    assert "X (no identifiable ceiling)" in text and "U" not in rows
+
+
+def test_figure3_regimes_from_the_imported_column(tiny):
+    curves, fits, _ = tiny
+    imported = [dict(f, regime={200: "adaptive", 600: "stable"}.get(f["sft_step"], "")) for f in fits]
+    lay = figures.figure3_layout(curves, imported, "uniform")
+    assert [lab for *_, lab in lay["regimes"]] == ["adaptive", "stable"]
+    lo, hi, _ = lay["regimes"][1]
+    x600 = next(f["x_sft_ef"] for f in fits if f["sft_step"] == 600)
+    assert lo < x600 < hi
+
+
+def test_figure2_one_panel_per_start_and_one_colour_per_method(tiny):
+    curves, fits, _ = tiny
+    methods = dict(curves.methods)
+    methods[("other", 0, "dapo_dc")] = methods[("pure_rl", 0, "dapo_dc")]      # pure RL repeated
+    methods[("uniform", 600, "luffy")] = [(1e-7, 20.0), (2e-7, 21.0)]
+    c = A.Curves(sft=curves.sft, rl=curves.rl, per_benchmark={}, methods=methods)
+    panels = figures.figure2_layout(c, fits)
+    assert [p["start"] for p in panels] == [("base", 0), ("uniform", 600)]     # most methods
+    assert [ln["method"] for ln in panels[0]["lines"]] == ["dapo_dc"]          # pure RL once
+    assert [ln["method"] for ln in panels[1]["lines"]] == ["dapo_dc", "luffy"]
+    assert panels[1]["x0"] == pytest.approx(next(f["x_sft_ef"] for f in fits if f["sft_step"] == 600))
+    assert len(set(figures.METHOD_COLORS.values())) == len(figures.METHOD_COLORS)
+    from plasticity.methods import METHODS
+    assert set(figures.METHOD_COLORS) == set(METHODS)
+    with pytest.raises(ValueError, match="no RL curves from"):
+        figures.figure2_layout(c, fits, ["uniform@999"])
+
+
+def test_metrics_best_ceiling_is_identifiable(tiny, tmp_path):
+    from plasticity.analysis import metrics
+
+    _, fits, fits_path = tiny
+    rows = list(csv.DictReader(open(fits_path)))
+    rows.append(dict(rows[0], dataset="uniform", sft_step="999", a_post="99.0", status="extrapolated"))
+    path = tmp_path / "fits.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = metrics.summarize(TINY / "curves.csv", path)
+    assert out["branches"]["uniform@999"]["status"] == "extrapolated"
+    assert out["best_a_post"] == pytest.approx(max(f["a_post"] for f in fits if f["status"] in
+                                                   ("ok", "b_bound", "flat")), abs=1e-4)

@@ -29,6 +29,7 @@ import math
 import sys
 from pathlib import Path
 
+from plasticity.analysis.tables import fmt_ef
 from plasticity.io import atomic_path
 
 FIGURES = ("figure2", "figure3", "figure8")
@@ -74,9 +75,10 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
     """Figure 2's panels, one per starting point: ``base`` (branch_step 0) and SFT checkpoints
     ``DATASET@STEP``. Default: base plus the SFT checkpoint with the most methods (ties: the highest
     step, then the dataset name), which is the study's saturated SFT889K checkpoint once the
-    synchronized methods run from it. Each panel: ``lines`` (method, x, y) with x = x_sft + x_rl
-    (x_sft from the fits, else 0 for base), and ``sft`` (the SFT curve of the start's dataset, or for
-    base the first SFT set by name). Pure RL appears once per method even when every dataset of the
+    synchronized methods run from it. Each panel: ``lines`` (method, x, y) with x the RL compute
+    since the start, ``x0`` the start's SFT compute (fits' x_sft_ef), ``sft`` the Pure-SFT curve (the
+    start's dataset; for base, the SFT set of the other panel, else the first by name) and
+    ``sft_peak`` its best value. Pure RL appears once per method even when every dataset of the
     curves repeats it."""
     methods = curves.methods or {(d, s, "dapo_dc"): p for (d, s), p in curves.rl.items()}
     by_start: dict[tuple, dict[str, list]] = {}
@@ -107,14 +109,17 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
         if not math.isfinite(x0):
             ef = _ef_per_step(fits, ds)
             x0 = step * ef if ef else 0.0
-        sft_name = ds if ds != "base" else (sorted(curves.sft)[0] if curves.sft else None)
-        lines = [{"method": m, "x": [x0 + x for x, _ in pts], "y": [y for _, y in pts]}
+        sft_name = ds if ds != "base" else next(
+            (k[0] for k in keys if k[0] != "base"), sorted(curves.sft)[0] if curves.sft else None)
+        lines = [{"method": m, "x": [x for x, _ in pts], "y": [y for _, y in pts]}
                  for m, pts in sorted(by_start[(ds, step)].items(),
                                       key=lambda kv: (list(METHOD_COLORS).index(kv[0])
                                                       if kv[0] in METHOD_COLORS else 99, kv[0]))]
         title = "from the base model" if ds == "base" else f"from the SFT checkpoint {ds} @ {step}"
+        sft = list(curves.sft.get(sft_name, []))
         panels.append({"start": (ds, step), "x0": x0, "title": title, "lines": lines,
-                       "sft_name": sft_name, "sft": list(curves.sft.get(sft_name, []))})
+                       "sft_name": sft_name, "sft": sft,
+                       "sft_peak": max((y for _, y in sft), default=math.nan)})
     if not panels:
         raise ValueError("figure2: the curves have no RL rows")
     return panels
@@ -122,27 +127,37 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
 
 def figure2(curves, out, fits: list[dict] = (), starts: list[str] | None = None) -> None:
     """The paradigm comparison (PAPER 5.1): one panel per starting point, one colour per method, the
-    Pure-SFT curve in black; log compute axis (points at x = 0 are left out)."""
+    Pure-SFT curve in black. From the base model: compute on a log axis, the Pure-SFT curve as it
+    grows; from an SFT checkpoint: RL compute since the checkpoint (linear), the Pure-SFT curve
+    continuing past the checkpoint and the Pure-SFT peak as a dotted line."""
     plt = _plt()
     panels = figure2_layout(curves, fits, starts)
     fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
-        sft = [(x, y) for x, y in panel["sft"] if x > 0]
+        base = panel["start"][0] == "base"
+        sft = [(x - panel["x0"], y) for x, y in panel["sft"] if x > 0 and x >= panel["x0"]]
         if sft:
             ax.plot([x for x, _ in sft], [y for _, y in sft], "-", color=SFT_COLOR, lw=1.6,
                     label=f"Pure-SFT ({panel['sft_name']})")
+        if not base and math.isfinite(panel["sft_peak"]):
+            ax.axhline(panel["sft_peak"], color=SFT_COLOR, ls=":", lw=1.0,
+                       label=f"Pure-SFT peak {panel['sft_peak']:.1f}")
         for line in panel["lines"]:
-            pts = [(x, y) for x, y in zip(line["x"], line["y"]) if x > 0]
+            pts = [(x, y) for x, y in zip(line["x"], line["y"]) if x > 0 or not base]
             ax.plot([x for x, _ in pts], [y for _, y in pts], ".-", ms=3, lw=1.0,
                     color=METHOD_COLORS.get(line["method"], "gray"),
                     label=_method_title(line["method"]))
-        if panel["x0"] > 0:
-            ax.axvline(panel["x0"], color="gray", ls=":", lw=1.0)
-        ax.set_xscale("log")
-        ax.set_xlabel("compute x_sft + x_rl (EF, log)")
+        if base:
+            ax.set_xscale("log")
+            ax.set_xlabel("compute (EF, log)")
+        else:
+            ax.set_xlabel(f"compute since the checkpoint (EF; checkpoint at {fmt_ef(panel['x0'])} EF)")
+            right = max((x for line in panel["lines"] for x in line["x"]), default=0.0)
+            if right > 0:       # the Pure-SFT curve may run far past the RL runs: show the RL span
+                ax.set_xlim(0.0, 1.5 * right)
         ax.set_ylabel("overall accuracy (%)")
         ax.set_title(panel["title"])
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle("Figure 2: paradigm comparison (RL and synchronized SFT+RL methods vs Pure-SFT)")
     fig.tight_layout()
     _save(fig, out)
@@ -159,12 +174,14 @@ def _ef_per_step(fits: list[dict], ds: str) -> float | None:
 
 def _spans(centres: list[float], labels: list[str], right: float) -> list[tuple[float, float, str]]:
     """Regime spans on a log axis: each checkpoint's regime from the geometric midpoint with its left
-    neighbour to the one with its right neighbour; the first from 0, the last to ``right``."""
+    neighbour to the one with its right neighbour; the first from 0, the last to ``right``. A blank
+    label (regime unknown) leaves its span unshaded."""
     spans = []
     for i, lab in enumerate(labels):
         lo = 0.0 if i == 0 else math.sqrt(centres[i - 1] * centres[i])
         hi = max(right, centres[i]) if i == len(labels) - 1 else math.sqrt(centres[i] * centres[i + 1])
-        spans.append((lo, hi, lab))
+        if lab:
+            spans.append((lo, hi, lab))
     return spans
 
 
@@ -177,7 +194,8 @@ def figure3_layout(curves, fits: list[dict], ds: str, val_losses: dict | None = 
       fitted sigmoid over the branch's own compute, for the statuses in ``status.FIT_DRAWN``; None
       otherwise) and ``a_post`` (the dashed ceiling line; NaN without a fit).
     - ``ylim``: from the plotted data (SFT curve, RL points and the A_post lines), 5% margin (at least
-      0.5 points); fitted curves never widen it.
+      0.5 points); fitted curves never widen it, and a few points far below the rest (a collapse)
+      are drawn on the lower edge instead of stretching it.
     - ``xlim``: the positive plotted x, a quarter decade of margin each side (log axis).
     - ``regimes``: (lo, hi, regime) spans of the SFT checkpoints' regimes in compute: from the
       validation loss when ``val_losses`` has DATASET (steps times the SFT compute per step), else from
@@ -228,7 +246,14 @@ def figure3_layout(curves, fits: list[dict], ds: str, val_losses: dict | None = 
           + [b["a_post"] for b in branches if math.isfinite(b["a_post"])])
     if not ys:
         raise ValueError(f"figure3: no points for dataset {ds!r}")
-    lo, hi = min(ys), max(ys)
+    # a few collapse or glitch points of the SFT-then-RL branches far below the rest would flatten
+    # every curve: their lower limit is the 2nd percentile minus half the 2-98% range (points under it
+    # are drawn on the edge); the SFT curve and pure RL always fit
+    grid_ys = [y for b in branches if b["step"] > 0 for y in b["y"]] or ys
+    q_lo, q_hi = np.percentile(grid_ys, [2, 98])
+    whole = [y for _, y in sft] + [y for b in branches if b["step"] == 0 for y in b["y"]]
+    lo = max(min(ys), min(whole + [q_lo - 0.5 * (q_hi - q_lo)]))
+    hi = max(ys)
     margin = max(0.05 * (hi - lo), 0.5)
     pos = [x for x in xs if x > 0] or [1.0]
     xlim = (min(pos) / 10 ** 0.25, max(pos) * 10 ** 0.25)
@@ -240,10 +265,10 @@ def figure3_layout(curves, fits: list[dict], ds: str, val_losses: dict | None = 
         ckpt = [(st * ef_step, lab) for st, lab in zip(steps, label_regimes(steps, losses)) if st > 0]
         regimes = _spans([c for c, _ in ckpt], [lab for _, lab in ckpt], xlim[1])
     else:
-        ckpt = sorted((f["x_sft_ef"], f["regime"].lower()) for f in fits
-                      if f["dataset"] == ds and f.get("regime") and f["sft_step"] > 0
+        ckpt = sorted((f["x_sft_ef"], (f.get("regime") or "").lower()) for f in fits
+                      if f["dataset"] == ds and f["sft_step"] > 0
                       and math.isfinite(f.get("x_sft_ef", math.nan)))
-        if ckpt:
+        if any(lab for _, lab in ckpt):
             regimes = _spans([c for c, _ in ckpt], [lab for _, lab in ckpt], xlim[1])
     return {"sft": sft, "branches": branches, "ylim": (lo - margin, hi + margin), "xlim": xlim,
             "regimes": regimes, "ef_per_step": ef_step}
@@ -286,7 +311,12 @@ def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
         for k, b in enumerate(lay["branches"]):
             color = cmap(k / max(1, n - 1) * 0.9)
             pts = [(x, y) for x, y in zip(b["x"], b["y"]) if x > 0]
-            ax.plot([x for x, _ in pts], [y for _, y in pts], "o", ms=2.2, color=color, alpha=0.55)
+            inside = [(x, y) for x, y in pts if y >= lay["ylim"][0]]
+            below = [x for x, y in pts if y < lay["ylim"][0]]
+            ax.plot([x for x, _ in inside], [y for _, y in inside], "o", ms=2.2, color=color,
+                    alpha=0.55)
+            if below:
+                ax.plot(below, [lay["ylim"][0]] * len(below), "v", ms=4, color=color, clip_on=False)
             if b["curve"] is not None:
                 ax.plot(*b["curve"], ":" if b["status"] == "extrapolated" else "-", lw=1.3, color=color)
             if math.isfinite(b["a_post"]):
@@ -299,6 +329,8 @@ def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
                                   ls=":" if b["status"] == "extrapolated" else "-",
                                   label=text + _status_note(b["status"])))
         handles.append(Line2D([], [], color="gray", ls="--", lw=0.8, label="dashed: A_post per branch"))
+        if any(y < lay["ylim"][0] for b in lay["branches"] for y in b["y"]):
+            handles.append(Line2D([], [], color="gray", marker="v", ls="", label="point below the axis"))
         ax.set_xscale("log")
         ax.set_xlim(*lay["xlim"])
         ax.set_ylim(*lay["ylim"])
