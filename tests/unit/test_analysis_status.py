@@ -63,7 +63,7 @@ def test_auto_choice_never_prefers_an_extrapolated_fit(monkeypatch):
                          np.ones(len(xf), bool), 0, 0)
 
     monkeypatch.setattr(F, "robust_fit", fake_fit)
-    monkeypatch.setattr(F, "_validation_rmse", lambda xf, yf, t, a, eps: rmses[(t, a)])
+    monkeypatch.setattr(F, "_validation_rmse", lambda xf, yf, t, a, eps: rmses.get((t, a), float("nan")))
     fit = F.fit_branch(x, y, p_sft=70.0)
     assert (fit.tau, fit.alpha) == (4.0, 0.85) and fit.status == "ok"
     # with no identifiable choice at all, the best validation RMSE is taken and flagged

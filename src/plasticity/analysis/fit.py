@@ -107,23 +107,27 @@ def branch_scale(x: Sequence[float]) -> float:
 
 
 def _choose(xf, yf, taus, alphas, eps):
-    """(robust fit, tau, alpha, validation RMSE) of the preferred choice (module docstring)."""
-    best = None
+    """(robust fit, tau, alpha, validation RMSE) of the preferred choice (module docstring): the
+    choices in order of validation RMSE, the first whose full fit is identifiable, else the first
+    that fits at all. Full fits run lazily, so the usual branch costs one."""
+    scored = []
     for t in taus:
         for a in alphas:
-            try:
-                fit = robust_fit(xf, yf, t, a, eps)
-            except FIT_ERRORS:
-                continue
             try:
                 val = _validation_rmse(xf, yf, t, a, eps)
             except FIT_ERRORS:
                 val = float("nan")
-            key = (not identifiable(fit.params.cmid, float(np.max(xf))),
-                   val if math.isfinite(val) else float("inf"))
-            if best is None or key < best[0]:
-                best = (key, fit, t, a, val)
-    return best[1:] if best else None
+            scored.append((val if math.isfinite(val) else float("inf"), len(scored), t, a, val))
+    first = None
+    for _, _, t, a, val in sorted(scored):
+        try:
+            fit = robust_fit(xf, yf, t, a, eps)
+        except FIT_ERRORS:
+            continue
+        if identifiable(fit.params.cmid, float(np.max(xf))):
+            return fit, t, a, val
+        first = first or (fit, t, a, val)
+    return first
 
 
 def fit_branch(x: Sequence[float], y: Sequence[float], tau: float | str | None = "auto",
