@@ -215,6 +215,9 @@ def test_figure2_one_panel_per_start_and_one_colour_per_method(tiny):
     assert [p["start"] for p in panels] == [("base", 0), ("uniform", 600)]     # most methods
     assert [ln["method"] for ln in panels[0]["lines"]] == ["dapo_dc"]          # pure RL once
     assert [ln["method"] for ln in panels[1]["lines"]] == ["dapo_dc", "luffy"]
+    dapo, luffy = panels[1]["lines"]
+    assert dapo["x"].count(0.0) == 1                       # its own branch point, not a second one
+    assert luffy["x"][0] == 0.0 and luffy["y"][0] == pytest.approx(dapo["y"][0])   # starts at P_sft
     assert panels[1]["x0"] == pytest.approx(next(f["x_sft_ef"] for f in fits if f["sft_step"] == 600))
     assert len(set(figures.METHOD_COLORS.values())) == len(figures.METHOD_COLORS)
     from plasticity.methods import METHODS

@@ -111,10 +111,13 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
             x0 = step * ef if ef else 0.0
         sft_name = ds if ds != "base" else next(
             (k[0] for k in keys if k[0] != "base"), sorted(curves.sft)[0] if curves.sft else None)
-        lines = [{"method": m, "x": [x for x, _ in pts], "y": [y for _, y in pts]}
-                 for m, pts in sorted(by_start[(ds, step)].items(),
-                                      key=lambda kv: (list(METHOD_COLORS).index(kv[0])
-                                                      if kv[0] in METHOD_COLORS else 99, kv[0]))]
+        start = _branch_point(curves, ds, x0) if ds != "base" else []
+        order = sorted(by_start[(ds, step)].items(), key=lambda kv: (
+            list(METHOD_COLORS).index(kv[0]) if kv[0] in METHOD_COLORS else 99, kv[0]))
+        lines = []
+        for m, pts in order:
+            pts = (start if not any(x == 0 for x, _ in pts) else []) + list(pts)
+            lines.append({"method": m, "x": [x for x, _ in pts], "y": [y for _, y in pts]})
         title = "from the base model" if ds == "base" else f"from the SFT checkpoint {ds} @ {step}"
         sft = list(curves.sft.get(sft_name, []))
         panels.append({"start": (ds, step), "x0": x0, "title": title, "lines": lines,
@@ -123,6 +126,17 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
     if not panels:
         raise ValueError("figure2: the curves have no RL rows")
     return panels
+
+
+def _branch_point(curves, ds: str, x0: float) -> list[tuple[float, float]]:
+    """[(0, P_sft)]: the SFT curve at the checkpoint, so an RL line starts where its branch does
+    (the study's curves list no x = 0 RL row); [] when the SFT curve has no point there."""
+    from plasticity.analysis.artifacts import FitError, sft_value_at
+
+    try:
+        return [(0.0, sft_value_at(curves.sft.get(ds, []), x0, ds))]
+    except FitError:
+        return []
 
 
 def figure2(curves, out, fits: list[dict] = (), starts: list[str] | None = None) -> None:
