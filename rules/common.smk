@@ -260,7 +260,7 @@ CORRELATION = {"table5", "figure8"}
 
 
 def report_targets():
-    skip = CORRELATION if len(_report_sft_runs()) < 2 else set()
+    skip = CORRELATION if len(_report_sft_runs()) < 2 and not CFG.report.import_min_loss else set()
     return ([f"{REPORTS}/tables/{t}.md" for t in TABLES if t not in skip]
             + [f"{REPORTS}/figures/{f}.png" for f in FIGURES if f not in skip])
 
@@ -280,6 +280,8 @@ def _report_files(name):
         files["settings"] = stage_config("settings")
     if "val_loss" in needs and not CFG.report.import_curves:
         files["sft"] = [f"{R}/{REPORT_MODEL}/sft/{r.data}" for r in _report_sft_runs()]
+    if VAL_LOSS_FLAG.get(name) == "min-loss" and CFG.report.import_curves and CFG.report.import_min_loss:
+        files["min_loss"] = CFG.report.import_min_loss      # imported per-set minimum losses (CSV)
     return files
 
 
@@ -300,4 +302,6 @@ def report_args(name):
     if "sft" in files:
         args += [f"--{flag} {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"
                  for r in _report_sft_runs()]
+    if "min_loss" in files:
+        args.append(f"--min-loss {shlex.quote(files['min_loss'])}")
     return " ".join(args)

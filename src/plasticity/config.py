@@ -528,11 +528,13 @@ class FitCfg(Strict):
 
 class Report(Strict):
     fit: FitCfg = FitCfg()
-    # Curves from elsewhere (the layout of ../shared/reference/sft889k_curves.csv) rendered instead of
-    # this project's results, with optional per-branch fit hyperparameters (the layout of
-    # sft889k_table4.csv): the study's own published curves through this pipeline.
+    # Curves from elsewhere (the layout of reference/sft889k_curves.csv) rendered instead of this
+    # project's results, with optional per-branch fit hyperparameters (the layout of
+    # reference/sft889k_table4.csv) and per-set minimum validation losses for Tables 1, 5 and Figure 8
+    # (the layout of reference/min_val_loss.csv): the study's own published curves through this pipeline.
     import_curves: str | None = None
     import_hparams: str | None = None
+    import_min_loss: str | None = None
     model: str | None = None                # model whose runs the report covers (default: first in use)
 
 
@@ -600,6 +602,8 @@ class Config(Strict):
                               f"{sorted(MODEL_REGISTRY)}")
         if self.report.import_hparams and not self.report.import_curves:
             errors.append("report.import_hparams: only used with report.import_curves")
+        if self.report.import_min_loss and not self.report.import_curves:
+            errors.append("report.import_min_loss: only used with report.import_curves")
         if self.report.model and self.report.model not in self.models:
             errors.append(f"report.model: unknown model {self.report.model!r}")
         if self.data.difficulty.model and self.data.difficulty.model not in self.models:

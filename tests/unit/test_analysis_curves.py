@@ -43,10 +43,14 @@ def test_collect_writes_curves_weights_branches(tmp_path):
     assert float(fits["uniform"]["a_post"]) > 35.0
 
 
-def test_import_keeps_rows(tmp_path):
+@pytest.mark.parametrize("text", [
+    "dataset,branch_step,phase,x_ef,benchmark,accuracy\nD,,sft,0.0,gsm8k,67.81\nD,0,rl,0.53,gsm8k,70.1\n",
+    # the method column stays when a run used another method than the grid's
+    "dataset,branch_step,phase,x_ef,benchmark,accuracy,method\nD,,sft,0.0,gsm8k,67.81,\n"
+    "D,0,rl,0.53,gsm8k,70.1,dapo_dc\nD,0,rl,0.53,gsm8k,69.0,luffy\n"])
+def test_import_keeps_rows(tmp_path, text):
     src = tmp_path / "in.csv"
-    src.write_text("dataset,branch_step,phase,x_ef,benchmark,accuracy\nD,,sft,0.0,gsm8k,67.81\n"
-                   "D,0,rl,0.53,gsm8k,70.1\n")
+    src.write_text(text)
     out = tmp_path / "out.csv"
     assert curves.main(["--import", str(src), "--out", str(out)]) == 0
     assert sorted(out.read_text().splitlines()) == sorted(src.read_text().splitlines())

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from plasticity.analysis import fit as F
-from plasticity.analysis.fit import detect_collapse, fit_branch, robust_fit, sigmoid
+from plasticity.analysis import artifacts as A
+from plasticity.analysis import forms
+from plasticity.analysis import sigmoid as S
+from plasticity.analysis.fit import fit_branch
+from plasticity.analysis.sigmoid import robust_fit, sigmoid
+from plasticity.analysis.status import STATUSES, detect_collapse
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "analysis" / "tiny_run"
 
@@ -29,7 +34,7 @@ def test_outliers_rejected_and_parameters_recovered():
     x, y = _synthetic()
     y_bad = y.copy()
     y_bad[[5, 12, 20]] -= 6.0                       # evaluation glitches
-    plain = F.fit_sigmoid(x, y_bad)
+    plain = S.fit_sigmoid(x, y_bad)
     fit = robust_fit(x, y_bad, tau=3.0)
     assert fit.n_outliers >= 3 and not fit.kept[[5, 12, 20]].any()
     assert fit.kept[0]                              # branch point is never dropped
@@ -59,9 +64,9 @@ def test_free_c0_recovers_offset_and_fixed_c0_is_respected():
     assert fixed.params.c0 == 1.0
 
 
-def test_collapse_detection_and_peak_ceiling():
+def test_collapse_needs_a_sustained_fall_below_the_branch_point():
     x = np.arange(0, 16, dtype=float)
-    y = np.concatenate([[0], sigmoid(x[1:11], 10, 3, 2), [4.0, 2.0, 1.0, 0.5, 0.0]])
+    y = np.concatenate([[0], sigmoid(x[1:11], 10, 3, 2), [4.0, -1.0, -2.0, -2.5, -3.0]])
     assert detect_collapse(y) == 10
     fit = fit_branch(x, y, tau=3.0, alpha=None)
     assert fit.collapsed and fit.status == "collapsed"
@@ -69,6 +74,12 @@ def test_collapse_detection_and_peak_ceiling():
     stable = sigmoid(x, 10, 3, 2)
     assert detect_collapse(stable) is None
     assert detect_collapse(stable - np.where(x > 12, 1.0, 0.0)) is None   # small dip: not a collapse
+    # a fall that stays above the branch point is a decline, not a collapse
+    assert detect_collapse(np.concatenate([y[:11], [4.0, 2.0, 1.0, 0.5, 0.1]])) is None
+    # two trailing points below P_sft are not sustained (k = max(3, ceil(N / 5)))
+    assert detect_collapse([0.0, 3.0, 2.0, 2.5, -1.0, -1.0]) is None
+    # one high point followed by three below P_sft: the miniature's easy@400 shape
+    assert detect_collapse([0.0, 3.0, -1.0, -1.0, -1.5]) == 1
 
 
 @pytest.mark.parametrize("y", [[0.0, 0.0, 0.0, 0.0, 0.0], [0.0, -1.0, -2.0, -2.5, -3.0],
@@ -76,7 +87,7 @@ def test_collapse_detection_and_peak_ceiling():
 def test_tiny_branches_never_crash(y):
     x = np.linspace(0, 4e-6, len(y))               # tiny-model compute: micro-EF
     fit = fit_branch(x, y)
-    assert fit.status in {"ok", "flat", "bound", "implausible", "failed", "collapsed"}
+    assert fit.status in STATUSES
     if len(y) < 3:
         assert fit.status == "failed" and fit.params is None
     assert np.isfinite(fit.pl_rl) and fit.pl_rl >= 0.0
@@ -178,7 +189,7 @@ def test_auto_hyperparameters_and_best_form():
     fit = fit_branch(x, y)                          # tau, alpha chosen
     assert fit.tau in F.TAU_GRID and fit.alpha in F.ALPHA_GRID
     assert np.isfinite(fit.rmse_val) and fit.rmse_val < 0.5
-    lin = F.fit_best_form(np.arange(20.0), 3.0 * np.arange(20.0) + 1.0)
+    lin = forms.fit_best_form(np.arange(20.0), 3.0 * np.arange(20.0) + 1.0)
     assert lin["form"] in {"linear", "power"} and lin["rmse_val"] < 1e-3
 
 
@@ -212,15 +223,61 @@ def test_cli_on_miniature_curves_with_weights(tmp_path):
 def test_bad_rows_name_file_line_and_field(tmp_path):
     curves = tmp_path / "c.csv"
     _write_curves(curves, [["d", "", "sft", "zero", "a", 1.0]])
-    with pytest.raises(F.FitError, match=r"c.csv:2: fields 'x_ef'"):
-        F.read_curve_rows(curves)
+    with pytest.raises(A.FitError, match=r"c.csv:2: fields 'x_ef'"):
+        A.read_curve_rows(curves)
     _write_curves(curves, [["d", "x", "rl", 1.0, "a", 1.0]])
-    with pytest.raises(F.FitError, match=r"c.csv:2: field 'branch_step'"):
-        F.read_curve_rows(curves)
+    with pytest.raises(A.FitError, match=r"c.csv:2: field 'branch_step'"):
+        A.read_curve_rows(curves)
     _write_curves(curves, [["d", 1, "rl", 1.0, "gsm8k", 1.0]])
-    with pytest.raises(F.FitError, match=r"no accuracy for benchmark\(s\)"):
-        F.overall_curves(F.read_curve_rows(curves))
+    with pytest.raises(A.FitError, match=r"no accuracy for benchmark\(s\)"):
+        A.overall_curves(A.read_curve_rows(curves))
     hp = tmp_path / "h.csv"
     hp.write_text("dataset,sft_step,x_sft_ef,outlier_tau,lts_alpha,eps\nd,1,1.0,3,0.3,0\n")
-    with pytest.raises(F.FitError, match=r"h.csv:2: field 'lts_alpha'"):
-        F.read_hparams(hp)
+    with pytest.raises(A.FitError, match=r"h.csv:2: field 'lts_alpha'"):
+        A.read_hparams(hp)
+
+
+def test_branch_point_from_the_sft_curve_without_hparams(tmp_path):
+    """Curves without x = 0 RL rows: each branch starts from the SFT checkpoint paired with it."""
+    rows = [["d", "", "sft", 0.0, "overall", 40.0], ["d", "", "sft", 1.0, "overall", 60.0],
+            ["d", "", "sft", 2.0, "overall", 65.0]]
+    for step, p_sft in ((100, 60.0), (200, 65.0)):
+        for xv in (0.5, 1, 2, 3, 4, 6, 8, 10):
+            rows.append(["d", step, "rl", xv, "overall", p_sft + 6 * xv / (xv + 2)])
+    for xv in (0.5, 1, 2, 4, 8):
+        rows.append(["d", 0, "rl", xv, "overall", 40.0 + 20 * xv / (xv + 1)])
+    curves = tmp_path / "curves.csv"
+    _write_curves(curves, rows)
+    out = tmp_path / "fits.csv"
+    assert F.main(["--curves", str(curves), "--out", str(out)]) == 0
+    got = {int(r["sft_step"]): r for r in csv.DictReader(open(out))}
+    assert float(got[100]["p_sft"]) == 60.0 and float(got[100]["x_sft_ef"]) == 1.0
+    assert float(got[200]["p_sft"]) == 65.0 and float(got[200]["x_sft_ef"]) == 2.0
+    assert float(got[0]["p_sft"]) == 40.0 and float(got[0]["x_sft_ef"]) == 0.0
+    # an SFT curve with more checkpoints than branches cannot be paired: the error says what to give
+    _write_curves(curves, rows + [["d", "", "sft", 3.0, "overall", 66.0]])
+    with pytest.raises(A.FitError, match=r"d branch_step 100: .*1 branch|give --hparams with x_sft_ef"):
+        F.fit_all(A.overall_curves(A.read_curve_rows(curves)))
+
+
+def test_method_column_is_optional_and_the_grid_is_the_default_method(tmp_path):
+    path = tmp_path / "curves.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy", "method"])
+        w.writerows([["d", "", "sft", 0.0, "overall", 40.0, ""],
+                     ["d", 0, "rl", 1.0, "overall", 50.0, ""],
+                     ["d", 0, "rl", 1.0, "overall", 45.0, "luffy"]])
+    c = A.overall_curves(A.read_curve_rows(path))
+    assert c.rl == {("d", 0): [(1.0, 50.0)]}                   # blank method = dapo_dc, the grid's
+    assert c.methods[("d", 0, "luffy")] == [(1.0, 45.0)]
+
+
+def test_min_loss_file_errors_name_the_line(tmp_path):
+    path = tmp_path / "loss.csv"
+    path.write_text("dataset,min_val_loss\nA,0.4\nB,zero\n")
+    with pytest.raises(A.FitError, match=r"loss.csv:3: field 'min_val_loss'"):
+        A.read_min_losses(path)
+    path.write_text("dataset,min_val_loss\nA,0.4\nA,0.5\n")
+    with pytest.raises(A.FitError, match=r"loss.csv:3: field 'dataset'"):
+        A.read_min_losses(path)

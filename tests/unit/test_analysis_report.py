@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from plasticity.analysis import artifacts as A
 from plasticity.analysis import fit as F
 from plasticity.analysis import figures, tables
 from plasticity.analysis.tables import fmt_ef
@@ -17,8 +18,8 @@ def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "fits.csv"
     assert F.main(["--curves", str(TINY / "curves.csv"), "--hparams", str(TINY / "branches.csv"),
                    "--tau", "auto", "--alpha", "auto", "--eps", "0", "--out", str(out)]) == 0
-    curves = F.overall_curves(F.read_curve_rows(TINY / "curves.csv"))
-    return curves, F.read_fits(out), out
+    curves = A.overall_curves(A.read_curve_rows(TINY / "curves.csv"))
+    return curves, A.read_fits(out), out
 
 
 def test_fmt_ef_is_adaptive():
@@ -83,18 +84,20 @@ def test_figure3_layout_tiny_run(tiny):
         assert by[key]["x"][0] == pytest.approx(x_sft[key], rel=1e-9)
         assert any(x == pytest.approx(x_sft[key], rel=1e-9) for x, _ in lay["sft"])
         assert min(by[key]["x"]) >= x_sft[key] * (1 - 1e-9)
-        assert by[key]["status"] == "flat" and not by[key]["draw_fit"] and by[key]["curve"] is None
-    assert by[("pure_rl", 0)]["x"][0] == 0.0 and by[("pure_rl", 0)]["draw_fit"]
-    assert by[("pure_rl", 0)]["curve"][0][0] == 0.0
+        assert by[key]["status"] == "flat" and by[key]["curve"] is None
+        assert by[key]["a_post"] == pytest.approx(by[key]["fit"]["max_obs"])   # dashed line: best obs.
+    pure = by[("pure_rl", 0)]
+    assert pure["x"][0] == 0.0 and pure["curve"] is not None
+    assert 0.0 < pure["curve"][0][0] <= min(x for x in pure["x"] if x > 0)   # log axis: from x > 0
     # y-limits from the data (10.5 .. 23.1 and 4.1), not from a fitted curve at -78
     ys = [y for b in lay["branches"] for y in b["y"]] + [y for _, y in lay["sft"]]
     lo, hi = lay["ylim"]
     assert min(ys) - 2.0 < lo < min(ys) and max(ys) < hi < max(ys) + 2.0
-    # symlog threshold at the data's scale (1e-7 EF), not 1 EF
-    assert lay["linthresh"] == pytest.approx(1.04285432673e-07)
-    # regimes at compute positions: steps 0-400 Adaptive, 600 Stable
+    # log axis at the data's scale (1e-7 EF), not 1 EF
+    assert lay["xlim"][0] == pytest.approx(1.04285432673e-07 / 10 ** 0.25)
+    # regimes at compute positions of the SFT checkpoints: steps 200-400 Adaptive, 600 Stable
     spans = lay["regimes"]
-    assert [lab for *_, lab in spans] == ["adaptive"] * 4 + ["stable"]
+    assert [lab for *_, lab in spans] == ["adaptive"] * 3 + ["stable"]
     stable_lo, stable_hi, _ = spans[-1]
     assert stable_lo < x_sft[("uniform", 600)] <= stable_hi
     assert stable_hi >= max(by[("uniform", 600)]["x"])
@@ -116,17 +119,17 @@ def test_figure3_layout_is_scale_free(tiny):
     """The same panel with every compute value times 1e9 (the study's EF range) has the same shape."""
     curves, fits, _ = tiny
     k = 1e9
-    big = F.Curves(sft={d: [(x * k, y) for x, y in p] for d, p in curves.sft.items()},
+    big = A.Curves(sft={d: [(x * k, y) for x, y in p] for d, p in curves.sft.items()},
                    rl={key: [(x * k, y) for x, y in p] for key, p in curves.rl.items()},
                    per_benchmark={})
     big_fits = [dict(f, x_sft_ef=f["x_sft_ef"] * k, cmid_ef=f["cmid_ef"] * k) for f in fits]
     a = figures.figure3_layout(curves, fits, "uniform")
     b = figures.figure3_layout(big, big_fits, "uniform")
-    assert b["linthresh"] == pytest.approx(a["linthresh"] * k) and b["ylim"] == a["ylim"]
+    assert b["xlim"] == pytest.approx([x * k for x in a["xlim"]]) and b["ylim"] == a["ylim"]
     for ba, bb in zip(a["branches"], b["branches"]):
         assert bb["x"] == pytest.approx([x * k for x in ba["x"]])
-        assert bb["draw_fit"] == ba["draw_fit"]
-        if ba["draw_fit"]:
+        assert (bb["curve"] is None) == (ba["curve"] is None)
+        if ba["curve"] is not None:
             assert bb["curve"][1] == pytest.approx(ba["curve"][1])
 
 
@@ -169,3 +172,72 @@ def test_figure2_png(tiny, tmp_path):
     assert figures.main(["--name", "figure2", "--curves", str(TINY / "curves.csv"), "--fits", str(fits_path),
                          "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fit_row(ds, step, a_post, status, x_sft=1.0, regime=""):
+    return {"dataset": ds, "sft_step": step, "x_sft_ef": x_sft, "p_sft": a_post - 2, "a_post": a_post,
+            "pl_rl": 2.0, "status": status, "regime": regime}
+
+
+def test_table5_uses_identifiable_ceilings_and_imported_losses(tmp_path):
+    fits = [_fit_row("S", 1, 70.0, "ok"), _fit_row("S", 2, 90.0, "extrapolated"),
+            _fit_row("E", 1, 75.0, "b_bound"), _fit_row("E", 2, 99.0, "collapsed"),
+            _fit_row("H", 1, 80.0, "ok"), _fit_row("X", 1, 60.0, "extrapolated"),
+            _fit_row("pure_rl", 0, 72.0, "ok", 0.0)]
+    losses = tmp_path / "loss.csv"
+    losses.write_text("dataset,min_val_loss\nS,0.5\nE,0.45\nH,0.4\nX,0.3\nU,0.2\n")
+    res = tables.table5(fits, tables.parse_min_losses([str(losses)]), tmp_path / "t5")
+    assert res["datasets"] == ["E", "H", "S"] and res["spearman"] == pytest.approx(-1.0)
+    rows = {r["SFT data"]: r for r in _table(tmp_path / "t5.md")}
+    assert rows["S"]["Best A_post"] == "70.0" and rows["S"]["Identifiable"] == "1/2"
+    assert rows["E"]["Best step"] == "1"
+    text = (tmp_path / "t5.md").read_text()
+    assert "X (no identifiable ceiling)" in text and "U" not in rows
+
+
+def test_figure3_regimes_from_the_imported_column(tiny):
+    curves, fits, _ = tiny
+    imported = [dict(f, regime={200: "adaptive", 600: "stable"}.get(f["sft_step"], "")) for f in fits]
+    lay = figures.figure3_layout(curves, imported, "uniform")
+    assert [lab for *_, lab in lay["regimes"]] == ["adaptive", "stable"]
+    lo, hi, _ = lay["regimes"][1]
+    x600 = next(f["x_sft_ef"] for f in fits if f["sft_step"] == 600)
+    assert lo < x600 < hi
+
+
+def test_figure2_one_panel_per_start_and_one_colour_per_method(tiny):
+    curves, fits, _ = tiny
+    methods = dict(curves.methods)
+    methods[("other", 0, "dapo_dc")] = methods[("pure_rl", 0, "dapo_dc")]      # pure RL repeated
+    methods[("uniform", 600, "luffy")] = [(1e-7, 20.0), (2e-7, 21.0)]
+    c = A.Curves(sft=curves.sft, rl=curves.rl, per_benchmark={}, methods=methods)
+    panels = figures.figure2_layout(c, fits)
+    assert [p["start"] for p in panels] == [("base", 0), ("uniform", 600)]     # most methods
+    assert [ln["method"] for ln in panels[0]["lines"]] == ["dapo_dc"]          # pure RL once
+    assert [ln["method"] for ln in panels[1]["lines"]] == ["dapo_dc", "luffy"]
+    dapo, luffy = panels[1]["lines"]
+    assert dapo["x"].count(0.0) == 1                       # its own branch point, not a second one
+    assert luffy["x"][0] == 0.0 and luffy["y"][0] == pytest.approx(dapo["y"][0])   # starts at P_sft
+    assert panels[1]["x0"] == pytest.approx(next(f["x_sft_ef"] for f in fits if f["sft_step"] == 600))
+    assert len(set(figures.METHOD_COLORS.values())) == len(figures.METHOD_COLORS)
+    from plasticity.methods import METHODS
+    assert set(figures.METHOD_COLORS) == set(METHODS)
+    with pytest.raises(ValueError, match="no RL curves from"):
+        figures.figure2_layout(c, fits, ["uniform@999"])
+
+
+def test_metrics_best_ceiling_is_identifiable(tiny, tmp_path):
+    from plasticity.analysis import metrics
+
+    _, fits, fits_path = tiny
+    rows = list(csv.DictReader(open(fits_path)))
+    rows.append(dict(rows[0], dataset="uniform", sft_step="999", a_post="99.0", status="extrapolated"))
+    path = tmp_path / "fits.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    out = metrics.summarize(TINY / "curves.csv", path)
+    assert out["branches"]["uniform@999"]["status"] == "extrapolated"
+    assert out["best_a_post"] == pytest.approx(max(f["a_post"] for f in fits if f["status"] in
+                                                   ("ok", "b_bound", "flat")), abs=1e-4)

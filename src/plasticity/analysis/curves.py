@@ -181,12 +181,12 @@ def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=()) -
             x_sft = step * sft_ef_per_step(runs[ds], step) if (ds in runs and step) else 0.0
             branches.append({"dataset": ds, "sft_step": step, "x_sft_ef": x_sft})
     for path in imports:
-        from plasticity.analysis.fit import FitError, read_curve_rows
+        from plasticity.analysis.artifacts import FitError, read_curve_rows
         try:
             imported = read_curve_rows(path)
         except FitError as exc:
             raise CurvesError(str(exc)) from None
-        rows += [{k: r[k] for k in COLUMNS} for r in imported]
+        rows += [{k: r[k] for k in COLUMNS + ["method"]} for r in imported]
     return rows, weights, sorted(branches, key=lambda b: (b["dataset"], b["sft_step"]))
 
 
@@ -199,14 +199,21 @@ def _fmt(v) -> str:
 
 
 def write_curves(rows: list[dict], out: str | Path) -> None:
+    """The curves CSV; the optional ``method`` column is written only when some RL row was run with
+    another method than the grid's (``artifacts.DEFAULT_METHOD``), so grid-only curves keep the
+    reference layout."""
+    from plasticity.analysis.artifacts import DEFAULT_METHOD
+
+    methods = any(r.get("method") not in (None, "", DEFAULT_METHOD) for r in rows)
+    columns = COLUMNS + ["method"] if methods else COLUMNS
     key = lambda r: (r["dataset"], r["phase"], -1 if r["branch_step"] is None else r["branch_step"],
-                     r["x_ef"], r["benchmark"])
+                     r.get("method") or "", r["x_ef"], r["benchmark"])
     with atomic_path(out) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
-            w.writerow(COLUMNS)
+            w.writerow(columns)
             for r in sorted(rows, key=key):
-                w.writerow([_fmt(r[c]) for c in COLUMNS])
+                w.writerow([_fmt(r.get(c)) for c in columns])
 
 
 def main(argv: list[str] | None = None) -> int:

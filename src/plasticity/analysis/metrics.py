@@ -1,7 +1,7 @@
 """Headline numbers of a study as one small JSON file (the DVC metrics of the report phase).
 
-Reads the curves CSV (reference layout) and the fits CSV; writes per-branch P_sft, A_post, PL_rl,
-the best observed accuracy of every phase and the best fitted ceiling.
+Reads the curves CSV (reference layout) and the fits CSV; writes per-branch P_sft, A_post, PL_rl and
+status, the best observed accuracy of every phase and the best identifiable ceiling (``status.py``).
 
     python -m plasticity metrics --curves CURVES.csv --fits FITS.csv --out reports/metrics.json
 """
@@ -37,11 +37,15 @@ def summarize(curves_csv: str | Path, fits_csv: str | Path) -> dict:
         acc = _float(row["accuracy"])
         if acc is not None and acc > best.get(row["phase"], -math.inf):
             best[row["phase"]] = acc
+    from plasticity.analysis.status import IDENTIFIABLE
+
     branches = {}
     for row in fits:
         key = f"{row['dataset']}@{row['sft_step']}"
         branches[key] = {k: _round(_float(row.get(k))) for k in ("p_sft", "a_post", "pl_rl")}
-    ceilings = [b["a_post"] for b in branches.values() if b["a_post"] is not None]
+        branches[key]["status"] = row.get("status", "ok")
+    ceilings = [b["a_post"] for b in branches.values()
+                if b["a_post"] is not None and b["status"] in IDENTIFIABLE]
     return {
         "best_observed": {phase: _round(v) for phase, v in sorted(best.items())},
         "best_a_post": _round(max(ceilings)) if ceilings else None,

@@ -6,11 +6,13 @@ and PREFIX.csv. Inputs per table:
 - table1 (paradigms, maxP_post per method; Llama in the study): ``--curves`` (every dataset's SFT
   curve and RL branches; the best observed overall accuracy of each paradigm), optional ``--min-loss``.
 - table2 (settings): ``--config JSON`` (a resolved config section); one row per leaf setting.
-- table4 (per-branch fits): ``--fits FITS.csv``; optional ``--val-loss DATASET=VAL.json`` adds a
-  Regime column: the regime (Adaptive / Stable / Mild / Severe, ``regimes.label_regimes``) of each
-  branch's SFT checkpoint (``–`` for pure RL and for a step without a validation loss).
-- table5 (minimum SFT validation loss vs best ceiling, with Pearson / Spearman): ``--fits`` and
-  ``--min-loss DATASET=VAL.json|NUMBER`` per SFT set.
+- table4 (per-branch fits): ``--fits FITS.csv``; the Status column flags every A_post that is not a
+  plain identified fit, and the notes say what each status reports (``status.py``). A Regime column is added with
+  ``--val-loss DATASET=VAL.json`` (the regime, ``regimes.label_regimes``, of each branch's SFT
+  checkpoint) or when FITS.csv carries an imported ``regime`` column (``–`` where unknown).
+- table5 (minimum SFT validation loss vs the best identifiable ceiling, Pearson / Spearman from
+  scipy.stats): ``--fits`` and ``--min-loss DATASET=VAL.json|NUMBER`` per SFT set, or ``--min-loss
+  FILE.csv`` (dataset, min_val_loss; ``reference/min_val_loss.csv`` holds the study's).
 - table6 (switch point table, Qwen2.5-14B in the study): ``--fits`` and ``--val-loss DATASET=VAL.json``
   (validation loss and regime at each switch); max RL gain and maxP_post are the observed values.
 
@@ -101,13 +103,19 @@ def render(header: Sequence[str], rows: Sequence[Sequence[str]], prefix: str | P
 
 
 def parse_min_losses(specs: Sequence[str]) -> dict[str, float]:
-    """``DATASET=VAL.json`` (its minimum over SFT checkpoints) or ``DATASET=NUMBER``."""
+    """``DATASET=VAL.json`` (its minimum over SFT checkpoints), ``DATASET=NUMBER``, or a CSV file with
+    columns dataset, min_val_loss (``artifacts.read_min_losses``; imported per-set minimum losses)."""
+    from plasticity.analysis.artifacts import read_min_losses
     from plasticity.analysis.regimes import min_val_loss, read_val_loss
 
     out = {}
     for spec in specs:
+        if "=" not in spec and spec.endswith(".csv"):
+            out.update(read_min_losses(spec))
+            continue
         if "=" not in spec:
-            raise TableError(f"--min-loss {spec!r}: expected DATASET=VAL.json or DATASET=NUMBER")
+            raise TableError(f"--min-loss {spec!r}: expected DATASET=VAL.json, DATASET=NUMBER or "
+                             f"a CSV file (dataset, min_val_loss)")
         name, value = spec.split("=", 1)
         if Path(value).is_file():
             out[name] = min_val_loss(*read_val_loss(value))[1]
@@ -141,41 +149,62 @@ def _regime_at(val, step: int) -> tuple[str, float | None]:
     return label_regimes(steps, losses)[i].capitalize(), losses[i]
 
 
-def branch_regime(val_losses: dict, dataset: str, step: int) -> str:
-    """Table 4's Regime cell: the regime of DATASET's SFT checkpoint STEP (``–`` when unknown)."""
-    val = val_losses.get(dataset)
-    return _regime_at(val, step)[0] if val else "–"
+def branch_regime(val_losses: dict, fit: dict) -> str:
+    """Table 4's Regime cell: the regime of the branch's SFT checkpoint from its validation loss, else
+    the fit's imported ``regime`` column, else ``–``."""
+    val = val_losses.get(fit["dataset"])
+    if val:
+        return _regime_at(val, fit["sft_step"])[0]
+    return (fit.get("regime") or "").capitalize() or "–"
 
 
 def _dataset_label(ds: str) -> str:
     return "(pure RL)" if ds == "pure_rl" else ds
 
 
+STATUS_NOTES = {
+    "ok": "the fitted ceiling, P_sft + U (Cmid within the observed compute)",
+    "b_bound": "the fitted ceiling; B sits at its bound (the rise is a step between two "
+               "evaluations), the plateau is identified",
+    "extrapolated": "NOT identifiable: the fitted midpoint Cmid lies beyond the last observed "
+                    "compute, so A_post is the best observed value (the fit's ceiling is u_fit in "
+                    "FITS.csv)",
+    "collapsed": "the observed peak before a sustained fall below P_sft (not a fitted asymptote)",
+    "flat": "the best observed value: the gain is never clearly above zero, or the fit does not rise",
+    "bound": "the best observed value: U at its bound",
+    "implausible": "the best observed value: the fitted ceiling lies outside [0, 100]",
+    "failed": "the best observed value: no fit",
+}
+
+
 def table4(fits: list[dict], val_losses: dict, prefix) -> None:
+    from plasticity.analysis.status import FIT_DRAWN
+
     header = ["Data", "Step", "x_sft EF", "τ", "LTS α", "ε", "PL_rl", "Cmid (EF)", "B", "P_sft",
               "A_post", "RMSE val", "Status"]
-    if val_losses:
+    regimes = bool(val_losses) or any(f.get("regime") for f in fits)
+    if regimes:
         header.insert(-1, "Regime")
-    from plasticity.analysis.fit import SUBSTITUTED
-
     rows = []
     for f in sorted(fits, key=lambda r: (r["dataset"] != "pure_rl", r["dataset"], r["sft_step"])):
-        fitted = f.get("status", "ok") not in SUBSTITUTED
+        status = f.get("status", "ok")
+        fitted = status in FIT_DRAWN
         row = [_dataset_label(f["dataset"]), str(f["sft_step"]), fmt_ef(f.get("x_sft_ef")),
                _hp(f.get("tau")), _hp(f.get("alpha")), _f(f.get("eps"), 2),
                _f(f["pl_rl"]), fmt_ef(f.get("cmid_ef")) if fitted else "–",
                _f(f.get("b")) if fitted else "–", _f(f["p_sft"]),
-               _f(f["a_post"]), _f(f.get("rmse_val"), 2), f.get("status", "")]
-        if val_losses:
-            row.insert(-1, branch_regime(val_losses, f["dataset"], f["sft_step"]))
+               _f(f["a_post"]), _f(f.get("rmse_val"), 2), status]
+        if regimes:
+            row.insert(-1, branch_regime(val_losses, f))
         rows.append(row)
-    notes = ["PL_rl = A_post − P_sft; A_post is the fitted ceiling (status `ok`). Status `collapsed`: "
-             "the observed peak before the collapse; `failed` (no fit), `flat` (the gain is never "
-             "clearly above zero, or the fit does not rise), `bound` (U at the bound) and "
-             "`implausible` (ceiling outside [0, 100]): the best observed value of the branch, "
-             "with Cmid and B not reported (the rejected fit is in FITS.csv)."]
-    if val_losses:
-        notes.append("Regime: of the branch's SFT checkpoint, from its validation loss.")
+    present = [s for s in STATUS_NOTES if any(f.get("status", "ok") == s for f in fits)]
+    notes = ["PL_rl = A_post − P_sft. A ceiling is identifiable when the fitted midpoint lies within "
+             "the branch's observed compute (Cmid ≤ its last x); the Status column flags every A_post that "
+             "is not a plain identified fit. A_post per status: "
+             + "; ".join(f"`{s}`: {STATUS_NOTES[s]}" for s in present) + "."]
+    if regimes:
+        notes.append("Regime: of the branch's SFT checkpoint, from its validation loss (or the "
+                     "imported regime column).")
     render(header, rows, prefix, "Table 4: sigmoid fits of every RL branch", notes)
 
 
@@ -188,16 +217,30 @@ def _hp(v) -> str:
 
 
 def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
+    """Per SFT set: minimum validation loss, the branch with the highest identifiable A_post, and how
+    many of its branches are identifiable; Pearson / Spearman over the sets that have both."""
     from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+    from plasticity.analysis.status import IDENTIFIABLE
 
     best = best_ceilings(fits)
     res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
-    rows = [[ds, _f(loss, 2), str(best[ds]["sft_step"]), _f(best[ds]["a_post"])]
+    sets = sorted({f["dataset"] for f in fits if f["dataset"] != "pure_rl"})
+    counts = {ds: (sum(f["dataset"] == ds and f.get("status", "ok") in IDENTIFIABLE for f in fits),
+                   sum(f["dataset"] == ds for f in fits)) for ds in sets}
+    rows = [[ds, _f(loss, 2), str(best[ds]["sft_step"]), _f(best[ds]["a_post"]),
+             "{}/{}".format(*counts[ds])]
             for loss, ds in sorted(zip(res["min_loss"], res["datasets"]), reverse=True)]
     notes = [f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f} "
-             f"over {len(rows)} SFT sets."]
-    render(["SFT data", "Min. val loss", "Best step", "Best A_post"], rows, prefix,
-           "Table 5: minimum SFT validation loss vs the best ceiling", notes)
+             f"over {len(rows)} SFT sets (scipy.stats).",
+             "Best A_post: the maximum over the set's branches whose ceiling is identifiable (Table 4 "
+             "status ok, b_bound or flat); collapsed and extrapolated branches do not count."]
+    left = [ds for ds in sets if ds not in res["datasets"]]
+    if left:
+        notes.append("Not in the correlation: " + ", ".join(
+            f"{ds} ({'no identifiable ceiling' if ds not in best else 'no minimum loss'})"
+            for ds in left) + ".")
+    render(["SFT data", "Min. val loss", "Best step", "Best A_post", "Identifiable"], rows, prefix,
+           "Table 5: minimum SFT validation loss vs the best identifiable ceiling", notes)
     return res
 
 
@@ -220,7 +263,7 @@ def table6(fits: list[dict], val_losses: dict, prefix) -> None:
 
 
 def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix) -> None:
-    from plasticity.analysis.fit import overall_curves
+    from plasticity.analysis.artifacts import overall_curves
 
     c = overall_curves(curve_rows)
     rows = []
@@ -260,10 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--curves", help="curves CSV (table1)")
     p.add_argument("--config", help="config JSON (table2)")
     p.add_argument("--val-loss", action="append", default=[], metavar="DATASET=VAL.json")
-    p.add_argument("--min-loss", action="append", default=[], metavar="DATASET=VAL.json|NUMBER")
+    p.add_argument("--min-loss", action="append", default=[],
+                   metavar="DATASET=VAL.json|DATASET=NUMBER|FILE.csv")
     p.add_argument("--out-prefix", required=True, help="writes PREFIX.md, PREFIX.tex, PREFIX.csv")
     args = p.parse_args(argv)
-    from plasticity.analysis.fit import FitError, read_curve_rows, read_fits
+    from plasticity.analysis.artifacts import FitError, read_curve_rows, read_fits
     from plasticity.analysis.regimes import RegimeError
 
     try:
