@@ -118,10 +118,14 @@ def branch_trainer_class() -> type:
             share = self.gen_prompts_per_round // world
             indices = self.stream.take(self.gen_prompts_per_round)[rank * share:(rank + 1) * share]
             inputs = [self.rows[i] for i in indices for _ in range(self.num_generations)]
-            out = super()._generate_and_score_completions(inputs)
+            out = self._score_round(inputs)
             rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
             keep = kept_groups(rewards, self.num_generations)[rank * share:(rank + 1) * share]
             return out, keep if self.dynamic_sampling else torch.ones_like(keep)
+
+        def _score_round(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            """trl's generation and scoring of one round's rows (a subclass mixes expert rows in here)."""
+            return super()._generate_and_score_completions(inputs)
 
         def _generate_and_score_completions(self, inputs):
             if not self.model.training:
