@@ -17,7 +17,7 @@ Run by hand (one process; on several, after ``torchrun --nproc_per_node N`` or v
 ``python -m plasticity.launch``)::
 
     python -m plasticity rl --config CFG.json --start results/tiny/sft/uniform \\
-        --prompts RL.parquet --benchmarks results/benchmarks --out BRANCH_DIR [--threads 1] \
+        --prompts RL.parquet --benchmarks results/benchmarks --out BRANCH_DIR [--threads 1] \\
         [--experts MIX.parquet]   # synchronized methods (train.sync_trainer): the MIX set of the prompts
 
 ``CFG.json`` is the ``rl`` section (``plasticity.config.RlSection``). The switch (a step,
