@@ -2,7 +2,9 @@
 
 ``python -m plasticity figure --name NAME [inputs] --out FILE.png``. Inputs per figure:
 
-- figure2 (paradigm curves): ``--curves`` and optional ``--fits``; overall accuracy against compute,
+- figure2 (paradigm curves): ``--curves`` (and the ``paradigms.csv`` beside it, when there is one:
+  then one panel per starting point, one colour per method) and optional ``--fits``; overall accuracy
+  against compute,
   one line per SFT curve and per RL branch (RL branches start at their SFT checkpoint's compute from
   the fits' x_sft_ef / sft_step, so x = x_sft + x_rl; at x_rl alone without --fits).
 - figure3 (RL scaling per SFT set): ``--curves`` and ``--fits``; one panel per SFT set with the SFT
@@ -56,8 +58,14 @@ def _label(ds: str, step: int) -> str:
     return "pure RL" if step == 0 else f"{ds} @ {step}"
 
 
-def figure2(curves, out, fits: list[dict] = ()) -> None:
-    """Paradigm curves; RL branches start at their SFT checkpoint's compute (from the fits)."""
+def figure2(curves, out, fits: list[dict] = (), paradigms: list[dict] = ()) -> None:
+    """Paradigm curves; RL branches start at their SFT checkpoint's compute (from the fits).
+
+    With the paradigm comparison's branches (``paradigms``, analysis.paradigms) it is drawn as the
+    study draws it: one panel per starting point, one colour per method (the same in every panel),
+    the Pure-SFT curve beside them."""
+    if paradigms:
+        return figure2_panels(curves, out, paradigms)
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     xs = []
@@ -74,6 +82,52 @@ def figure2(curves, out, fits: list[dict] = ()) -> None:
     ax.set_xlabel("compute x_sft + x_rl (EF, symlog)")
     ax.set_ylabel("overall accuracy (%)")
     ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def figure2_layout(curves, paradigms: list[dict]) -> list[dict]:
+    """Figure 2's panels: ``title``, ``lines`` (label, colour index, x, y); the SFT line has colour None.
+
+    The Pure-SFT curve of a panel from ``DATASET @ step`` is DATASET's; the base panel shows the SFT
+    curves of the datasets the other panels start from (every SFT curve when there are none)."""
+    from plasticity.analysis import paradigms as pd
+
+    starts = pd.overall(paradigms)
+    order = pd.method_order(starts)
+    sft_sets = sorted({ds for ds, _ in starts if ds != "pure_rl"}) or sorted(curves.sft if curves else [])
+    panels = []
+    for (ds, step), methods in starts.items():
+        lines = []
+        for name in ([ds] if ds != "pure_rl" else sft_sets):
+            pts = curves.sft.get(name, []) if curves else []
+            if pts:
+                lines.append({"label": f"Pure-SFT ({name})", "colour": None,
+                              "x": [x for x, _ in pts], "y": [y for _, y in pts]})
+        for m in order:
+            if m in methods:
+                lines.append({"label": pd.method_title(m), "colour": order.index(m),
+                              "x": [x for x, _ in methods[m]], "y": [y for _, y in methods[m]]})
+        panels.append({"title": pd.start_label(ds, step), "lines": lines})
+    return panels
+
+
+def figure2_panels(curves, out, paradigms: list[dict]) -> None:
+    plt = _plt()
+    panels = figure2_layout(curves, paradigms)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.0), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, panel in zip(axes[0], panels):
+        xs = [x for line in panel["lines"] for x in line["x"] if x > 0]
+        for line in panel["lines"]:
+            sft = line["colour"] is None
+            ax.plot(line["x"], line["y"], "--" if sft else ".-", ms=3, lw=1.5 if sft else 0.9,
+                    color="black" if sft else colours(line["colour"] % 10), label=line["label"])
+        ax.set_xscale("symlog", linthresh=min(xs) if xs else 1.0)
+        ax.set_title(panel["title"])
+        ax.set_xlabel("compute x_sft + x_rl (EF, symlog)")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("overall accuracy (%)")
     fig.tight_layout()
     _save(fig, out)
 
@@ -255,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             curves = overall_curves(read_curve_rows(args.curves), weights, source=args.curves)
         fits = read_fits(args.fits) if args.fits else []
         if args.name == "figure2":
-            figure2(curves, args.out, fits)
+            from plasticity.analysis.paradigms import NAME, read_paradigms
+            figure2(curves, args.out, fits, read_paradigms(Path(args.curves).with_name(NAME)))
         elif args.name == "figure3":
             figure3(curves, fits, args.out, parse_val_losses(args.val_loss), args.dataset or None)
         else:
