@@ -299,18 +299,21 @@ def sync_trainer_class() -> type:
                 # the expert rows' entropy-weighted SFT term: a mean over the update's expert tokens
                 sft_mask = mask * expert_tok
                 sft_tok = sl.sft_token_loss(logp, sl.srft_sft_weight(h))
-            elif name == "upt":
-                rl_tok = sl.on_policy_token_loss(logp, old, adv)
-                sft_tok = sl.sft_token_loss(logp, self.recipe.sft_coef)
-            else:   # grpo, prefix_rft, chord: PPO's clipped surrogate on the rollouts (trl's own formula)
+            else:   # grpo, upt, prefix_rft, chord: the policy-gradient surrogate on the rollouts
                 if name == "prefix_rft":
                     prefix = in_expert & (kind == HYBRID).unsqueeze(1)
                     keep = sl.top_entropy_mask(entropies, prefix & mask.bool(), self.recipe.prefix_top_entropy)
                     adv = adv * keep.to(adv.dtype)
-                coef_1 = torch.exp(logp - old)
-                coef_2 = torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)
-                rl_tok = -torch.min(coef_1 * adv, coef_2 * adv)
-                clipped = ((coef_1 < 1 - self.epsilon_low) & (adv < 0)) | ((coef_1 > 1 + self.epsilon_high) & (adv > 0))
+                if self.recipe is not None and not self.recipe.clip:   # UPT: no clipping
+                    rl_tok = sl.on_policy_token_loss(logp, old, adv)
+                else:   # PPO's clipped surrogate, trl's own formula
+                    coef_1 = torch.exp(logp - old)
+                    coef_2 = torch.clamp(coef_1, 1 - self.epsilon_low, 1 + self.epsilon_high)
+                    rl_tok = -torch.min(coef_1 * adv, coef_2 * adv)
+                    clipped = (((coef_1 < 1 - self.epsilon_low) & (adv < 0))
+                               | ((coef_1 > 1 + self.epsilon_high) & (adv > 0)))
+                if name == "upt":
+                    sft_tok = sl.sft_token_loss(logp, self.recipe.sft_coef)
                 if name == "chord":
                     sft_tok = sl.sft_token_loss(logp, sl.chord_phi(logp) if self.sync.chord_phi else 1.0)
             if "importance_sampling_ratio" in inputs and self.use_vllm and self.vllm_importance_sampling_correction:
