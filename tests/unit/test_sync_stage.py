@@ -99,29 +99,25 @@ def test_luffy_branch_logs_on_and_off_policy_lengths(luffy_branch):
 
 
 def test_sync_branch_resumes_from_its_last_checkpoint(inputs, tiny_model_dir, luffy_branch, monkeypatch):
-    """A LUFFY branch that dies after its step-1 checkpoint resumes there and ends byte-identical."""
+    """A LUFFY branch stopped by SIGTERM after step 1 (checkpoint, exit 143) resumes there and ends
+    byte-identical to the uninterrupted one."""
     from plasticity.train import rl
 
     work, mix, bench = inputs
-    original = rl.branch_callback
 
-    def crashing(*args, **kwargs):
-        inner = original(*args, **kwargs)
-        base = inner.on_step_end
+    class NoticeAtOnce(rl.Preemption):   # the scheduler's SIGTERM, already received at the first step
+        def __init__(self):
+            super().__init__()
+            self.received = True
 
-        def on_step_end(args_, state, control, **kw):
-            if state.global_step == 2:
-                raise RuntimeError("simulated crash")
-            return base(args_, state, control, **kw)
-
-        inner.on_step_end = on_step_end
-        return inner
-
-    out = work / "luffy_crash"
-    monkeypatch.setattr(rl, "branch_callback", crashing)
-    with pytest.raises(RuntimeError, match="simulated crash"):
+    out = work / "luffy_stopped"
+    monkeypatch.setattr(rl, "Preemption", NoticeAtOnce)
+    with pytest.raises(SystemExit) as stop:
         rl.main(_argv(work, "luffy", tiny_model_dir, mix, bench, out))
-    monkeypatch.setattr(rl, "branch_callback", original)
+    assert stop.value.code == rl.SIGTERM_EXIT
+    partial = out.with_name(f".{out.name}.partial")
+    assert [p.name for p in (partial / ".trainer").glob("checkpoint-*")] == ["checkpoint-1"]
+    monkeypatch.undo()
     assert rl.main(_argv(work, "luffy", tiny_model_dir, mix, bench, out)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
         assert (out / name).read_bytes() == (luffy_branch / name).read_bytes(), name
