@@ -28,9 +28,8 @@ def _trainer(tiny_model_dir, tmp_path, method: str, **sync):
     model, tok = load_model_and_tokenizer(tiny_model_dir, trust_remote_code=False, dtype=torch.float32)
     rows = [{"prompt": [{"role": "user", "content": f"{a}+{a}="}], "reference_answer": str(2 * a)}
             for a in range(1, 5)]
-    experts = [f"\\boxed{{{2 * a}}}" for a in range(1, 5)]
-    for row, ids in zip(rows, st.expert_token_ids(tok, experts, 12)):
-        row["expert_ids"] = ids
+    for row, a in zip(rows, range(1, 5)):
+        row["expert"] = f"\\boxed{{{2 * a}}}"
     grader = Grader(mode="strict", workers=1)
     args = grpo_config(settings, output_dir=tmp_path, seed=3, world_size=1, cuda=False)
     cls = st.sync_trainer_class()
@@ -73,18 +72,23 @@ def test_grpo_loss_is_trls_bit_for_bit(make):
 
 
 def test_luffy_groups_hold_seven_rollouts_and_the_expert(make):
+    from plasticity.train.rollouts import PromptStream
+
     trainer, tok = make("luffy")
     batch = trainer._generate_and_score_completions(None)
     kinds = batch["row_kind"].tolist()
     assert kinds == ([ROLLOUT] * (G - 1) + [EXPERT]) * 2
     rec = trainer.generation_records[-1]
     assert rec["group"] == G - 1 and rec["off_policy"] == 1 and rec["mean_offpolicy_tokens"] > 0
-    for g in range(2):   # the expert row is the prompt's MIX trajectory, token for token, and it grades correct
+    assert rec["experts_cut"] == 0
+    drawn = PromptStream(len(trainer.rows), 3).take(2)   # the prompts of the step, in order
+    for g, i in enumerate(drawn):   # the expert row is the prompt's MIX trajectory, token for token, + EOS
         row = g * G + G - 1
         n = int(batch["completion_mask"][row].sum())
         ids = batch["completion_ids"][row, :n].tolist()
-        assert int(batch["expert_len"][row]) == n and tok.decode(ids).startswith("\\boxed{")
-        assert batch["reward"][row].item() == 1.0
+        assert int(batch["expert_len"][row]) == n
+        assert ids == tok(trainer.rows[i]["expert"] + tok.eos_token, add_special_tokens=False)["input_ids"]
+        assert batch["reward"][row].item() == 1.0   # graded by the one grader like any completion
     # the advantage is over the union group (7 rollouts + expert), without std
     r = batch["reward"].view(2, G)
     assert torch.allclose(batch["advantages"].view(2, G), r - r.mean(dim=1, keepdim=True))
@@ -132,8 +136,9 @@ def test_upt_gate(make, correct):
         rewards[G:] = 0.0
     trainer._last_rewards = rewards.unsqueeze(1)
     width = 5
-    out = {"prompt_ids": torch.ones(2 * G, 2, dtype=torch.long), "prompt_mask": torch.ones(2 * G, 2, dtype=torch.long),
-           "completion_ids": torch.full((2 * G, width), 9), "completion_mask": torch.ones(2 * G, width, dtype=torch.long),
+    ones = torch.ones(2 * G, width, dtype=torch.long)
+    out = {"prompt_ids": ones[:, :2].clone(), "prompt_mask": ones[:, :2].clone(),
+           "completion_ids": torch.full((2 * G, width), 9), "completion_mask": ones.clone(),
            "advantages": rewards - rewards.view(2, G).mean(1).repeat_interleave(G),
            "old_per_token_logps": torch.zeros(2 * G, width)}
     experts = [[1, 2, 3, 4, 5, 6, 7]] * (2 * G)   # longer than the rollouts: the tensors widen
@@ -184,9 +189,9 @@ def test_prefix_rft_builds_hybrid_rows(make):
     for g in range(2):
         row = g * G + G - 1
         n = int(batch["expert_len"][row])
-        expert = trainer.rows[0]["expert_ids"]   # lengths are equal for all rows here
-        assert 0 <= n < len(expert)
-        assert batch["completion_ids"][row, :n].tolist() in [r["expert_ids"][:n] for r in trainer.rows]
+        experts = [tok(r["expert"] + tok.eos_token, add_special_tokens=False)["input_ids"] for r in trainer.rows]
+        assert 0 <= n < len(experts[0])   # lengths are equal for all rows here
+        assert batch["completion_ids"][row, :n].tolist() in [e[:n] for e in experts]
 
 
 def test_chord_mixes_sft_with_the_mu_schedule(make):

@@ -40,10 +40,12 @@ from plasticity.train import sync_losses as sl
 ROLLOUT, EXPERT, HYBRID, SFT = 0, 1, 2, 3
 
 
-def expert_token_ids(tokenizer: Any, responses: list[str], max_tokens: int) -> list[list[int]]:
-    """Each expert trajectory as the policy would emit it: response + EOS, cut to ``max_tokens``."""
+def expert_token_ids(tokenizer: Any, responses: list[str], max_tokens: int) -> tuple[list[list[int]], int]:
+    """(each expert trajectory as the policy would emit it: response + EOS cut to ``max_tokens``, how many
+    were cut)."""
     eos = tokenizer.eos_token
-    return [tokenizer(r + eos, add_special_tokens=False)["input_ids"][:max_tokens] for r in responses]
+    full = tokenizer([r + eos for r in responses], add_special_tokens=False)["input_ids"]
+    return [ids[:max_tokens] for ids in full], sum(len(ids) > max_tokens for ids in full)
 
 
 def row_layout(n_rows: int, group: int, expert_row: str) -> list[int]:
@@ -101,20 +103,19 @@ def sync_setup(rows: list[dict[str, Any]], experts: str | None, prompts: str, to
                method: Method) -> tuple[type, dict[str, Any], dict[str, Any]]:
     """(trainer class, its extra arguments, manifest facts) of a synchronized method's branch.
 
-    Adds each row's expert token ids (``expert_ids``) from the MIX file ``experts``; an expert
-    trajectory longer than ``max_completion_length`` is cut there (counted in the manifest).
+    Adds each row's expert trajectory (``expert``, text) from the MIX file ``experts``; the trainer
+    tokenizes those of each step's prompts (a trajectory longer than ``max_completion_length`` is cut
+    there, counted in the step's record as ``experts_cut``), so the whole set never sits in memory as
+    token ids.
     """
     from plasticity.train.data import expert_responses
 
     if experts is None:
         raise ValueError(f"method {method.name!r} ({method.title}) trains on expert trajectories: give --experts "
                          "(the MIX set the prompts come from)")
-    responses = expert_responses(experts, rows, prompts)
-    full = expert_token_ids(tokenizer, responses, 1 << 62)
-    for row, ids in zip(rows, full):
-        row["expert_ids"] = ids[:rl.max_completion_length]
-    info = {"experts": len(full), "experts_cut": sum(len(ids) > rl.max_completion_length for ids in full)}
-    return sync_trainer_class(), {"method": method, "sync": rl.sync, "total_steps": rl.steps}, info
+    for row, response in zip(rows, expert_responses(experts, rows, prompts)):
+        row["expert"] = response
+    return sync_trainer_class(), {"method": method, "sync": rl.sync, "total_steps": rl.steps}, {"experts": len(rows)}
 
 
 def sync_trainer_class() -> type:
@@ -143,7 +144,10 @@ def sync_trainer_class() -> type:
                 kinds, experts = [ROLLOUT] * len(inputs), [[] for _ in inputs]
             else:
                 kinds = row_layout(len(inputs), self.num_generations, self.recipe.expert_row)
-                experts = [row["expert_ids"] for row in inputs]
+                group = self.num_generations   # rows are group-contiguous: one tokenization per prompt
+                ids, self._round_cut = expert_token_ids(self._tokenizer, [r["expert"] for r in inputs[::group]],
+                                                        self.max_completion_length)
+                experts = [e for e in ids for _ in range(group)]
             prefix = [0] * len(inputs)
             if self.recipe is not None and self.recipe.expert_row == "hybrid":
                 low, high = self.recipe.prefix_bounds
@@ -228,6 +232,8 @@ def sync_trainer_class() -> type:
             batch = super()._generate_and_score_completions(inputs)
             if self.model.training and self.recipe is not None:
                 rec, lengths = self.generation_records[-1], dict(self._round_lengths)
+                rec["experts_cut"] = int(self.accelerator.reduce(
+                    torch.tensor([self._round_cut], device=self.accelerator.device), reduction="sum").item())
                 n_on, n_off = lengths.pop("n_on"), lengths.pop("n_off")
                 if self.recipe.expert_row == "gate":   # UPT: G rollouts generated, n_on + n_off rows trained
                     rec.update(lengths, n_on=n_on, n_off=n_off)
