@@ -508,6 +508,11 @@ class RlSettings(TrainSettings):
         if self.gen_prompts_per_round is not None and not get_method(self.method).dynamic_sampling:
             raise ValueError(f"gen_prompts_per_round: method {self.method!r} has no dynamic sampling "
                              "(its generation batch is prompts_per_step)")
+        recipe = get_method(self.method).sync
+        if recipe is not None and recipe.skip_grad_norm is not None and self.launch.strategy == "zero3":
+            raise ValueError(f"launch.strategy: method {self.method!r} skips updates whose gradient norm exceeds "
+                             f"{recipe.skip_grad_norm:g}, which needs the trainer's own clipping: ddp or fsdp, "
+                             "not zero3 (DeepSpeed clips inside its engine)")
         return self
 
 
