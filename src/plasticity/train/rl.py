@@ -95,6 +95,7 @@ _LOG_KEYS = {
     "completions/mean_length": "completion_length", "completions/clipped_ratio": "completion_clipped_ratio",
     "clip_ratio/low_mean": "clip_low", "clip_ratio/high_mean": "clip_high", "clip_ratio/region_mean": "clip_region",
     "entropy": "entropy", "loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm",
+    "sft_loss": "sft_loss",   # synchronized methods with an SFT term (SRFT, UPT, CHORD)
 }
 
 
