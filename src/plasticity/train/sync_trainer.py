@@ -26,6 +26,14 @@ gradient clipping); ``token_mean`` by the update's trained RL tokens, as trl's `
 
 Every random choice (Prefix-RFT's prefix ratio) is drawn from the run seed, the RL step and the
 process, so a resumed branch draws what the uninterrupted one drew.
+
+Decisions where the sources leave room: every step's batch keeps the shape G rows x prompts (trl's
+split into micro-batches and processes needs it), so UPT's dropped rollouts stay in the batch with
+``loss_weight`` 0 (no loss, no entropy, not in the token counts), and CHORD's SFT batch is the
+step's prompts' expert trajectories, one row in place of the G-th rollout, rather than a separately
+sampled SFT batch (the MIX37K pairing is kept; the paper's separate sampler is not reproduced).
+Expert rows are graded like any completion (the one grader), so LUFFY's union-group mean includes
+the expert's reward.
 """
 from __future__ import annotations
 
