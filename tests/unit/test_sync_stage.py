@@ -123,16 +123,24 @@ def test_sync_branch_resumes_from_its_last_checkpoint(inputs, tiny_model_dir, lu
         assert (out / name).read_bytes() == (luffy_branch / name).read_bytes(), name
 
 
-def test_chord_branch_logs_its_sft_term_and_mu(inputs, tiny_model_dir):
+@pytest.mark.parametrize("method", ["srft", "upt", "chord"])
+def test_branches_with_an_sft_term_log_it(inputs, tiny_model_dir, method):
     from plasticity.train import rl
 
     work, mix, bench = inputs
-    out = work / "chord"
+    out = work / f"{method}_sft"
     sync = {"chord_mu_warmup_steps": 0, "chord_mu_decay_steps": 1, "chord_mu_peak": 0.3, "chord_mu_valley": 0.3}
-    assert rl.main(_argv(work, "chord", tiny_model_dir, mix, bench, out, eval_every=5, sync=sync)) == 0
+    assert rl.main(_argv(work, method, tiny_model_dir, mix, bench, out, eval_every=5, sync=sync)) == 0
     # step 1 (not an evaluation step: there the trainer's metrics are logged as evaluation metrics)
     row = json.loads((out / "train_log.jsonl").read_text().splitlines()[0])
-    assert row["mu"] == 0.3 and row["sft_loss"] > 0 and row["group"] == 3 and row["off_policy"] == 1
+    assert row["sft_loss"] > 0 and row["x_ef"] > 0
+    if method == "upt":   # each prompt trains its G rollouts or, unsolved, its expert row alone
+        assert row["group"] == 4 and row["n_on"] / 4 + row["n_off"] == pytest.approx(1.0)
+        assert row["n_off"] > 0   # the random tiny model solves next to nothing
+    else:
+        assert row["group"] == 3 and row["off_policy"] == 1
+    if method == "chord":
+        assert row["mu"] == 0.3
 
 
 def test_sync_method_without_experts_is_a_clear_error(inputs, tiny_model_dir):
