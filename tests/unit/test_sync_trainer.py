@@ -211,3 +211,27 @@ def test_upt_skips_an_update_with_a_huge_gradient(make):
     p.grad = torch.full_like(p, 1e3)
     trainer._clip_grad_norm(trainer.model)
     assert p.grad is None and trainer.skipped_updates == 1
+
+
+def test_srft_loss_composes_its_terms(make):
+    """SYNC_METHODS.md's SRFT vectors through the trainer's loss: rollout term / (rows x L_max), the expert
+    row's entropy-weighted SFT term as a mean over expert tokens, minus 0.001 x mean entropy."""
+    trainer, _ = make("srft")
+    trainer.current_gradient_accumulation_steps = trainer.args.steps_per_generation = 1
+    inputs = {**_fixed_inputs([ROLLOUT, EXPERT], [0, 1], [1.0, 1.0], [1.0, 1.0], width=1),
+              "sft_tokens": torch.tensor(1)}
+    logp = torch.log(torch.full((2, 1), 0.5, dtype=torch.float64))
+    ent = torch.tensor([[0.2], [0.5]], dtype=torch.float64)
+    loss, metrics = trainer.sync_loss(inputs, logp, ent)
+    rollout = 0.084661 / (2 * 12)   # a = 0.1 e^0.2; the expert's off-policy term is 0 (A* = 0 here)
+    assert metrics["sft_loss"] == pytest.approx(0.210208, abs=1e-6)
+    assert loss.item() == pytest.approx(rollout + 0.210208 - 0.001 * 0.35, abs=1e-6)
+
+
+def test_aggregation_setting_picks_the_normaliser(make):
+    inputs = _fixed_inputs([ROLLOUT, ROLLOUT], [0, 0], [1.0, 0.0], [1.0, 1.0], width=3)
+    for agg, expected in (("seq_sum_over_lmax", 2 * 12), ("token_mean", 6)):
+        trainer, _ = make("luffy", agg=agg)
+        trainer.current_gradient_accumulation_steps = trainer.args.steps_per_generation = 1
+        rl_norm, _ = trainer._normalisers(inputs, rows=2)
+        assert float(rl_norm) == expected
