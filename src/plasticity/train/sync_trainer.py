@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from plasticity.methods import Method
-from plasticity.train import sync_losses as sl
 
 ROLLOUT, EXPERT, HYBRID, SFT = 0, 1, 2, 3
 
@@ -130,6 +129,7 @@ def sync_trainer_class() -> type:
     """``BranchTrainer`` running a synchronized method (or ``grpo``, for the equivalence test)."""
     import torch
 
+    from plasticity.train import sync_losses as sl
     from plasticity.train.rollouts import branch_trainer_class
 
     class SyncTrainer(branch_trainer_class()):
