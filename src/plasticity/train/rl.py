@@ -359,7 +359,8 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
         write_manifest(out, stage="rl", config=cfg.model_dump(mode="json"), seed=seed,
                        inputs={"start": start_dir, "prompts": prompts, "benchmarks": benchmarks,
                                **({"experts": experts} if experts else {})},
-                       extra={**sync_info, "precision": resolved_precision(rl.precision, cuda), "world_size": state.num_processes,
+                       extra={**sync_info, "precision": resolved_precision(rl.precision, cuda),
+                              "world_size": state.num_processes,
                               "vllm_importance_sampling_correction": bool(
                                   rl.use_vllm and rl.vllm_importance_sampling_correction)})
         if final.exists():
