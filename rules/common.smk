@@ -216,7 +216,8 @@ REPORT = f"{R}/report/{REPORT_MODEL}"
 
 def _curve_args(w, input):
     m = REPORT_MODEL
-    args = [f"--base-eval {shlex.quote(f'{R}/{m}/eval/base/scores')}"]
+    # the grid's method: other methods' branches are the paradigm comparison (paradigms.csv)
+    args = [f"--method {CFG.rl.defaults.method}", f"--base-eval {shlex.quote(f'{R}/{m}/eval/base/scores')}"]
     for run in sft_runs():
         if run.model != m:
             continue

@@ -1,5 +1,7 @@
 # RL branches: from an SFT checkpoint (step or switch rule) or from the base (sft_data `none`).
 
+from plasticity.methods import METHODS
+
 
 rule rl:
     input:
@@ -13,6 +15,9 @@ rule rl:
     params:
         launcher=lambda w: launcher(rl_settings(w).launch),
         prompts=lambda w, input: f"{input.sets}/{rl_settings(w).prompts}.parquet",
+        # synchronized SFT+RL methods also read the expert trajectories of their (MIX-kind) prompt set
+        experts=lambda w, input: (f"--experts {shlex.quote(f'{input.sets}/{rl_settings(w).prompts}.parquet')}"
+                                  if METHODS[w.method].sync else ""),
         suite=eval_suite_dir,
     threads: lambda w: threads_per_node(rl_settings(w).launch)
     resources:
@@ -23,7 +28,7 @@ rule rl:
         "../envs/train.yaml"
     shell:
         "{params.launcher} rl --config {input.cfg:q} --start-from {input.start:q} --prompts {params.prompts:q}"
-        " --benchmarks {params.suite:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        " --benchmarks {params.suite:q} {params.experts} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule rl_all:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from plasticity.analysis.flops import MODEL_REGISTRY
-from plasticity.methods import get_method
+from plasticity.methods import METHODS, get_method
 
 # Wildcard values end up in paths and shell commands: keep them to a safe alphabet.
 NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
@@ -424,6 +424,30 @@ class Sft(Strict):
     regimes: Regimes = Regimes()
 
 
+class SyncSettings(Strict):
+    """Settings of the synchronized SFT+RL methods where the study's sources disagree or are silent.
+
+    ``agg``: how the RL term's token losses are summed into the loss. The released UPT-codebase
+    scripts the study ran set ``loss_remove_token_mean=True`` (the sum over response tokens divided
+    by the padded response width, ``max_completion_length``, per sequence: ``seq_sum_over_lmax``,
+    Dr.GRPO-like); PAPER 4 says "token-mean" for LUFFY (``token_mean``: the mean over the update's
+    tokens). Default: what the study ran. Applies to every synchronized method's RL term.
+    """
+
+    agg: Literal["seq_sum_over_lmax", "token_mean"] = "seq_sum_over_lmax"
+    # Prefix-RFT: rho = lb(t) + (0.95 - lb(t)) x Beta(alpha, beta); PAPER.md does not give alpha, beta
+    prefix_beta: tuple[float, float] = (1.0, 1.0)
+    # Prefix-RFT: RL steps T over which the lower bound decays from 0.95 to 0.05; None: the branch's steps
+    prefix_decay_steps: int | None = Field(None, gt=0)
+    # CHORD (arXiv 2508.11408): mu(t) warms up linearly to mu_peak, decays by cosine to mu_valley.
+    # Defaults: ../shared/SYNC_METHODS.md's worked example, not checked against the paper's runs.
+    chord_mu_peak: float = Field(0.9, ge=0, le=1)
+    chord_mu_valley: float = Field(0.05, ge=0, le=1)
+    chord_mu_warmup_steps: int = Field(10, ge=0)
+    chord_mu_decay_steps: int = Field(100, gt=0)
+    chord_phi: bool = True                    # CHORD-phi: expert-token NLL weighted by p (1 - p)
+
+
 class RlSettings(TrainSettings):
     """RL as the study runs it (PAPER 2.5); the method's loss recipe comes from plasticity.methods."""
 
@@ -448,6 +472,7 @@ class RlSettings(TrainSettings):
     scheduler: Literal["cosine", "constant", "linear"] = "constant"
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
+    sync: SyncSettings = SyncSettings()           # synchronized SFT+RL methods (plasticity.methods)
 
     @field_validator("method")
     @classmethod
@@ -483,6 +508,11 @@ class RlSettings(TrainSettings):
         if self.gen_prompts_per_round is not None and not get_method(self.method).dynamic_sampling:
             raise ValueError(f"gen_prompts_per_round: method {self.method!r} has no dynamic sampling "
                              "(its generation batch is prompts_per_step)")
+        recipe = get_method(self.method).sync
+        if recipe is not None and recipe.skip_grad_norm is not None and self.launch.strategy == "zero3":
+            raise ValueError(f"launch.strategy: method {self.method!r} skips updates whose gradient norm exceeds "
+                             f"{recipe.skip_grad_norm:g}, which needs the trainer's own clipping: ddp or fsdp, "
+                             "not zero3 (DeepSpeed clips inside its engine)")
         return self
 
 
@@ -581,6 +611,10 @@ class Config(Strict):
                 errors.append(f"{where}.model: unknown model {br.model!r}")
             if br.prompts not in sets or sets[br.prompts].kind not in ("rl", "mix"):
                 errors.append(f"{where}.prompts: {br.prompts!r} is not a data set of kind rl or mix")
+            elif (getattr(METHODS.get(br.method or self.rl.defaults.method), "sync", None) is not None
+                  and sets[br.prompts].kind != "mix"):
+                errors.append(f"{where}.prompts: method {br.method or self.rl.defaults.method!r} trains on the "
+                              f"expert trajectories of a data set of kind mix, not {br.prompts!r}")
             if br.sft_data == "none":
                 if br.switch != 0:
                     errors.append(f"{where}.switch: RL from the base (sft_data none) needs switch 0")

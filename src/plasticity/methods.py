@@ -14,13 +14,41 @@ in a results path always means the same algorithm:
   clip 0.2, entropy bonus 0.001) plus the same dynamic-sampling filter and refill.
 - ``grpo``: §6.1's GRPO: as ``dapo_d`` without the filter.
 
-The synchronized SFT+RL methods (LUFFY, SRFT, UPT, Prefix-RFT, CHORD) are listed so that error
-messages can name them; they are rejected by the config check until the rl stage runs them.
+The synchronized SFT+RL methods (PAPER 4, ../shared/SYNC_METHODS.md; ``train.sync_trainer`` runs
+them) mix expert trajectories of the MIX set into the RL step. Their fixed hyperparameters are in
+``SyncRecipe``; what the study's sources disagree on or leave open is a config key (``rl.sync``):
+
+- ``luffy``: 7 rollouts + 1 expert row per prompt, advantage over the union group without std, the
+  expert term policy-shaped p/(p + 0.1), no clipping, entropy bonus 0.001 (lr 1e-6 in the scripts).
+- ``srft``: LUFFY's layout; entropy-weighted SFT on the expert row, +0.1 exp(H) / -1 log-likelihood
+  weights on correct / wrong rollouts.
+- ``upt``: 8 rollouts; a prompt none of them solves trains its expert trajectory with SFT instead
+  (the rollouts dropped), otherwise GRPO without clipping; an update whose gradient norm exceeds 80
+  is skipped.
+- ``prefix_rft``: 7 rollouts + 1 hybrid row (a demonstration prefix, then the policy's continuation),
+  GRPO's clipped surrogate, the advantage kept only on the top 20% entropy prefix tokens.
+- ``chord`` (beyond the study): (1 - mu) GRPO on 7 rollouts + mu SFT on the prompt's expert row,
+  mu on a warm-up / cosine schedule, optionally phi(p) = p (1 - p) token weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+
+@dataclass(frozen=True)
+class SyncRecipe:
+    """How a synchronized method puts the expert trajectory into the step and trains on it."""
+
+    expert_row: Literal["last", "hybrid", "gate"]   # last: row G replaced by y*; hybrid: prefix of y* + policy;
+                                                     # gate: y* replaces the rollouts of unsolved prompts
+    clip: bool                 # PPO clipping of on-policy ratios (the UPT codebase removes it)
+    shaping_gamma: float = 0.1           # LUFFY's off-policy shaping p / (p + gamma)
+    sft_coef: float = 1.0                # UPT: coefficient of the expert row's SFT loss
+    gate: float = 0.0                    # UPT: SFT when the prompt's mean reward <= gate (switch_gate)
+    skip_grad_norm: float | None = None  # UPT: skip the update when the pre-clip gradient norm exceeds this
+    prefix_bounds: tuple[float, float] = (0.05, 0.95)   # Prefix-RFT: final lower bound, upper bound of rho
+    prefix_top_entropy: float = 0.2      # Prefix-RFT: prefix tokens keeping their advantage (top fraction)
 
 
 @dataclass(frozen=True)
@@ -37,6 +65,7 @@ class Method:
     dynamic_sampling: bool     # train only on groups with 1..G-1 correct, refilling up to max_gen_rounds
     flops: Literal["dapo", "grpo", "luffy", "upt", "prefix_rft", "chord"]   # per-step cost (analysis.flops)
     implemented: bool = True
+    sync: SyncRecipe | None = None   # synchronized SFT+RL methods only
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -47,16 +76,20 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("grpo", "GRPO", "rl", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
            scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="grpo"),
     Method("luffy", "LUFFY", "sync", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
-           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="luffy", implemented=False),
+           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="luffy",
+           sync=SyncRecipe("last", clip=False)),
     Method("srft", "SRFT", "sync", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
-           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="luffy", implemented=False),
+           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="luffy",
+           sync=SyncRecipe("last", clip=False)),
     Method("upt", "UPT", "sync", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
-           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="upt", implemented=False),
+           scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="upt",
+           sync=SyncRecipe("gate", clip=False, skip_grad_norm=80.0)),
     Method("prefix_rft", "Prefix-RFT", "sync", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
            scale_rewards="none", entropy_coef=0.001, dynamic_sampling=False, flops="prefix_rft",
-           implemented=False),
+           sync=SyncRecipe("hybrid", clip=True)),
     Method("chord", "CHORD", "sync", loss_type="dapo", epsilon=0.2, epsilon_high=0.2, delta=None,
-           scale_rewards="none", entropy_coef=0.0, dynamic_sampling=False, flops="chord", implemented=False),
+           scale_rewards="none", entropy_coef=0.0, dynamic_sampling=False, flops="chord",
+           sync=SyncRecipe("last", clip=True)),
 )}
 
 RUNNABLE = tuple(name for name, m in METHODS.items() if m.implemented)

@@ -97,11 +97,18 @@ def test_unknown_method(default):
     assert "ppo" in _error(raw)
 
 
-def test_synchronized_method_is_rejected_until_it_runs(default):
+def test_synchronized_method_needs_a_mix_set(default):
     raw = copy.deepcopy(default)
     raw["rl"]["branches"][0]["method"] = "luffy"
     msg = _error(raw)
-    assert "rl.branches.0" in msg and "luffy" in msg and "does not run yet" in msg
+    assert "rl.branches.0.prompts" in msg and "luffy" in msg and "kind mix" in msg
+
+
+def test_upt_cannot_skip_updates_under_deepspeed(default):
+    raw = copy.deepcopy(default)
+    raw["rl"]["branches"][0].update(method="upt", prompts="mix", overrides={"launch": {"strategy": "zero3"}})
+    msg = _error(raw)
+    assert "rl.branches.0" in msg and "launch.strategy" in msg and "zero3" in msg
 
 
 def test_indivisible_batch_names_key_and_numbers(default):

@@ -93,9 +93,12 @@ def test_paper_rl_trains_as_the_study(path):
         if method == "dapo_dc":
             assert (prompts, args.num_generations, s.prompts_per_step, s.gen_prompts_per_round) == (64, 8, 64, 128)
             assert s.max_gen_rounds == 10 and args.temperature == 0.7
-        else:   # section 6.1 DAPO_d: 128 prompts a step in two updates of 64
-            assert (prompts, s.prompts_per_step, s.updates_per_step) == (64, 128, 2)
-        assert args.learning_rate == 1e-6 and args.warmup_steps == 0 and args.lr_scheduler_type == "constant_with_warmup"
+        else:   # section 6.1 (the UPT codebase's scripts): 128 prompts a step in two updates of 64, temperature 1
+            assert (prompts, s.prompts_per_step, s.updates_per_step, args.temperature) == (64, 128, 2, 1.0)
+            assert (s.gen_prompts_per_round is not None) == METHODS[method].dynamic_sampling
+            assert br.prompts == "MIX37K"   # the paradigm comparison's prompts and expert trajectories
+        lr = 5e-6 if method == "upt" else 1e-6   # UPT's script: 5e-6; LUFFY, SRFT and the RL baselines: 1e-6
+        assert args.learning_rate == lr and args.warmup_steps == 0 and args.lr_scheduler_type == "constant_with_warmup"
         assert (args.adam_beta1, args.adam_beta2, args.weight_decay, args.max_grad_norm) == (0.9, 0.999, 0.01, 1.0)
         assert args.bf16 and args.use_vllm and args.vllm_importance_sampling_correction is False
         assert args.max_completion_length == 8192

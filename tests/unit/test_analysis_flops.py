@@ -69,3 +69,26 @@ def test_cli_sft_and_model_dir(tmp_path, capsys):
     m = ModelConstants(4, 128, 512, 100, 4, 2, 32)
     assert out["ef"] == pytest.approx(3 * grpo_step_flops(m, 16, 8, 60) / EF)
     assert flops.main(["rl", "--method", "grpo", "--model", "tiny"]) == 2
+
+
+def test_sync_methods_cost_their_logged_on_and_off_policy_lengths():
+    """PAPER 2.6 per method, from the records the synchronized trainer logs (S_on over the rollouts,
+    S_off over the expert rows)."""
+    f = forward_flops_per_token
+    on, off = 1000.0, 3000.0
+    rec = {"prompts": 128, "group": 7, "off_policy": 1, "mean_prompt_tokens": 200, "mean_completion_tokens": 800,
+           "mean_offpolicy_tokens": off}
+    luffy = 4 * 128 * (7 * on * f(QWEN, on) + 1 * off * f(QWEN, off))
+    for method in ("luffy", "srft"):
+        assert flops.rl_step_flops(QWEN, method, rec) == pytest.approx(luffy)
+    chord = 4 * 128 * 7 * on * f(QWEN, on) + 3 * 128 * off * f(QWEN, off)
+    assert flops.rl_step_flops(QWEN, "chord", rec) == pytest.approx(chord)
+    # UPT: 8 rollouts generated; per prompt 6 trained on-policy rows and 0.25 SFT rows on average
+    upt = {**rec, "group": 8, "n_on": 6.0, "n_off": 0.25}
+    assert flops.rl_step_flops(QWEN, "upt", upt) == pytest.approx(
+        128 * (8 * on * f(QWEN, on) + 3 * (6 * on * f(QWEN, on) + 0.25 * off * f(QWEN, off))))
+    # Prefix-RFT is costed as GRPO over its 8 rows (the hybrid row's prefix is part of S)
+    assert flops.rl_step_flops(QWEN, "prefix_rft", {**rec, "group": 8}) == pytest.approx(
+        grpo_step_flops(QWEN, 128, 8, on))
+    # the expert rows cost more when they are longer
+    assert flops.rl_step_flops(QWEN, "luffy", {**rec, "mean_offpolicy_tokens": 2 * off}) > luffy

@@ -101,12 +101,10 @@ def test_method_registry_is_what_the_config_accepts():
     base = {"steps": 1, "lr": 1e-6, "prompts_per_step": 8, "num_generations": 4, "temperature": 0.7,
             "max_completion_length": 8, "eval_every": 1}
     for name, method in METHODS.items():
-        if name in RUNNABLE:
-            assert RlSettings(**base, method=name).method == name
-        else:
-            with pytest.raises(ValueError, match="does not run yet"):
-                RlSettings(**base, method=name)
-    assert set(RUNNABLE) == {"dapo_dc", "dapo_d", "grpo"}
+        assert RlSettings(**base, method=name).method == name
+        assert (method.sync is not None) == (method.paradigm == "sync")
+    assert set(RUNNABLE) == set(METHODS) == {"dapo_dc", "dapo_d", "grpo", "luffy", "srft", "upt", "prefix_rft",
+                                             "chord"}
 
 
 # ----------------------------------------------------------------------------- branch start

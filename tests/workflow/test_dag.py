@@ -28,8 +28,8 @@ def test_default_dry_run(tmp_path):
     assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 4 and jobs["figure"] == 2
 
 
-@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104), ("mini-study.yaml", 4, 9, 17),
-                                               ("paper-llama3.2-3b.yaml", 5, 9, 61)])
+@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104), ("mini-study.yaml", 4, 23, 17),
+                                               ("paper-llama3.2-3b.yaml", 5, 21, 61)])
 def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
     jobs = job_counts(snakemake("-n", "--configfile", f"configs/{name}",
                                 "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
@@ -45,6 +45,24 @@ def test_every_evaluation_reads_the_configured_suite(tmp_path, configfile, suite
     commands = re.findall(r"(?:plasticity|--) (generate|grade|rl) .*?--benchmarks (\S+)", out)
     assert {rule for rule, _ in commands} == {"generate", "grade", "rl"}
     assert {path for _, path in commands} == {f"{tmp_path}/r/{suite}"}
+
+
+def test_only_synchronized_methods_read_expert_trajectories(tmp_path):
+    """The paradigm comparison: 7 methods x 2 starts on the mix set; --experts only for LUFFY, SRFT, UPT,
+    Prefix-RFT and CHORD, and it is the branch's own (mix) prompt file."""
+    out = snakemake("-n", "-p", "--configfile", "configs/mini-study.yaml", "--config", f"results_dir={tmp_path}/r",
+                    f"reports_dir={tmp_path}/p")
+    by_method: dict[str, list[tuple[str, str]]] = {}
+    for line in re.findall(r"plasticity rl [^\n]*", out):
+        method = re.search(r"--out \S+/rl/[^/\s]+/(\w+)", line)[1]
+        experts = re.search(r"--experts (\S+)", line)
+        by_method.setdefault(method, []).append((re.search(r"--prompts (\S+)", line)[1],
+                                                 experts[1] if experts else None))
+    for method in ("luffy", "srft", "upt", "prefix_rft", "chord"):
+        assert len(by_method[method]) == 2
+        assert all(p.endswith("/mix.parquet") and e == p for p, e in by_method[method])
+    for method in ("grpo", "dapo_d", "dapo_dc"):
+        assert all(e is None for _, e in by_method[method])
 
 
 def test_a_grader_change_reruns_grading_only(tmp_path):

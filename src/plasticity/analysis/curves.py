@@ -17,6 +17,9 @@ Inputs (written by the other stages):
   ``pure_rl`` with branch_step 0. When the curve has no ``overall`` rows they are not invented: the
   fitter micro-averages with weights.json.
 - ``--import CSV``: rows of an existing curves CSV (e.g. the study's published curves), kept unchanged.
+- ``--method NAME``: the SFT-then-RL grid's method; branches of any other method (the paradigm
+  comparison) go to ``paradigms.csv`` beside the CSV (``analysis.paradigms``) instead. Without it every
+  branch is a curve.
 
 Beside the CSV it writes ``weights.json`` (role -> n_problems from the summaries; absent when there is
 no summary) and ``branches.csv`` (dataset, sft_step, x_sft_ef of every RL branch, the fitter's
@@ -38,6 +41,7 @@ import sys
 from pathlib import Path
 
 from plasticity.analysis import flops
+from plasticity.analysis.paradigms import NAME as PARADIGMS, write_paradigms
 from plasticity.io import atomic_path, read_csv_rows, write_json
 
 COLUMNS = ["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"]
@@ -157,8 +161,9 @@ def _split(spec: str, sep: str, what: str) -> tuple[str, str]:
     return a.strip(), b.strip()
 
 
-def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=()) -> tuple[list, dict, list]:
-    """(curve rows, weights, branches) from the result directories (see the module docstring)."""
+def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=(),
+            method: str | None = None) -> tuple[list, dict, list, list]:
+    """(curve rows, weights, branches, paradigm rows) from the result directories (see the module docstring)."""
     runs = dict(_split(s, "=", "--sft-run") for s in sft_runs)
     weights: dict[str, int] = {}
     rows: list[dict] = []
@@ -172,14 +177,19 @@ def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=()) -
     if base_eval:
         for dataset in sorted(runs):
             rows += _eval_rows(dataset, 0.0, base_eval, weights)
-    branches = []
+    branches, paradigms = [], []
     for d in rl_dirs:
         brows = read_branch(d)
+        if not brows:
+            continue
+        ds, step = brows[0]["dataset"], brows[0]["branch_step"]
+        x_sft = step * sft_ef_per_step(runs[ds], step) if (ds in runs and step) else 0.0
+        branch_method = _read_json(Path(d) / "branch.json").get("method")
+        if method is not None and branch_method != method:
+            paradigms += [{**r, "method": branch_method, "x_sft_ef": x_sft} for r in brows]
+            continue
         rows += brows
-        if brows:
-            ds, step = brows[0]["dataset"], brows[0]["branch_step"]
-            x_sft = step * sft_ef_per_step(runs[ds], step) if (ds in runs and step) else 0.0
-            branches.append({"dataset": ds, "sft_step": step, "x_sft_ef": x_sft})
+        branches.append({"dataset": ds, "sft_step": step, "x_sft_ef": x_sft})
     for path in imports:
         from plasticity.analysis.artifacts import FitError, read_curve_rows
         try:
@@ -187,7 +197,7 @@ def collect(sft_runs=(), sft_evals=(), base_eval=None, rl_dirs=(), imports=()) -
         except FitError as exc:
             raise CurvesError(str(exc)) from None
         rows += [{k: r[k] for k in COLUMNS + ["method"]} for r in imported]
-    return rows, weights, sorted(branches, key=lambda b: (b["dataset"], b["sft_step"]))
+    return rows, weights, sorted(branches, key=lambda b: (b["dataset"], b["sft_step"])), paradigms
 
 
 def _fmt(v) -> str:
@@ -219,18 +229,20 @@ def write_curves(rows: list[dict], out: str | Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m plasticity curves",
                                 description="Collect SFT / RL result files into a curves CSV "
-                                            "(plus weights.json and branches.csv beside it).")
+                                            "(plus weights.json, branches.csv and paradigms.csv beside it).")
     p.add_argument("--sft-run", action="append", default=[], metavar="DATASET=RUN_DIR")
     p.add_argument("--sft-eval", action="append", default=[], metavar="DATASET:STEP=EVAL_DIR")
     p.add_argument("--base-eval", metavar="EVAL_DIR", help="base model evaluation: x = 0 of every dataset")
     p.add_argument("--rl", action="append", default=[], metavar="BRANCH_DIR")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="CSV",
                    help="take the rows of an existing curves CSV unchanged")
+    p.add_argument("--method", help="the SFT-then-RL grid's method: other methods' branches go to "
+                                    "paradigms.csv")
     p.add_argument("--out", required=True, help="curves CSV to write")
     args = p.parse_args(argv)
     try:
-        rows, weights, branches = collect(args.sft_run, args.sft_eval, args.base_eval, args.rl,
-                                          args.imports)
+        rows, weights, branches, paradigms = collect(args.sft_run, args.sft_eval, args.base_eval, args.rl,
+                                                     args.imports, args.method)
     except (CurvesError, ValueError, FileNotFoundError) as exc:
         print(f"curves: error: {exc}", file=sys.stderr)
         return 2
@@ -244,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             w.writerow(["dataset", "sft_step", "x_sft_ef"])
             for b in branches:
                 w.writerow([b["dataset"], b["sft_step"], repr(float(b["x_sft_ef"]))])
-    print(f"curves: {len(rows)} rows -> {out}")
+    write_paradigms(paradigms, out.with_name(PARADIGMS))
+    print(f"curves: {len(rows)} rows -> {out}, {len(paradigms)} paradigm-comparison rows -> {PARADIGMS}")
     return 0
 
 

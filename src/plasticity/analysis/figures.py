@@ -5,8 +5,8 @@
 - figure2 (the paradigm comparison, PAPER 5.1): ``--curves`` and optional ``--fits`` (x_sft of SFT
   checkpoints). One panel per starting point (the base model and an SFT checkpoint; ``--start base``,
   ``--start DATASET@STEP`` to choose), one stable colour per RL method (``METHOD_COLORS``, keyed by
-  the names of ``plasticity.methods``; the curves' optional ``method`` column, default dapo_dc) and
-  the Pure-SFT curve in black. It fills in as the synchronized methods produce curves.
+  the names of ``plasticity.methods``: the grid's branches, the curves' optional ``method`` column and
+  the ``paradigms.csv`` beside the curves, ``analysis.paradigms``) and the Pure-SFT curve in black.
 - figure3 (SFT-then-RL scaling, PAPER 5.3): ``--curves`` and ``--fits``; one panel per SFT set, log
   compute axis x_sft + x_rl, each branch from its checkpoint with its points, fitted sigmoid (dotted
   when the ceiling is not identifiable) and a dashed A_post line; regime shading from
@@ -69,6 +69,24 @@ def _method_title(name: str) -> str:
     from plasticity.methods import METHODS
 
     return METHODS[name].title if name in METHODS else name
+
+
+def with_paradigms(curves, paradigms: list[dict]):
+    """``curves`` with the paradigm comparison's branches (``paradigms.csv``) added to its methods: the
+    grid's own branches stay under ``DEFAULT_METHOD`` when the curves carry no method column."""
+    from dataclasses import replace
+
+    from plasticity.analysis import paradigms as pd
+    from plasticity.analysis.artifacts import DEFAULT_METHOD
+
+    if not paradigms:
+        return curves
+    methods = dict(curves.methods) or {(d, s, DEFAULT_METHOD): p for (d, s), p in curves.rl.items()}
+    x_sft = {(r["dataset"], r["branch_step"]): r["x_sft_ef"] for r in paradigms}
+    for (ds, step), by_method in pd.overall(paradigms).items():
+        for method, pts in by_method.items():   # x since the start, as the grid's branches
+            methods[(ds, step, method)] = [(x - x_sft[(ds, step)], y) for x, y in pts]
+    return replace(curves, methods=methods)
 
 
 def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = None) -> list[dict]:
@@ -416,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
             curves = overall_curves(read_curve_rows(args.curves), weights, source=args.curves)
         fits = read_fits(args.fits) if args.fits else []
         if args.name == "figure2":
+            from plasticity.analysis.paradigms import NAME, read_paradigms
+            curves = with_paradigms(curves, read_paradigms(Path(args.curves).with_name(NAME)))
             figure2(curves, args.out, fits, args.start or None)
         elif args.name == "figure3":
             figure3(curves, fits, args.out, parse_val_losses(args.val_loss), args.dataset or None)

@@ -13,6 +13,7 @@ Per-step costs (backward = 2x forward, so a training pass is 3x; a rollout is 1x
     GRPO        4 * B * G * S * F_fwd(S)                           (also Prefix-RFT)
     LUFFY/SRFT  4 * [B * G * S_on * F_fwd(S_on) + B * N * S_off * F_fwd(S_off)]   G = 7, N = 1
     UPT         B * [G * S_on * F_fwd(S_on) + 3 * (N_on * S_on * F_fwd(S_on) + N_off * S_off * F_fwd(S_off))]
+    CHORD       4 * B * G * S_on * F_fwd(S_on) + 3 * B * N * S_off * F_fwd(S_off)   (GRPO + the SFT rows)
 
 S is prompt + response tokens. For RL the lengths are the ones logged at every training step, so
 ``rl_compute_ef`` turns a list of per-step length records into cumulative exaFLOPs.
@@ -163,6 +164,13 @@ def prefix_rft_step_flops(m: ModelConstants, prompts: int, group: int, seq_len: 
     return grpo_step_flops(m, prompts, group, seq_len)
 
 
+def chord_step_flops(m: ModelConstants, prompts: int, group: int, seq_on: float, seq_off: float,
+                     off_policy: int = 1) -> float:
+    """CHORD: GRPO over the G rollouts plus a training pass (3x) over the B*N expert rows of its SFT term."""
+    return grpo_step_flops(m, prompts, group, seq_on) + 3.0 * prompts * off_policy * _tokens_cost(
+        m, _positive("seq_off", seq_off))
+
+
 def sft_compute_ef(m: ModelConstants, batch: int, seq_len: float, steps: int) -> float:
     """Cumulative SFT compute after ``steps`` steps, in EF."""
     return steps * sft_step_flops(m, batch, seq_len) / EF
@@ -187,7 +195,9 @@ def rl_step_flops(m: ModelConstants, method: str, rec: Mapping[str, Any], index:
     ``mean_prompt_tokens`` and ``mean_completion_tokens`` (S = their sum), and per formula:
     dapo ``gen_rounds`` (K, default 1) and ``train_prompts`` (B_train, default ``prompts``);
     luffy (LUFFY, SRFT) ``off_policy`` (N, default 1) and ``mean_offpolicy_tokens`` (S_off: prompt +
-    expert trace, default S); upt ``n_on`` (default G), ``n_off`` (default 1), ``mean_offpolicy_tokens``.
+    expert trace, default S); upt ``n_on`` (default G), ``n_off`` (default 1), ``mean_offpolicy_tokens``;
+    chord as luffy (G the rollouts, N the SFT rows per prompt). The synchronized methods' trainer logs
+    S_on over the rollouts and S_off over the expert rows (``train.sync_trainer``).
     """
     from plasticity.methods import METHODS
 
@@ -211,6 +221,9 @@ def rl_step_flops(m: ModelConstants, method: str, rec: Mapping[str, Any], index:
         return upt_step_flops(m, prompts, group, seq, _field(rec, "n_on", index, group),
                               _field(rec, "mean_offpolicy_tokens", index, seq),
                               _field(rec, "n_off", index, 1))
+    if formula == "chord":
+        return chord_step_flops(m, prompts, group, seq, _field(rec, "mean_offpolicy_tokens", index, seq),
+                                off_policy=_field(rec, "off_policy", index, 1))
     raise ValueError(f"RL method {method!r}: no FLOPs formula {formula!r} yet")
 
 

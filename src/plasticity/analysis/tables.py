@@ -4,7 +4,8 @@
 and PREFIX.csv. Inputs per table:
 
 - table1 (paradigms, maxP_post per method; Llama in the study): ``--curves`` (every dataset's SFT
-  curve and RL branches; the best observed overall accuracy of each paradigm), optional ``--min-loss``.
+  curve and RL branches; the best observed overall accuracy of each paradigm; the paradigm
+  comparison's branches from the ``paradigms.csv`` beside it), optional ``--min-loss``.
 - table2 (settings): ``--config JSON`` (a resolved config section); one row per leaf setting.
 - table4 (per-branch fits): ``--fits FITS.csv``; the Status column flags every A_post that is not a
   plain identified fit, and the notes say what each status reports (``status.py``). A Regime column is added with
@@ -262,8 +263,12 @@ def table6(fits: list[dict], val_losses: dict, prefix) -> None:
     render(["Data", *header] if many else header, rows, prefix, "Table 6: where to switch from SFT to RL")
 
 
-def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix) -> None:
+def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix, paradigms: list[dict] = ()) -> None:
+    """Best observed accuracy per paradigm; with the paradigm comparison's branches (analysis.paradigms)
+    one row per starting point and method, after the Pure-SFT rows."""
+    from plasticity.analysis import paradigms as pd
     from plasticity.analysis.artifacts import overall_curves
+    from plasticity.methods import METHODS
 
     c = overall_curves(curve_rows)
     rows = []
@@ -279,6 +284,14 @@ def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix) -> None
         rl = [y for (d, s), pts in c.rl.items() if d == ds and s > 0 for _, y in pts]
         if rl:
             rows.append([f"{ds} → RL", "SFT-then-RL", _f(max(rl)), "–"])
+    starts = pd.overall(list(paradigms))
+    order = pd.method_order(starts)
+    for (ds, step), methods in starts.items():
+        for m in (m for m in order if m in methods):
+            sync = m in METHODS and METHODS[m].paradigm == "sync"
+            kind = "Syn-SFT-RL" if sync else ("RL" if ds == "pure_rl" else "SFT-then-RL")
+            rows.append([f"{pd.method_title(m)} ({pd.start_label(ds, step)})", kind,
+                         _f(max(y for _, y in methods[m])), "–"])
     render(["Method", "Paradigm", "maxP_post", "Min. val loss"], rows, prefix,
            "Table 1: best observed accuracy per paradigm")
 
@@ -316,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, need) is None:
             raise TableError(f"{args.name} needs --{need}")
         if args.name == "table1":
-            table1(read_curve_rows(args.curves), parse_min_losses(args.min_loss), args.out_prefix)
+            from plasticity.analysis.paradigms import NAME, read_paradigms
+            table1(read_curve_rows(args.curves), parse_min_losses(args.min_loss), args.out_prefix,
+                   read_paradigms(Path(args.curves).with_name(NAME)))
         elif args.name == "table2":
             table2(json.loads(Path(args.config).read_text(encoding="utf-8")), args.out_prefix)
         else:

@@ -88,3 +88,24 @@ def to_dataset(columns: dict[str, list[Any]]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_dict(columns)
+
+
+def expert_responses(path: str | Path, rows: list[dict[str, Any]], prompts_path: str | Path) -> list[str]:
+    """The expert trajectory of each RL row: the ``response`` of a schema.MIX file with the same rows.
+
+    The MIX set is both the prompt table and the expert source of the synchronized methods (the
+    MIX37K role), so the two files must list the same prompts in the same order; a mismatch or an
+    empty response is an error naming the file, the row and the field.
+    """
+    table = read_table(path, schema.MIX)
+    if table.num_rows != len(rows):
+        raise ValueError(f"{path}: {table.num_rows} rows, but the RL prompts {prompts_path} have {len(rows)}")
+    out = []
+    for i, (prompt, response) in enumerate(zip(table.column("prompt").to_pylist(),
+                                               table.column("response").to_pylist())):
+        if prompt != rows[i]["prompt"][0]["content"]:
+            raise ValueError(f"{path}: row {i}, field 'prompt' differs from row {i} of {prompts_path}")
+        if not response or not response.strip():
+            raise ValueError(f"{path}: row {i}, field 'response' is empty (no expert trajectory)")
+        out.append(response)
+    return out

@@ -17,7 +17,8 @@ Run by hand (one process; on several, after ``torchrun --nproc_per_node N`` or v
 ``python -m plasticity.launch``)::
 
     python -m plasticity rl --config CFG.json --start-from results/tiny/sft/uniform \\
-        --prompts RL.parquet --benchmarks results/benchmarks --out BRANCH_DIR [--threads 1]
+        --prompts RL.parquet --benchmarks results/benchmarks --out BRANCH_DIR [--threads 1] \\
+        [--experts MIX.parquet]   # synchronized methods (train.sync_trainer): the MIX set of the prompts
 
 ``CFG.json`` is the ``rl`` section (``plasticity.config.RlSection``). The switch (a step,
 ``min_val_loss`` or a regime name) is resolved over the run's ``val_loss.json``. The method's loss
@@ -94,6 +95,7 @@ _LOG_KEYS = {
     "completions/mean_length": "completion_length", "completions/clipped_ratio": "completion_clipped_ratio",
     "clip_ratio/low_mean": "clip_low", "clip_ratio/high_mean": "clip_high", "clip_ratio/region_mean": "clip_region",
     "entropy": "entropy", "loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm",
+    "sft_loss": "sft_loss",   # synchronized methods with an SFT term (SRFT, UPT, CHORD)
 }
 
 
@@ -137,6 +139,7 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
     world, rank = state.num_processes, state.process_index
     synced = world > 1
     rng_state = torch.get_rng_state()   # evaluation seeds its own sampling; the trainer's stream continues
+    training = model is not None and model.training   # generation switches to eval mode; trl reads the mode
     per_bench: dict[str, dict] = {}
     for name, table in suites.items():
         sampling = sampling_for(eval_cfg, name, seed)
@@ -166,6 +169,8 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
                            "accuracy": 100.0 * sum(acc) / len(acc), "n_problems": table.num_rows,
                            "per_problem": acc}
     torch.set_rng_state(rng_state)
+    if training:
+        model.train()
     if not state.is_main_process:
         return None
     summary = summarize(per_bench)
@@ -242,7 +247,7 @@ def branch_callback(evaluate: Any, preemption: Preemption, every_updates: int, t
 # ----------------------------------------------------------------------------- the stage
 
 def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str | Path, out: str | Path,
-        *, threads: int = 1) -> Path:
+        *, threads: int = 1, experts: str | Path | None = None) -> Path:
     """Train one RL branch and write its curve, logs and final model into ``out``."""
     from plasticity.eval.registry import load_suites
     from plasticity.grading import Grader
@@ -313,7 +318,10 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
 
         args = grpo_config(rl, output_dir=out / TRAINER_DIR, seed=seed, world_size=state.num_processes, cuda=cuda)
         args.save_strategy, args.save_steps, args.save_total_limit = "steps", rl.save_every * updates, 2
-        trainer_cls = branch_trainer_class()
+        trainer_cls, sync_kwargs, sync_info = branch_trainer_class(), {}, {}
+        if method.sync is not None:   # expert trajectories of the MIX set mixed into the groups
+            from plasticity.train.sync_trainer import sync_setup
+            trainer_cls, sync_kwargs, sync_info = sync_setup(rows, experts, prompts, tokenizer, rl, method)
 
         class Trainer(trainer_cls):  # the branch's own state goes into every trainer checkpoint
             def _save_checkpoint(self, model, trial):
@@ -332,7 +340,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
             gen_prompts_per_round=rl.gen_prompts_per_round or rl.prompts_per_step,
             max_gen_rounds=rl.max_gen_rounds, dynamic_sampling=method.dynamic_sampling,
             callbacks=[branch_callback(evaluate, preemption, rl.eval_every * updates, rl.steps * updates,
-                                       updates, state, log_rows)])
+                                       updates, state, log_rows)], **sync_kwargs)
         trainer.generation_records = list(saved.get("records", []))
         running["trainer"] = trainer
         check_strategy(rl.launch.strategy, trainer.accelerator)
@@ -366,8 +374,10 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
                                          "method": method.name, "start_dir": str(start_dir)})
         shutil.rmtree(out / TRAINER_DIR, ignore_errors=True)
         write_manifest(out, stage="rl", config=cfg.model_dump(mode="json"), seed=seed,
-                       inputs={"start": start_dir, "prompts": prompts, "benchmarks": benchmarks},
-                       extra={"precision": resolved_precision(rl.precision, cuda), "world_size": state.num_processes,
+                       inputs={"start": start_dir, "prompts": prompts, "benchmarks": benchmarks,
+                               **({"experts": experts} if experts else {})},
+                       extra={**sync_info, "precision": resolved_precision(rl.precision, cuda),
+                              "world_size": state.num_processes,
                               "vllm_importance_sampling_correction": bool(
                                   rl.use_vllm and rl.vllm_importance_sampling_correction)})
         if final.exists():
@@ -385,12 +395,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="SFT run directory, or the base model when sft_data is none")
     parser.add_argument("--prompts", required=True, help="RL prompts (parquet, schema.RL_PROMPT)")
     parser.add_argument("--benchmarks", required=True, help="benchmark directory (eval.registry)")
+    parser.add_argument("--experts", help="synchronized methods: the MIX set (parquet, schema.MIX) of the prompts")
     parser.add_argument("--out", required=True, help="branch directory")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of this node's processes (default 1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     run(load_section(args.config, RlSection), args.start, args.prompts, args.benchmarks, args.out,
-        threads=args.threads)
+        threads=args.threads, experts=args.experts)
     return 0
 
 

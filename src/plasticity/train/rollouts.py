@@ -130,15 +130,21 @@ def branch_trainer_class() -> type:
             indices = self.stream.take(self.gen_prompts_per_round)[mine]
             self._group_seeds = [group_seed(self.args.seed, first + i) for i in range(self.gen_prompts_per_round)][mine]
             inputs = [self.rows[i] for i in indices for _ in range(self.num_generations)]
-            out = super()._generate_and_score_completions(inputs)
+            out = self._score_round(inputs)
             rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
             keep = kept_groups(rewards, self.num_generations)[rank * share:(rank + 1) * share]
             return out, keep if self.dynamic_sampling else torch.ones_like(keep)
 
-        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, **kwargs):
+        def _score_round(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+            """trl's generation and scoring of one round's rows (a subclass mixes expert rows in here)."""
+            return super()._generate_and_score_completions(inputs)
+
+        def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations,
+                                  has_tool_images=False):
             seeds, self._group_seeds = self._group_seeds, []
             if self.use_vllm or not seeds:
-                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations, **kwargs)
+                return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                     has_tool_images)
             group = len(prompt_ids) // len(seeds)
             completions = []
             devices = [self.accelerator.device] if self.accelerator.device.type == "cuda" else []
@@ -146,7 +152,7 @@ def branch_trainer_class() -> type:
                 with torch.random.fork_rng(devices=devices):
                     torch.manual_seed(seed)
                     ids, _ = super()._generate_single_turn(prompt_ids[k * group:(k + 1) * group], images,
-                                                           multimodal_fields, num_generations, **kwargs)
+                                                           multimodal_fields, num_generations, has_tool_images)
                 completions.extend(ids)
             return completions, None
 
