@@ -73,7 +73,7 @@ SAMPLE = pa.schema(list(GENERATION) + [
     pa.field("reason", pa.string()),    # why wrong when no answer could be judged (timeout, ...)
 ])
 
-# Accuracy curves, in the layout of ../shared/reference/sft889k_curves.csv.
+# Accuracy curves, in the layout of reference/sft889k_curves.csv (the study's published curves).
 CURVE = pa.schema([
     ("dataset", pa.string()),           # SFT set name (or pure_rl)
     ("branch_step", pa.int64()),        # SFT step the RL branch started from; null for phase=sft
