@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import random
 
-from plasticity.grading import Grader, _extract, gold_text, math_verify_verdict, prediction_texts
+from plasticity.extraction import extract
+from plasticity.grading import Grader, gold_text, math_verify_verdict, prediction_texts
 from plasticity.grading_fastpath import fast_verdict
 
 
@@ -165,7 +166,8 @@ def test_identical_answers_equal_math_verify():
     checked, mismatches = 0, []
     for _ in range(700):
         text = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 6)))
-        extracted, kind = _extract("<answer>\\boxed{" + text + "}</answer>")
+        found = extract("<answer>\\boxed{" + text + "}</answer>")
+        extracted, kind = found.text, found.kind
         if not extracted or kind != "box":
             continue
         decided = fast_verdict(extracted, extracted, kind)
@@ -221,5 +223,5 @@ def test_rl_reward_batch_stays_in_process():
         assert g._pool == []
         assert g.stats["pool"] == 0 and g.stats["fast"] + g.stats["cache"] == 128
     for c, r, v in zip(completions, refs, verdicts):
-        assert v.correct == (_extract(c)[0] == r)
+        assert v.correct == (extract(c).text == r)
         assert v.rule == "fast_numeric"
