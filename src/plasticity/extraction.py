@@ -12,7 +12,9 @@ PAPER.md 2.5 describes two orders, one per consumer of the study's code:
 
 The response fallback (kind ``text``) hands math-verify the part after the last ``</think>``
 (the whole completion when there is none), cut to its last ``TEXT_TAIL`` characters: the answer
-of a response that wrote no box and no span is at its end, and the cut bounds parsing. The
+of a response that wrote no box and no span is at its end, and the cut bounds parsing. For
+evaluation a completion cut off inside ``<think>`` has no answer (a number in unfinished
+reasoning is not an answer); the reward reads it, as the study's reward reads every response. The
 study's fourth reward fallback (a Levenshtein ratio > 0.6 counts as correct) is deliberately not
 reproduced: it rewards ``124`` for ``123``.
 
@@ -29,7 +31,7 @@ TEXT_TAIL = 2000
 
 _BRACE_TOKEN = re.compile(r"\\(?:boxed|fbox)[ \t\n]*\{|\\[{}]|[{}]", re.ASCII)
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
-_THINK_CLOSE = "</think>"
+_THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
 
 @dataclass(frozen=True)
@@ -112,32 +114,46 @@ def _from_boxes(region: str) -> Extraction | None:
     return Extraction(found[-1], "box", tuple(found)) if found else None
 
 
-def _from_span(span: str | None) -> Extraction | None:
-    if span is None:
-        return None
+def _from_span(span: str) -> Extraction:
+    """The span's last box, else the span as prose; NONE for an empty span or only empty boxes."""
     inner = _from_boxes(span)
     if inner is not None:
         return inner
+    if box_contents(span):
+        return NONE
     span = span.strip()
-    return Extraction(span, "span") if span else None
+    return Extraction(span, "span") if span else NONE
 
 
-def _from_text(completion: str) -> Extraction | None:
+def _from_text(completion: str, whole: bool) -> Extraction:
+    """The response after its last ``</think>``. For evaluation (``whole`` False) a completion that
+    opened ``<think>`` and never closed it has no answer: it was cut off while reasoning."""
     close = completion.rfind(_THINK_CLOSE)
-    tail = completion[close + len(_THINK_CLOSE):] if close >= 0 else completion
+    if close >= 0:
+        tail = completion[close + len(_THINK_CLOSE):]
+    elif not whole and _THINK_OPEN in completion:
+        return NONE
+    else:
+        tail = completion
     tail = tail[-TEXT_TAIL:].strip()
-    return Extraction(tail, "text") if tail else None
+    return Extraction(tail, "text") if tail else NONE
 
 
 def extract(completion: str, order: str = "eval") -> Extraction:
-    """The answer of ``completion`` in the evaluator's (``eval``) or the reward's order."""
+    """The answer of ``completion`` in the evaluator's (``eval``) or the reward's order.
+
+    For evaluation an ``<answer>`` span, when there is one, is the answer: an empty span is no
+    answer (the box in the reasoning is not consulted)."""
     if order == "eval":
-        found = _from_span(_last_span(completion)) or _from_boxes(completion) or _from_text(completion)
-    elif order == "reward":
-        found = _from_boxes(completion) or _from_span(_last_span(completion)) or _from_text(completion)
-    else:
-        raise ValueError(f"extraction order must be one of {ORDERS}, got {order!r}")
-    return found or NONE
+        span = _last_span(completion)
+        if span is not None:
+            return _from_span(span)
+        return _from_boxes(completion) or _from_text(completion, whole=False)
+    if order == "reward":
+        span = _last_span(completion)
+        return (_from_boxes(completion) or (_from_span(span) if span is not None else None)
+                or _from_text(completion, whole=True))
+    raise ValueError(f"extraction order must be one of {ORDERS}, got {order!r}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -503,6 +503,8 @@ def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extract
             mode: str) -> Verdict:
     """The verdict from the strict result, the benchmark's tolerance and (lenient) the fallbacks."""
     correct, rule, reason = strict
+    if found.kind == "text" and reason == "unparseable":
+        rule, reason = "none", "no_answer"    # math-verify found no answer anywhere in the response
     extracted = answer if len(ref.answers) > 1 and found.kind == "box" else found.text
     if not correct and ref.tolerance is not None and \
             within_tolerance(ref.gold, answer, ref.tolerance, STRICT_MAX_RELATIVE):

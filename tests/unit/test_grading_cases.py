@@ -50,7 +50,8 @@ def test_module_level_grade():
     assert grade("<think>\n7-3=4\n</think>\n<answer>\\boxed{4}</answer>", "4").correct
     v = grade("no answer here", "4")
     assert (v.correct, v.rule, v.reason) == (False, "none", "no_answer")
-    assert grade("<answer>B.</answer>", "B", mode="lenient").rule == "choice"
+    assert grade("<answer>B.</answer>", "B").correct                       # AoPS tidying: strict
+    assert grade("<answer>B) 42 m</answer>", "B", mode="lenient").rule == "choice"
     assert grade("\\boxed{\\dfrac{1}{2}}", "0.5").correct
 
 
