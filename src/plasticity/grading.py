@@ -16,7 +16,9 @@ A completion is graded against a reference in four steps:
    Verdict = ``math_verify.verify(gold, prediction)``. A multi-answer reference (``Reference``
    with several ``answers``) is a set: gold ``\\boxed{a, b}`` against every box of the answer
    region joined (math-verify compares comma lists as sets). Where the benchmark gives a numeric
-   tolerance it is honoured, but strict never accepts numbers more than 0.1% apart.
+   tolerance it is honoured, but strict never accepts numbers more than 0.1% apart (math-verify
+   rounds floats to 6 decimals and would call ``0.0000124`` equal to ``0.0000123``: such a
+   verdict is turned into wrong with rule ``relative_gap``).
 3. ``lenient`` mode adds the fallbacks of ``plasticity.grading_lenient`` when strict says wrong.
 
 Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-process:
@@ -56,7 +58,7 @@ from typing import Any
 
 from plasticity.extraction import ORDERS, Extraction, extract, tidy
 from plasticity.grading_fastpath import fast_verdict
-from plasticity.grading_lenient import lenient_rule, strip_unit, within_tolerance
+from plasticity.grading_lenient import lenient_rule, numbers_apart, strip_unit, within_tolerance
 
 GRADER_VERSION = "2.0.0"
 MODES = ("strict", "lenient")
@@ -68,7 +70,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
-    rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | string | numeric | choice | none
+    rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | tolerance | relative_gap
+    #                           (strict) | string | numeric | choice (lenient) | none
     extracted: str | None     # the extracted answer text (None when there was none)
     reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
     kind: str | None = None    # how the answer was found: box | span | text (extraction.extract)
@@ -506,6 +509,8 @@ def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extract
     if found.kind == "text" and reason == "unparseable":
         rule, reason = "none", "no_answer"    # math-verify found no answer anywhere in the response
     extracted = answer if len(ref.answers) > 1 and found.kind == "box" else found.text
+    if correct and numbers_apart(ref.gold, answer, STRICT_MAX_RELATIVE):
+        return Verdict(False, "relative_gap", extracted, None, found.kind)
     if not correct and ref.tolerance is not None and \
             within_tolerance(ref.gold, answer, ref.tolerance, STRICT_MAX_RELATIVE):
         return Verdict(True, "tolerance", extracted, None, found.kind)

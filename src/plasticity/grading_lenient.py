@@ -127,16 +127,14 @@ def strip_unit(answer: str, unit: str | None) -> str:
     s = answer.rstrip()
     if not key:
         return answer
-    for cut in range(len(s) - 1, 0, -1):
-        tail = unit_key(s[cut:])
-        if len(tail) > len(key):
-            break
-        if tail == key:
-            head = s[:cut].rstrip()
-            if head.endswith(("\\text{", "\\mathrm{", "\\mbox{")):
-                continue
-            if head and head.count("{") == head.count("}"):
-                return head
+    best = None                               # the leftmost cut whose tail is the unit
+    for cut in range(len(s) - 1, max(0, len(s) - 4 * len(unit) - 40), -1):   # wrappers lengthen a unit
+        if unit_key(s[cut:]) == key:
+            best = cut
+    if best is not None:
+        head = s[:best].rstrip()
+        if head and head.count("{") == head.count("}"):
+            return head
     return answer
 
 
@@ -186,6 +184,24 @@ def lenient_rule(reference: str, answer: str, unit: str | None = None,
     if _numeric(reference, answer, unit, tolerance):
         return "numeric"
     return None
+
+
+def _whole_number(text: str) -> Fraction | None:
+    if "%" in text:
+        return None          # 25\% and 0.25 are one value for math-verify; not a plain number here
+    parsed = _parse_number(normalize_answer(text))
+    return parsed[0].value if parsed is not None and not parsed[1] else None
+
+
+def numbers_apart(reference: str, answer: str, max_relative: float) -> bool:
+    """Whether both are plain numbers more than ``max_relative`` apart (relative to the reference).
+
+    math-verify rounds floats to 6 decimals before comparing, so it calls ``0.0000124`` equal to
+    ``0.0000123``; the strict grader rejects such pairs with this check."""
+    a, b = _whole_number(reference), _whole_number(answer)
+    if a is None or b is None:
+        return False
+    return abs(a - b) > Fraction(max_relative) * abs(a)
 
 
 def within_tolerance(reference: str, answer: str, tolerance: float, max_relative: float) -> bool:
