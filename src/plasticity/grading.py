@@ -162,14 +162,16 @@ def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: floa
         return False, "unparseable"
     # verify() is true when any (gold, prediction) pair matches, so the readings are tried in turn
     # and a later one is parsed only when the earlier ones did not match.
-    parsed_any = False
+    # A wrong answer is ``unparseable`` when math-verify read nothing, or only a string (its
+    # fallback) where the gold is a mathematical expression: ``\\frac{1}{}`` for ``12``.
+    expression = any(not isinstance(x, str) for x in g)
     for text in predictions:
         p = parse(text, parsing_timeout=seconds)
         if p:
-            parsed_any = True
             if verify(g, p, timeout_seconds=seconds):
                 return True, None
-    return False, None if parsed_any else "unparseable"
+            expression = expression and all(isinstance(x, str) for x in p)
+    return False, "unparseable" if expression else None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -183,16 +183,37 @@ def build_rows(spec: BenchmarkSpec, seed: int, source_dir: Path | None = None, a
                   "warnings": warnings}
 
 
-def rows_to_table(rows: list[tuple[str, str, str, str]], benchmark: str):
+def rows_to_table(rows: list, benchmark: str):
+    """A ``schema.BENCHMARK`` table of ``loaders.Row`` tuples, sorted by problem id."""
     import pyarrow as pa
 
     from plasticity import schema
+    from plasticity.eval.loaders import Row
 
-    rows = sorted(rows, key=lambda r: r[0])
+    rows = sorted((Row(*r) for r in rows), key=lambda r: r.problem_id)
     return pa.Table.from_pydict({
-        "problem_id": [r[0] for r in rows], "benchmark": [benchmark] * len(rows),
-        "role": [r[3] for r in rows], "prompt": [r[1] for r in rows], "answer": [r[2] for r in rows],
+        "problem_id": [r.problem_id for r in rows], "benchmark": [benchmark] * len(rows),
+        "role": [r.role for r in rows], "prompt": [r.prompt for r in rows], "answer": [r.answer for r in rows],
+        "answer_raw": [r.answer_raw for r in rows], "answers": [list(r.answers) or None for r in rows],
+        "unit": [r.unit for r in rows], "tolerance": [r.tolerance for r in rows],
     }, schema=schema.BENCHMARK)
+
+
+def references(table: Any) -> list:
+    """One ``grading.Reference`` per row of a ``schema.BENCHMARK`` table: the gold with its set of
+    answers, unit and tolerance, as the grade stage and the RL stage's in-loop evaluation grade it.
+    Tables written before these columns existed (or built without them) give plain golds."""
+    from plasticity.grading import Reference
+
+    names = set(table.column_names)
+    n = table.num_rows
+
+    def column(name: str) -> list:
+        return table.column(name).to_pylist() if name in names else [None] * n
+
+    return [Reference(answer, tuple(answers or ()), unit, tolerance)
+            for answer, answers, unit, tolerance in zip(column("answer"), column("answers"), column("unit"),
+                                                        column("tolerance"))]
 
 
 # ----------------------------------------------------------------------------------------------
