@@ -387,6 +387,7 @@ class Grader:
             pending.setdefault(key, []).append(i)
         if pending:
             for key, result in self._run_pool(list(pending)).items():
+                result = _guard(key[0], key[2], result)
                 self._remember(key, result)
                 for i in pending[key]:
                     found, ref, answer = prepared[i]
@@ -504,6 +505,16 @@ class Grader:
         return results
 
 
+def _guard(gold: str, answer: str, result: tuple[bool, str, str | None]) -> tuple[bool, str, str | None]:
+    """math-verify's verdict, wrong (rule ``relative_gap``) for numbers more than 0.1% apart.
+
+    Only math-verify's own verdicts need it: the fast path calls floats equal only when their
+    values are equal."""
+    if result[0] and numbers_apart(gold, answer, STRICT_MAX_RELATIVE):
+        return False, "relative_gap", None
+    return result
+
+
 def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extraction, answer: str,
             mode: str) -> Verdict:
     """The verdict from the strict result, the benchmark's tolerance and (lenient) the fallbacks."""
@@ -511,8 +522,6 @@ def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extract
     if found.kind == "text" and reason == "unparseable":
         rule, reason = "none", "no_answer"    # math-verify found no answer anywhere in the response
     extracted = answer if len(ref.answers) > 1 and found.kind == "box" else found.text
-    if correct and numbers_apart(ref.gold, answer, STRICT_MAX_RELATIVE):
-        return Verdict(False, "relative_gap", extracted, None, found.kind)
     if not correct and ref.tolerance is not None and \
             within_tolerance(ref.gold, answer, ref.tolerance, STRICT_MAX_RELATIVE):
         return Verdict(True, "tolerance", extracted, None, found.kind)
@@ -561,7 +570,7 @@ def grade_naive(completion: str, reference: "str | Reference", mode: str = "stri
                                               timeout_s)
     except Exception:  # noqa: BLE001
         correct, reason = False, "unparseable"
-    return _finish((correct, "math_verify", reason), ref, found, answer, mode)
+    return _finish(_guard(ref.gold.strip(), answer, (correct, "math_verify", reason)), ref, found, answer, mode)
 
 
 def extract_answer(completion: str, order: str = "eval") -> str | None:
