@@ -45,7 +45,14 @@ NONE = Extraction(None, None)
 
 
 def boxes(text: str) -> list[tuple[int, int]]:
-    """(content start, content end) of every closed outermost box, in order, in one linear pass."""
+    """(content start, content end) of every closed outermost box, in order, in one linear pass.
+
+    When an unclosed opening swallowed the rest (no outermost box ever closes), every closed box
+    counts, innermost included: ``\\boxed{ \\boxed{3}`` has the box ``3``."""
+    return _closed_boxes(text, outermost=True) or _closed_boxes(text, outermost=False)
+
+
+def _closed_boxes(text: str, outermost: bool) -> list[tuple[int, int]]:
     stack: list[int] = []            # content start for box openings, -1 for plain braces
     found: list[tuple[int, int]] = []
     open_boxes = 0                   # boxes on the stack (a box inside a box is not outermost)
@@ -56,7 +63,7 @@ def boxes(text: str) -> list[tuple[int, int]]:
                 start = stack.pop()
                 if start >= 0:
                     open_boxes -= 1
-                    if open_boxes == 0:
+                    if open_boxes == 0 or not outermost:
                         found.append((start, m.start()))
         elif tok == "{":
             stack.append(-1)
@@ -65,29 +72,7 @@ def boxes(text: str) -> list[tuple[int, int]]:
         else:
             stack.append(m.end())
             open_boxes += 1
-    # An unclosed box leaves later boxes nested in it; count those that closed as outermost.
-    if not found and stack:
-        return _closed_anywhere(text)
-    return found
-
-
-def _closed_anywhere(text: str) -> list[tuple[int, int]]:
-    """Every closed box, innermost included, when an unclosed opening swallowed the rest."""
-    stack: list[int] = []
-    found: list[tuple[int, int]] = []
-    for m in _BRACE_TOKEN.finditer(text):
-        tok = m.group()
-        if tok == "}":
-            if stack:
-                start = stack.pop()
-                if start >= 0:
-                    found.append((start, m.start()))
-        elif tok == "{":
-            stack.append(-1)
-        elif not (tok[0] == "\\" and len(tok) == 2):
-            stack.append(m.end())
-    found.sort()
-    return found
+    return found if outermost else sorted(found)
 
 
 def box_contents(text: str) -> list[str]:
