@@ -164,14 +164,25 @@ def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: floa
     # and a later one is parsed only when the earlier ones did not match.
     # A wrong answer is ``unparseable`` when math-verify read nothing, or only a string (its
     # fallback) where the gold is a mathematical expression: ``\\frac{1}{}`` for ``12``.
-    expression = any(not isinstance(x, str) for x in g)
+    # Nothing read from any reading is ``unparseable`` whatever the gold (``Grader`` relies on it
+    # to grade a response that math-verify reads nothing from once for all its golds).
+    expression, read = any(not isinstance(x, str) for x in g), False
     for text in predictions:
         p = parse(text, parsing_timeout=seconds)
         if p:
             if verify(g, p, timeout_seconds=seconds):
                 return True, None
+            read = True
             expression = expression and all(isinstance(x, str) for x in p)
-    return False, "unparseable" if expression else None
+    return False, "unparseable" if expression or not read else None
+
+
+def math_verify_reads(predictions: tuple[str, ...], timeout_s: float | None = 5.0) -> bool:
+    """Whether math-verify reads anything from any of the prediction readings (gold-independent)."""
+    from math_verify import parse
+
+    seconds = None if timeout_s is None else max(1, math.ceil(timeout_s))
+    return any(parse(text, parsing_timeout=seconds) for text in predictions)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,7 +222,10 @@ def _worker_loop() -> None:
             return
         key, gold, prediction = job
         try:
-            correct, reason = math_verify_verdict(gold, prediction, None, gold_cache)
+            if gold is None:     # a probe: does math-verify read anything from this response?
+                correct, reason = math_verify_reads(prediction, None), None
+            else:
+                correct, reason = math_verify_verdict(gold, prediction, None, gold_cache)
         except Exception:  # noqa: BLE001 - any parser failure is an unparseable answer
             correct, reason = False, "unparseable"
         writer.send((key, correct, reason))
@@ -386,6 +400,8 @@ class Grader:
                 self._launch_workers()  # they warm up while the rest of the batch is extracted
             pending.setdefault(key, []).append(i)
         if pending:
+            self._skip_unread_responses(pending, out, prepared)
+        if pending:
             for key, result in self._run_pool(list(pending)).items():
                 result = _guard(key[0], key[2], result)
                 self._remember(key, result)
@@ -393,6 +409,26 @@ class Grader:
                     found, ref, answer = prepared[i]
                     out[i] = _finish(result, ref, found, answer, self.mode)
         return out  # type: ignore[return-value]
+
+    def _skip_unread_responses(self, pending: dict, out: list, prepared: list) -> None:
+        """Grade the responses (kind ``text``) math-verify reads nothing from without their golds.
+
+        A response without box or span is unique per problem but often the same text ("I am not
+        sure"): one gold-independent probe per distinct response instead of one math-verify call
+        per (gold, response). What a probe finds unread is graded exactly as math_verify_verdict
+        grades it (wrong, ``unparseable``, then ``no_answer`` by _finish)."""
+        texts = [k for k in pending if k[1] == "text"]
+        responses = {(kind, answer) for _, kind, answer in texts}
+        if len(texts) < 2 * len(responses):
+            return                   # little sharing: probes could cost more than they save
+        probed = self._run_pool([(None, kind, answer) for kind, answer in responses])
+        # a probe that timed out or crashed decides nothing: its items are graded in full
+        for key in [k for k in texts if probed[(None, k[1], k[2])] == (False, "math_verify", None)]:
+            result = (False, "math_verify", "unparseable")
+            self._remember(key, result)
+            for i in pending.pop(key):
+                found, ref, answer = prepared[i]
+                out[i] = _finish(result, ref, found, answer, self.mode)
 
     def _remember(self, key: tuple[str, str, str], result: tuple[bool, str, str | None]) -> None:
         self._cache[key] = result
@@ -441,7 +477,7 @@ class Grader:
             key = queue[-1]
             gold, kind, answer = key
             try:
-                worker.send((key, gold_text(gold), prediction_texts(answer, kind)))
+                worker.send((key, None if gold is None else gold_text(gold), prediction_texts(answer, kind)))
             except (OSError, ValueError):
                 fresh_worker(worker)
                 return
