@@ -22,6 +22,11 @@ CFG.json is ``{"seed": int, "benchmarks": [names...]}``. Writes DIR/<name>.parqu
 DIR/manifest.json last (per benchmark: parquet sha256, source sha256s, count, count per role).
 Local files are looked up as SOURCE_DIR/<name>/<file> or SOURCE_DIR/<file>; without a local
 copy a hub entry is fetched with ``huggingface_hub`` at its pinned revision.
+
+Golds: each row carries the normalised ``answer``, the file's ``answer_raw`` where they differ,
+``answers`` (a multi-answer gold, graded as a set), ``unit`` and ``tolerance``.
+``references(table)`` turns them into the ``grading.Reference`` objects every grading caller
+uses (the grade stage, in-memory evaluation, and the RL stage's evaluation should too).
 """
 from __future__ import annotations
 
