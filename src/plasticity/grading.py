@@ -38,7 +38,8 @@ Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-
     (math-verify's internal timeout would turn the same item into ``unparseable`` on a loaded
     machine). A replacement worker is started without waiting for it: the queue goes on with the
     other workers and the new one takes items once it says it is ready, so an item's wall time
-    is bounded by ``timeout_s`` plus the time to kill a process. The pool starts lazily, so a
+    is bounded by ``timeout_s`` plus the time to kill a process (plus ``_FIRST_ITEM_GRACE_S`` for
+    a worker's first item, which may import sympy's simplification). The pool starts lazily, so a
     Grader that only sees integers (the RL reward of the miniature) never starts a process.
 
 Timeouts depend on machine load, so a verdict decided by a timeout is the one place the grader
@@ -205,10 +206,7 @@ def _worker_loop() -> None:
     reader, writer = Connection(0, writable=False), Connection(out_fd, readable=False)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
-        # warm regexes, parsers and sympy's lazily imported simplification (a first symbolic
-        # comparison costs ~1 s cold, which would count against the first real item's deadline)
-        math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), None)
-        math_verify_verdict("\\boxed{x^2+2x+1}", ("\\boxed{(x+1)^2}",), None)
+        math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), None)  # warm regexes and parsers
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
@@ -232,6 +230,9 @@ def _worker_loop() -> None:
 
 
 _STARTUP_TIMEOUT_S = 120.0
+# A worker's first symbolic comparison imports sympy's simplification lazily (~1 s); its first item
+# gets this much more time, rather than every worker paying it at start-up.
+_FIRST_ITEM_GRACE_S = 2.0
 
 
 class _Worker:
@@ -256,6 +257,7 @@ class _Worker:
         self.job: Any = None
         self.deadline = 0.0
         self.ready = False
+        self.first_item = True
 
     def wait_ready(self) -> "_Worker":
         """Block until the worker has imported math-verify and says so (started workers warm up in parallel)."""
@@ -482,7 +484,8 @@ class Grader:
                 fresh_worker(worker)
                 return
             queue.pop()
-            worker.job, worker.deadline = key, time.monotonic() + self.timeout_s
+            grace = _FIRST_ITEM_GRACE_S if worker.first_item else 0.0
+            worker.job, worker.deadline, worker.first_item = key, time.monotonic() + self.timeout_s + grace, False
             busy[worker.conn] = worker
 
         for worker in list(self._pool):
