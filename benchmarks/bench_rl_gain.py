@@ -5,7 +5,7 @@
         [--report reports/benchmarks.md]
 
 Needs the branch's inputs built (``snakemake results/tiny/sft/uniform results/data/sets results/benchmarks``).
-Runs the branch with the config's settings (``--set KEY=VALUE`` overrides rl settings, YAML values)
+Runs the branch (unless WORK already holds it finished) with the config's settings (``--set KEY=VALUE`` overrides rl settings, YAML values)
 through ``python -m plasticity rl`` (wall time reported), then evaluates its start and its final model
 on every configured benchmark with ``--samples`` samples per problem (the config's sampling, seeds
 from the config seed) and reports the micro-averaged gain with its paired standard error: the
@@ -38,6 +38,7 @@ def per_problem(model_dir: Path, suites: dict, eval_cfg: dict, samples: int, see
     """Per-problem accuracy over ``samples`` samples, every benchmark's problems in order."""
     from plasticity.eval.generate import SamplingConfig, generate_transformers, sampling_for
     from plasticity.eval.metrics import per_problem_accuracy
+    from plasticity.eval.registry import references
     from plasticity.models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(model_dir)
@@ -45,7 +46,7 @@ def per_problem(model_dir: Path, suites: dict, eval_cfg: dict, samples: int, see
     for name, table in suites.items():
         base = sampling_for(eval_cfg, name, seed)
         sampling = SamplingConfig(**{**base.__dict__, "n": samples})
-        prompts, answers = table.column("prompt").to_pylist(), table.column("answer").to_pylist()
+        prompts, answers = table.column("prompt").to_pylist(), references(table)
         completions = generate_transformers(model, tokenizer, prompts, sampling, int(eval_cfg["batch_size"]))
         verdicts = grader.grade_many([c.text for cs in completions for c in cs],
                                      [a for a, cs in zip(answers, completions) for _ in cs])
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--configfile", default="config.yaml")
     parser.add_argument("--branch", required=True, help="MODEL/SFT_DATA@SWITCH/METHOD")
     parser.add_argument("--results", default="results", help="the study's results directory (inputs)")
+    parser.add_argument("--benchmarks", help="benchmark directory (default: RESULTS/benchmarks)")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--work", required=True)
     parser.add_argument("--set", action="append", default=[], help="rl settings override KEY=VALUE")
@@ -115,16 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     sft_data = branch.split("@")[0]
     results = Path(args.results)
     start = results / model / ("base" if sft_data == "none" else f"sft/{sft_data}")
-    bench = results / "benchmarks"
+    bench = Path(args.benchmarks) if args.benchmarks else results / "benchmarks"
     tag = "-".join(f"{k}={v}" for k, v in sorted(overrides.items())) or "config"
     out = Path(args.work) / f"{args.branch.replace('/', '_')}_{tag}"
     write_json(Path(args.work) / "section.json", section.model_dump(mode="json"))
     cmd = [sys.executable, "-m", "plasticity", "rl", "--config", str(Path(args.work) / "section.json"),
            "--start-from", str(start), "--prompts", str(results / "data" / "sets" / f"{section.rl.prompts}.parquet"),
            "--benchmarks", str(bench), "--out", str(out), "--threads", str(os.cpu_count())]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
+    started = out.with_name(f".{out.name}.started")   # RL wall time survives a rerun of the evaluation
+    if not (out / "manifest.json").is_file():
+        started.write_text(f"{time.time():.0f}\n")
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = (out / "manifest.json").stat().st_mtime - float(started.read_text())
 
     start_dir = Path(read_json(out / "branch.json")["start_dir"])
     suites = load_suites(bench, cfg.eval.benchmarks)

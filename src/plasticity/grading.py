@@ -1,19 +1,25 @@
 """THE grader: the RL reward and the evaluation both call this module (PAPER.md sections 2.5 and 3).
 
-A completion is graded against a reference answer in three steps:
+A completion is graded against a reference in four steps:
 
-1. ``extract_answer``: the content of the last brace-balanced ``\\boxed{...}`` (or ``\\fbox{...}``);
-   failing that, the content of the last ``<answer>...</answer>`` span. Linear in the completion
-   length, so a 1 MB completion costs milliseconds. No answer -> wrong, rule ``none``, reason
-   ``no_answer``.
-2. ``strict`` mode (the study's strict evaluator and its RL reward): math-verify 0.9.0 only.
+1. ``plasticity.extraction.extract``: the answer in the evaluator's order (``order="eval"``: the
+   last ``<answer>`` span, then the last box, then the response) or the reward's (``"reward"``:
+   the last box, then the span, then the response); see that module for PAPER.md 2.5. No answer
+   -> wrong, rule ``none``, reason ``no_answer``. The answer is then tidied
+   (``extraction.tidy``: ``\\textbf{(073)}`` -> ``073``, ``104.`` -> ``104``) and, when the
+   benchmark gives a unit, stripped of it.
+2. ``strict`` mode (the study's strict evaluator and its RL reward): math-verify 0.9.0.
    The gold is parsed as ``\\boxed{gold}`` (so plain strings such as ``72`` or ``\\frac{1}{2}`` work;
    a gold that already holds ``\\boxed`` or ``$`` is parsed as is) and the prediction as
-   ``\\boxed{extracted}`` when it came from a box, or as the raw ``<answer>`` span otherwise
-   (math-verify then finds the expression inside the span itself, as the study's
-   ``reward_rule.py`` does). Verdict = ``math_verify.verify(gold, prediction)``.
-3. ``lenient`` mode adds the study's fallbacks when strict says wrong: normalised-string equality,
-   numeric equality within a relative tolerance, and multiple-choice letters.
+   ``\\boxed{extracted}`` when it came from a box, or as raw text otherwise (math-verify then
+   finds the expression inside the span or response itself, as the study's code does).
+   Verdict = ``math_verify.verify(gold, prediction)``. A multi-answer reference (``Reference``
+   with several ``answers``) is a set: gold ``\\boxed{a, b}`` against every box of the answer
+   region joined (math-verify compares comma lists as sets). Where the benchmark gives a numeric
+   tolerance it is honoured, but strict never accepts numbers more than 0.1% apart (math-verify
+   rounds floats to 6 decimals and would call ``0.0000124`` equal to ``0.0000123``: such a
+   verdict is turned into wrong with rule ``relative_gap``).
+3. ``lenient`` mode adds the fallbacks of ``plasticity.grading_lenient`` when strict says wrong.
 
 Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-process:
   * a fast path (``plasticity.grading_fastpath``) for integers, decimals, fractions, radicals,
@@ -27,8 +33,14 @@ Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-
     only reliable bound is a process the parent can kill. Each item gets ``timeout_s`` of wall
     time; a worker that overruns is killed and replaced and the item is graded wrong with reason
     ``timeout``; a worker that dies is replaced and its item graded wrong with reason
-    ``unparseable``. The pool starts lazily, so a Grader that only sees integers (the RL reward
-    of the miniature) never starts a process.
+    ``unparseable``. Workers run math-verify with its own (signal) timeouts off, so the parent's
+    deadline is the only one and an item that runs too long always gets the reason ``timeout``
+    (math-verify's internal timeout would turn the same item into ``unparseable`` on a loaded
+    machine). A replacement worker is started without waiting for it: the queue goes on with the
+    other workers and the new one takes items once it says it is ready, so an item's wall time
+    is bounded by ``timeout_s`` plus the time to kill a process (plus ``_FIRST_ITEM_GRACE_S`` for
+    a worker's first item, which may import sympy's simplification). The pool starts lazily, so a
+    Grader that only sees integers (the RL reward of the miniature) never starts a process.
 
 Timeouts depend on machine load, so a verdict decided by a timeout is the one place the grader
 can be non-deterministic; such verdicts carry ``reason="timeout"`` and are counted in scores.
@@ -39,17 +51,19 @@ import atexit
 import logging
 import math
 import multiprocessing.connection
-import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from plasticity.extraction import ORDERS, Extraction, extract, tidy
 from plasticity.grading_fastpath import fast_verdict
+from plasticity.grading_lenient import lenient_rule, numbers_apart, strip_unit, within_tolerance
 
-GRADER_VERSION = "1.0.0"
+GRADER_VERSION = "2.0.0"
 MODES = ("strict", "lenient")
+STRICT_MAX_RELATIVE = 1e-3     # strict never accepts numbers further apart than 0.1%, whatever the tolerance
 
 log = logging.getLogger(__name__)
 
@@ -57,81 +71,44 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
-    rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | string | numeric | choice | none
+    rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | tolerance | relative_gap
+    #                           (strict) | string | numeric | choice (lenient) | none
     extracted: str | None     # the extracted answer text (None when there was none)
     reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
+    kind: str | None = None    # how the answer was found: box | span | text (extraction.extract)
 
 
-# ----------------------------------------------------------------------------------------------
-# Extraction
+@dataclass(frozen=True)
+class Reference:
+    """A benchmark's gold: ``answer`` (normalised), or several ``answers`` graded as a set, with the
+    benchmark's ``unit`` and absolute numeric ``tolerance`` where it gives them. A plain string
+    reference is ``Reference(answer=string)``."""
+    answer: str
+    answers: tuple[str, ...] = ()
+    unit: str | None = None
+    tolerance: float | None = None
 
-_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
-# Tokens of one left-to-right pass: a box opening, an escaped brace (literal, skipped), a brace.
-_BRACE_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\[{}]|[{}]")
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
-
-
-def _close_of(text: str, content_start: int) -> int | None:
-    """Index of the brace closing a group whose content starts at ``content_start``, or None."""
-    depth = 1
-    for m in _BRACE_TOKEN.finditer(text, content_start):
-        tok = m.group()
-        if tok[0] == "\\" and len(tok) == 2:
-            continue
-        if tok == "}":
-            depth -= 1
-            if depth == 0:
-                return m.start()
-        else:
-            depth += 1
-    return None
+    @property
+    def gold(self) -> str:
+        """The gold string graded: the answer, or the answers comma-joined (a set for math-verify)."""
+        return ", ".join(self.answers) if len(self.answers) > 1 else self.answer
 
 
-def _last_closed_box(text: str) -> tuple[int, int] | None:
-    """(content start, content end) of the balanced box that starts last, in one linear pass."""
-    stack: list[int] = []          # content start for box openings, -1 for plain braces
-    best: tuple[int, int] | None = None
-    for m in _BRACE_TOKEN.finditer(text):
-        tok = m.group()
-        if tok == "}":
-            if stack:
-                start = stack.pop()
-                if start >= 0 and (best is None or start > best[0]):
-                    best = (start, m.start())
-        elif tok == "{":
-            stack.append(-1)
-        elif tok[0] == "\\" and len(tok) == 2:
-            continue
-        else:
-            stack.append(m.end())
-    return best
+def as_reference(reference: "str | Reference") -> Reference:
+    return reference if isinstance(reference, Reference) else Reference(reference)
 
 
-def _extract(completion: str) -> tuple[str | None, str | None]:
-    """(extracted text, kind) with kind ``box`` or ``span``; (None, None) when there is no answer."""
-    # Common case first: the last box opening closes; scanning its tail only.
-    last = max(completion.rfind("\\boxed"), completion.rfind("\\fbox"))
-    if last >= 0:
-        m = _BOX_OPEN.match(completion, last)
-        if m:
-            end = _close_of(completion, m.end())
-            if end is not None:
-                return completion[m.end():end].strip(), "box"
-        # The last box is unclosed (truncated or malformed): one full pass finds the last closed one.
-        found = _last_closed_box(completion)
-        if found is not None:
-            return completion[found[0]:found[1]].strip(), "box"
-    end = completion.rfind(_ANSWER_CLOSE)
-    if end >= 0:
-        start = completion.rfind(_ANSWER_OPEN, 0, end)
-        if start >= 0:
-            return completion[start + len(_ANSWER_OPEN):end].strip(), "span"
-    return None, None
-
-
-def extract_answer(completion: str) -> str | None:
-    """The last balanced ``\\boxed{}``/``\\fbox{}`` content, else the last ``<answer>`` span, else None."""
-    return _extract(completion)[0]
+def prepare(completion: str, reference: "str | Reference", order: str = "eval"
+            ) -> tuple[Extraction, Reference, str | None]:
+    """(extraction, reference, the answer text compared with ``reference.gold``; None without one)."""
+    ref = as_reference(reference)
+    found = extract(completion, order)
+    if not found.text:
+        return found, ref, None
+    if len(ref.answers) > 1 and found.kind == "box":
+        parts = [strip_unit(tidy(b), ref.unit) for b in found.boxes]
+        return found, ref, ", ".join(parts)
+    return found, ref, strip_unit(tidy(found.text), ref.unit)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,8 +117,8 @@ def extract_answer(completion: str) -> str | None:
 def gold_text(reference: str) -> str:
     """The string handed to ``math_verify.parse`` for a reference answer."""
     ref = reference.strip()
-    if ref.startswith(_ANSWER_OPEN) and ref.endswith(_ANSWER_CLOSE):
-        ref = ref[len(_ANSWER_OPEN):-len(_ANSWER_CLOSE)].strip()
+    if ref.startswith("<answer>") and ref.endswith("</answer>"):
+        ref = ref[len("<answer>"):-len("</answer>")].strip()
     if "\\boxed" in ref or "\\fbox" in ref or (len(ref) > 1 and ref.startswith("$") and ref.endswith("$")):
         return ref
     return "\\boxed{" + ref + "}"
@@ -153,25 +130,28 @@ def prediction_texts(extracted: str, kind: str) -> tuple[str, ...]:
     A box's content is parsed as ``\\boxed{content}``. An <answer> span is parsed raw (math-verify
     finds ``$...$``, numbers and "answer is" phrases in prose) and, unless it holds its own
     delimiters, also as ``\\boxed{span}`` (bare LaTeX such as ``2\\sqrt{3}`` is only read inside a
-    delimiter); the prediction is correct when either reading verifies.
+    delimiter); the prediction is correct when either reading verifies. A response (kind
+    ``text``) is parsed raw only, as the study's code hands math-verify the whole response.
     """
     if kind == "box":
         return ("\\boxed{" + extracted + "}",)
-    if "$" in extracted or "\\(" in extracted or "\\[" in extracted:
+    if kind == "text" or "$" in extracted or "\\(" in extracted or "\\[" in extracted:
         return (extracted,)
     return (extracted, "\\boxed{" + extracted + "}")
 
 
-def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: float = 5.0,
+def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: float | None = 5.0,
                         gold_cache: dict | None = None) -> tuple[bool, str | None]:
     """(correct, reason) by math-verify alone; inputs as from gold_text/prediction_texts.
 
-    Must run in a main thread (math-verify's own timeouts use ``signal.alarm``). ``gold_cache``
-    (gold string -> parsed gold) saves re-parsing one reference for each of its distinct answers.
+    With a ``timeout_s`` it must run in a main thread (math-verify's own timeouts use
+    ``signal.alarm``); None turns them off (the worker processes, whose parent keeps the time).
+    ``gold_cache`` (gold string -> parsed gold) saves re-parsing one reference for each of its
+    distinct answers.
     """
     from math_verify import parse, verify
 
-    seconds = max(1, math.ceil(timeout_s))
+    seconds = None if timeout_s is None else max(1, math.ceil(timeout_s))
     g = gold_cache.get(gold) if gold_cache is not None else None
     if g is None:
         g = parse(gold, parsing_timeout=seconds)
@@ -183,93 +163,27 @@ def math_verify_verdict(gold: str, predictions: tuple[str, ...], timeout_s: floa
         return False, "unparseable"
     # verify() is true when any (gold, prediction) pair matches, so the readings are tried in turn
     # and a later one is parsed only when the earlier ones did not match.
-    parsed_any = False
+    # A wrong answer is ``unparseable`` when math-verify read nothing, or only a string (its
+    # fallback) where the gold is a mathematical expression: ``\\frac{1}{}`` for ``12``.
+    # Nothing read from any reading is ``unparseable`` whatever the gold (``Grader`` relies on it
+    # to grade a response that math-verify reads nothing from once for all its golds).
+    expression, read = any(not isinstance(x, str) for x in g), False
     for text in predictions:
         p = parse(text, parsing_timeout=seconds)
         if p:
-            parsed_any = True
             if verify(g, p, timeout_seconds=seconds):
                 return True, None
-    return False, None if parsed_any else "unparseable"
+            read = True
+            expression = expression and all(isinstance(x, str) for x in p)
+    return False, "unparseable" if expression or not read else None
 
 
-# ----------------------------------------------------------------------------------------------
-# Lenient comparisons (the study's fuzzy fallbacks; pure Python, run in-process)
+def math_verify_reads(predictions: tuple[str, ...], timeout_s: float | None = 5.0) -> bool:
+    """Whether math-verify reads anything from any of the prediction readings (gold-independent)."""
+    from math_verify import parse
 
-_TEXT_CMD = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
-_SPACING = re.compile(r"\\[,;:! ]|\\q?quad|~")
-_DEGREE = re.compile(r"\^\s*\{?\\circ\}?|°|\\degree|\bdegrees?\b")
-_CHOICE_REF = re.compile(r"\(?([A-Ea-e])\)?")
-_CHOICE_PRED = re.compile(r"^\s*(?:\\text\{)?\s*\(?([A-Ea-e])\)?\s*\}?(?:[.:)]|\s|$)")
-_NUMBER_IN = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-_NUMERIC_RTOL = 1e-4
-_LENIENT_MAX_LEN = 500
-
-
-def normalize_answer(text: str) -> str:
-    """The study's string normalisation: LaTeX wrappers, spacing, units of degree, case, punctuation."""
-    s = text.strip().strip("$").strip()
-    for _ in range(3):  # nested \text{\textbf{..}}
-        s = _TEXT_CMD.sub(r"\1", s)
-    s = s.replace("\\left", "").replace("\\right", "").replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    s = _SPACING.sub("", s)
-    s = _DEGREE.sub("", s)
-    s = s.replace("\\%", "").replace("%", "")
-    s = re.sub(r"\s+", "", s).rstrip(".").lower()
-    return s
-
-
-def _to_float(text: str) -> float | None:
-    s = normalize_answer(text).replace(",", "")
-    frac = re.fullmatch(r"(-?)\\frac\{(-?\d+(?:\.\d+)?)\}\{(-?\d+(?:\.\d+)?)\}", s)
-    if frac:
-        den = float(frac.group(3))
-        return None if den == 0 else (-1 if frac.group(1) else 1) * float(frac.group(2)) / den
-    m = _NUMBER_IN.match(s)
-    if not m or len(m.group()) > 40:
-        return None
-    rest = s[m.end():]
-    if rest and re.match(r"[\d.\\/^]", rest):  # e.g. 2/3, 2^5, 2\sqrt3: not a plain number with units
-        return None
-    try:
-        return float(m.group())
-    except ValueError:
-        return None
-
-
-def _lenient(reference: str, extracted: str) -> str | None:
-    """The lenient rule that accepts ``extracted``, or None."""
-    if len(extracted) > _LENIENT_MAX_LEN or len(reference) > _LENIENT_MAX_LEN:
-        return None
-    ref = reference.strip()
-    if ref.startswith(_ANSWER_OPEN) and ref.endswith(_ANSWER_CLOSE):
-        ref = ref[len(_ANSWER_OPEN):-len(_ANSWER_CLOSE)]
-    choice = _CHOICE_REF.fullmatch(ref.strip())
-    if choice:
-        m = _CHOICE_PRED.match(extracted)
-        if m and m.group(1).upper() == choice.group(1).upper():
-            return "choice"
-        return None  # a multiple-choice item is judged on its letter only
-    nr, np_ = normalize_answer(ref), normalize_answer(extracted)
-    if nr and nr == np_:
-        return "string"
-    a, b = _to_float(ref), _to_float(extracted)
-    if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
-        # Tolerance is for rounded decimals (Minerva's physics answers); integers must match exactly.
-        if a.is_integer() and b.is_integer() and "." not in ref and "." not in extracted:
-            return "numeric" if a == b else None
-        if math.isclose(a, b, rel_tol=_NUMERIC_RTOL, abs_tol=1e-9):
-            return "numeric"
-    return None
-
-
-def _finish(strict: tuple[bool, str, str | None], reference: str, extracted: str, mode: str) -> Verdict:
-    correct, rule, reason = strict
-    if not correct and mode == "lenient":
-        lenient_rule = _lenient(reference, extracted)
-        if lenient_rule is not None:
-            return Verdict(True, lenient_rule, extracted, None)
-    return Verdict(correct, rule, extracted, None if correct else reason)
+    seconds = None if timeout_s is None else max(1, math.ceil(timeout_s))
+    return any(parse(text, parsing_timeout=seconds) for text in predictions)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,7 +194,7 @@ def _finish(strict: tuple[bool, str, str | None], reference: str, extracted: str
 # holding torch threads and locks, and spawn/forkserver re-import the caller's ``__main__``
 # (``python -m plasticity`` included). Startup is about 0.4 s (math-verify import + warm-up).
 
-def _worker_loop(timeout_s: float) -> None:
+def _worker_loop() -> None:
     import os
     import sys
     from multiprocessing.connection import Connection
@@ -292,7 +206,7 @@ def _worker_loop(timeout_s: float) -> None:
     reader, writer = Connection(0, writable=False), Connection(out_fd, readable=False)
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
-        math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), timeout_s)  # warm regexes and parsers
+        math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), None)  # warm regexes and parsers
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
@@ -306,17 +220,23 @@ def _worker_loop(timeout_s: float) -> None:
             return
         key, gold, prediction = job
         try:
-            correct, reason = math_verify_verdict(gold, prediction, timeout_s, gold_cache)
+            if gold is None:     # a probe: does math-verify read anything from this response?
+                correct, reason = math_verify_reads(prediction, None), None
+            else:
+                correct, reason = math_verify_verdict(gold, prediction, None, gold_cache)
         except Exception:  # noqa: BLE001 - any parser failure is an unparseable answer
             correct, reason = False, "unparseable"
         writer.send((key, correct, reason))
 
 
 _STARTUP_TIMEOUT_S = 120.0
+# A worker's first symbolic comparison imports sympy's simplification lazily (~1 s); its first item
+# gets this much more time, rather than every worker paying it at start-up.
+_FIRST_ITEM_GRACE_S = 2.0
 
 
 class _Worker:
-    def __init__(self, timeout_s: float):
+    def __init__(self) -> None:
         import os
         import subprocess
         import sys
@@ -328,7 +248,7 @@ class _Worker:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("OMP_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plasticity.grading", "--worker", "--timeout-s", repr(timeout_s)],
+            [sys.executable, "-m", "plasticity.grading", "--worker"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self.conn = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
         self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -336,6 +256,8 @@ class _Worker:
         self.proc.stdin.close()
         self.job: Any = None
         self.deadline = 0.0
+        self.ready = False
+        self.first_item = True
 
     def wait_ready(self) -> "_Worker":
         """Block until the worker has imported math-verify and says so (started workers warm up in parallel)."""
@@ -347,6 +269,7 @@ class _Worker:
         except EOFError:
             self.kill()
             raise RuntimeError("grader worker exited at startup (see its stderr above)") from None
+        self.ready = True
         return self
 
     def send(self, message: Any) -> None:
@@ -387,24 +310,28 @@ class _Worker:
 class Grader:
     """Batched grading with fast path, cache and a process pool; use as a context manager.
 
+    ``order`` is the extraction order: ``eval`` for evaluation, ``reward`` for the RL reward
+    (plasticity.extraction). References are strings or ``Reference`` (sets, units, tolerances).
+
     >>> with Grader("strict") as g:
     ...     g.grade_many(["<answer>\\\\boxed{4}</answer>"], ["4"])[0].correct
     True
     """
 
     def __init__(self, mode: str = "strict", workers: int = 1, timeout_s: float = 5.0,
-                 cache_size: int = 200_000):
+                 cache_size: int = 200_000, order: str = "eval"):
         if mode not in MODES:
             raise ValueError(f"grader mode must be one of {MODES}, got {mode!r}")
+        if order not in ORDERS:
+            raise ValueError(f"grader order must be one of {ORDERS}, got {order!r}")
         if workers < 1:
             raise ValueError(f"grader workers must be >= 1, got {workers}")
         if not timeout_s > 0:
             raise ValueError(f"grader timeout_s must be > 0, got {timeout_s}")
-        self.mode, self.workers, self.timeout_s = mode, workers, float(timeout_s)
+        self.mode, self.order, self.workers, self.timeout_s = mode, order, workers, float(timeout_s)
         self._cache: OrderedDict[tuple[str, str, str], tuple[bool, str, str | None]] = OrderedDict()
         self._cache_size = cache_size
-        self._pool: list[_Worker] = []
-        self._starting: list[_Worker] = []   # launched, not yet known to be ready
+        self._pool: list[_Worker] = []       # started; ``ready`` once the worker said so
         self._lock = threading.Lock()
         self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0}
 
@@ -416,13 +343,15 @@ class Grader:
         self.close()
 
     def close(self) -> None:
-        for w in self._starting:
-            w.kill()
         for w in self._pool:   # all asked first, so they exit in parallel
-            w.ask_to_stop()
+            if w.ready:
+                w.ask_to_stop()
+            else:
+                w.kill()
         for w in self._pool:
-            w.stop()
-        self._pool, self._starting = [], []
+            if w.ready:
+                w.stop()
+        self._pool = []
 
     def __del__(self) -> None:  # best effort; close() is the contract
         try:
@@ -431,119 +360,162 @@ class Grader:
             pass
 
     def fingerprint(self) -> dict:
-        return fingerprint(self.mode)
+        return fingerprint(self.mode, self.order)
 
     # grading ---------------------------------------------------------------------------------
-    def grade(self, completion: str, reference: str) -> Verdict:
+    def grade(self, completion: str, reference: "str | Reference") -> Verdict:
         return self.grade_many([completion], [reference])[0]
 
-    def grade_many(self, completions: list[str], references: list[str]) -> list[Verdict]:
+    def grade_many(self, completions: list[str], references: "list[str | Reference]") -> list[Verdict]:
         if len(completions) != len(references):
             raise ValueError(f"grade_many: {len(completions)} completions but {len(references)} references")
         with self._lock:
             return self._grade_many(completions, references)
 
-    def _grade_many(self, completions: list[str], references: list[str]) -> list[Verdict]:
+    def _grade_many(self, completions: list[str], references: list) -> list[Verdict]:
         n = len(completions)
         out: list[Verdict | None] = [None] * n
         pending: dict[tuple[str, str, str], list[int]] = {}
-        extracted_of: list[tuple[str | None, str | None]] = [(None, None)] * n
+        prepared: list[Any] = [None] * n
         for i, (completion, reference) in enumerate(zip(completions, references)):
-            if not isinstance(completion, str) or not isinstance(reference, str):
-                raise TypeError(f"grade_many: item {i} is not a pair of strings")
-            extracted, kind = _extract(completion)
-            extracted_of[i] = (extracted, kind)
-            if not extracted:
-                out[i] = Verdict(False, "none", extracted, "no_answer")
+            if not isinstance(completion, str) or not isinstance(reference, (str, Reference)):
+                raise TypeError(f"grade_many: item {i} is not a completion string and a reference")
+            found, ref, answer = prepared[i] = prepare(completion, reference, self.order)
+            if not answer:
+                out[i] = Verdict(False, "none", found.text, "no_answer", found.kind)
                 continue
-            key = (reference, kind, extracted)
+            key = (ref.gold.strip(), found.kind, answer)
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.stats["cache"] += 1
-                out[i] = _finish(hit, reference, extracted, self.mode)
+                out[i] = _finish(hit, ref, found, answer, self.mode)
                 continue
-            fast = fast_verdict(reference.strip(), extracted, kind)
+            fast = fast_verdict(key[0], answer, found.kind)
             if fast is not None:
                 self.stats["fast"] += 1
                 result = (fast[0], fast[1], None)
                 self._remember(key, result)
-                out[i] = _finish(result, reference, extracted, self.mode)
+                out[i] = _finish(result, ref, found, answer, self.mode)
                 continue
-            if not pending and len(self._pool) < self.workers:
+            if not pending:
                 self._launch_workers()  # they warm up while the rest of the batch is extracted
             pending.setdefault(key, []).append(i)
         if pending:
+            self._skip_unread_responses(pending, out, prepared)
+        if pending:
             for key, result in self._run_pool(list(pending)).items():
+                result = _guard(key[0], key[2], result)
                 self._remember(key, result)
                 for i in pending[key]:
-                    out[i] = _finish(result, references[i], extracted_of[i][0], self.mode)
+                    found, ref, answer = prepared[i]
+                    out[i] = _finish(result, ref, found, answer, self.mode)
         return out  # type: ignore[return-value]
+
+    def _skip_unread_responses(self, pending: dict, out: list, prepared: list) -> None:
+        """Grade the responses (kind ``text``) math-verify reads nothing from without their golds.
+
+        A response without box or span is unique per problem but often the same text ("I am not
+        sure"): one gold-independent probe per distinct response instead of one math-verify call
+        per (gold, response). What a probe finds unread is graded exactly as math_verify_verdict
+        grades it (wrong, ``unparseable``, then ``no_answer`` by _finish)."""
+        texts = [k for k in pending if k[1] == "text"]
+        responses = {(kind, answer) for _, kind, answer in texts}
+        if len(texts) < 2 * len(responses):
+            return                   # little sharing: probes could cost more than they save
+        probed = self._run_pool([(None, kind, answer) for kind, answer in responses])
+        # a probe that timed out or crashed decides nothing: its items are graded in full
+        for key in [k for k in texts if probed[(None, k[1], k[2])] == (False, "math_verify", None)]:
+            result = (False, "math_verify", "unparseable")
+            self._remember(key, result)
+            for i in pending.pop(key):
+                found, ref, answer = prepared[i]
+                out[i] = _finish(result, ref, found, answer, self.mode)
 
     def _remember(self, key: tuple[str, str, str], result: tuple[bool, str, str | None]) -> None:
         self._cache[key] = result
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _spawn(self) -> _Worker:
-        return _Worker(self.timeout_s).wait_ready()
-
     def _launch_workers(self) -> None:
-        """Start the missing worker processes without waiting for them (they import math-verify, ~0.3 s)."""
-        missing = self.workers - len(self._pool) - len(self._starting)
-        self._starting.extend(_Worker(self.timeout_s) for _ in range(max(0, missing)))
+        """Start the missing worker processes without waiting for them (they import math-verify, ~0.4 s)."""
+        self._pool.extend(_Worker() for _ in range(max(0, self.workers - len(self._pool))))
 
     def start_workers(self) -> None:
         """Have every worker process started and ready (in parallel); otherwise they start on first need."""
         self._launch_workers()
-        starting, self._starting = self._starting, []
         try:
-            for w in starting:
-                w.wait_ready()
+            for w in self._pool:
+                if not w.ready:
+                    w.wait_ready()
         except BaseException:
-            for w in starting:
-                w.kill()
+            self.close()
             raise
-        self._pool.extend(starting)
 
     def _run_pool(self, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[bool, str, str | None]]:
-        """Grade unique (reference, kind, extracted) keys by math-verify in worker processes."""
+        """Grade unique (gold, kind, answer) keys by math-verify in worker processes.
+
+        One event loop over every worker's pipe: a ready worker takes the next item; a worker
+        past its item's deadline is killed and a fresh one started *without waiting*: it joins
+        when its "ready" message arrives (within ``_STARTUP_TIMEOUT_S``, else the grader fails).
+        """
         results: dict[tuple[str, str, str], tuple[bool, str, str | None]] = {}
-        self.start_workers()
+        self._launch_workers()
         queue = list(reversed(keys))
-        busy: dict[Any, _Worker] = {}
+        busy: dict[Any, _Worker] = {}        # conn -> worker grading an item
+        starting: dict[Any, _Worker] = {}    # conn -> worker not yet ready
+        started_at: dict[Any, float] = {}
+
+        def fresh_worker(old: _Worker) -> None:
+            old.kill()
+            new = _Worker()
+            self._pool[self._pool.index(old)] = new
+            starting[new.conn], started_at[new.conn] = new, time.monotonic()
 
         def dispatch(worker: _Worker) -> None:
+            if worker.proc.poll() is not None:   # died while idle (killed from outside, OOM)
+                fresh_worker(worker)
+                return
             key = queue[-1]
-            reference, kind, extracted = key
-            message = (key, gold_text(reference), prediction_texts(extracted, kind))
-            if worker.proc.poll() is not None:  # died while idle (killed from outside, OOM)
-                worker = replace(worker, redispatch=False)
+            gold, kind, answer = key
             try:
-                worker.send(message)
+                worker.send((key, None if gold is None else gold_text(gold), prediction_texts(answer, kind)))
             except (OSError, ValueError):
-                worker = replace(worker, redispatch=False)
-                worker.send(message)
+                fresh_worker(worker)
+                return
             queue.pop()
-            worker.job = key
-            worker.deadline = time.monotonic() + self.timeout_s
+            grace = _FIRST_ITEM_GRACE_S if worker.first_item else 0.0
+            worker.job, worker.deadline, worker.first_item = key, time.monotonic() + self.timeout_s + grace, False
             busy[worker.conn] = worker
 
-        def replace(worker: _Worker, redispatch: bool = True) -> _Worker:
-            worker.kill()
-            self._pool[self._pool.index(worker)] = fresh = self._spawn()
-            if redispatch and queue:
-                dispatch(fresh)
-            return fresh
-
         for worker in list(self._pool):
-            if queue:
+            if not worker.ready:
+                starting[worker.conn], started_at[worker.conn] = worker, time.monotonic()
+            elif queue:
                 dispatch(worker)
-        while busy:
+        while queue or busy:
+            if not busy and not starting:        # every worker died while idle
+                for worker in list(self._pool):
+                    if queue:
+                        dispatch(worker)
+                continue
             now = time.monotonic()
-            wait_s = max(0.0, min(w.deadline for w in busy.values()) - now)
-            ready = multiprocessing.connection.wait(list(busy), timeout=wait_s)
+            deadlines = [w.deadline for w in busy.values()]
+            deadlines += [started_at[c] + _STARTUP_TIMEOUT_S for c in starting]
+            ready = multiprocessing.connection.wait(list(busy) + list(starting), timeout=max(0.0, min(deadlines) - now))
             for conn in ready:
+                if conn in starting:
+                    worker = starting.pop(conn)
+                    started_at.pop(conn)
+                    try:
+                        conn.recv()
+                    except (EOFError, OSError):
+                        self.close()
+                        raise RuntimeError("grader worker exited at startup (see its stderr above)") from None
+                    worker.ready = True
+                    if queue:
+                        dispatch(worker)
+                    continue
                 worker = busy.pop(conn)
                 try:
                     key, correct, reason = conn.recv()
@@ -551,7 +523,7 @@ class Grader:
                     self.stats["crash"] += 1
                     log.warning("grader worker died on an item; graded unparseable: %.200r", worker.job)
                     results[worker.job] = (False, "math_verify", "unparseable")
-                    replace(worker)
+                    fresh_worker(worker)
                     continue
                 self.stats["pool"] += 1
                 results[key] = (bool(correct), "math_verify", reason)
@@ -565,8 +537,38 @@ class Grader:
                     log.warning("grader item exceeded %.1f s; graded wrong (timeout): %.200r",
                                 self.timeout_s, worker.job)
                     results[worker.job] = (False, "math_verify", "timeout")
-                    replace(worker)
+                    fresh_worker(worker)
+            for conn in [c for c in starting if now >= started_at[c] + _STARTUP_TIMEOUT_S]:
+                self.close()
+                raise RuntimeError(f"grader worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
         return results
+
+
+def _guard(gold: str, answer: str, result: tuple[bool, str, str | None]) -> tuple[bool, str, str | None]:
+    """math-verify's verdict, wrong (rule ``relative_gap``) for numbers more than 0.1% apart.
+
+    Only math-verify's own verdicts need it: the fast path calls floats equal only when their
+    values are equal."""
+    if result[0] and numbers_apart(gold, answer, STRICT_MAX_RELATIVE):
+        return False, "relative_gap", None
+    return result
+
+
+def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extraction, answer: str,
+            mode: str) -> Verdict:
+    """The verdict from the strict result, the benchmark's tolerance and (lenient) the fallbacks."""
+    correct, rule, reason = strict
+    if found.kind == "text" and reason == "unparseable":
+        rule, reason = "none", "no_answer"    # math-verify found no answer anywhere in the response
+    extracted = answer if len(ref.answers) > 1 and found.kind == "box" else found.text
+    if not correct and ref.tolerance is not None and \
+            within_tolerance(ref.gold, answer, ref.tolerance, STRICT_MAX_RELATIVE):
+        return Verdict(True, "tolerance", extracted, None, found.kind)
+    if not correct and mode == "lenient":
+        lenient = lenient_rule(ref.gold, answer, ref.unit, ref.tolerance)
+        if lenient is not None:
+            return Verdict(True, lenient, extracted, None, found.kind)
+    return Verdict(correct, rule, extracted, None if correct else reason, found.kind)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -587,25 +589,32 @@ def _close_default_graders() -> None:
         g.close()
 
 
-def grade(completion: str, reference: str, mode: str = "strict") -> Verdict:
+def grade(completion: str, reference: "str | Reference", mode: str = "strict") -> Verdict:
     """Grade one completion (a shared module-level Grader: fast path, cache, one worker process)."""
     return _default_grader(mode).grade(completion, reference)
 
 
-def grade_naive(completion: str, reference: str, mode: str = "strict", timeout_s: float = 5.0) -> Verdict:
+def grade_naive(completion: str, reference: "str | Reference", mode: str = "strict", timeout_s: float = 5.0,
+                order: str = "eval") -> Verdict:
     """The same verdict computed the slow way: no fast path, no cache, math-verify in this process.
 
     The reference the fast path and pool are checked against (tests, benchmarks/bench_grading.py).
     Main thread only, and not protected against inputs that hang inside C code.
     """
-    extracted, kind = _extract(completion)
-    if not extracted:
-        return Verdict(False, "none", extracted, "no_answer")
+    found, ref, answer = prepare(completion, reference, order)
+    if not answer:
+        return Verdict(False, "none", found.text, "no_answer", found.kind)
     try:
-        correct, reason = math_verify_verdict(gold_text(reference), prediction_texts(extracted, kind), timeout_s)
+        correct, reason = math_verify_verdict(gold_text(ref.gold.strip()), prediction_texts(answer, found.kind),
+                                              timeout_s)
     except Exception:  # noqa: BLE001
         correct, reason = False, "unparseable"
-    return _finish((correct, "math_verify", reason), reference, extracted, mode)
+    return _finish(_guard(ref.gold.strip(), answer, (correct, "math_verify", reason)), ref, found, answer, mode)
+
+
+def extract_answer(completion: str, order: str = "eval") -> str | None:
+    """The answer text of ``completion`` (plasticity.extraction.extract), or None."""
+    return extract(completion, order).text
 
 
 def math_verify_version() -> str | None:
@@ -616,9 +625,9 @@ def math_verify_version() -> str | None:
         return None
 
 
-def fingerprint(mode: str = "strict") -> dict:
-    """What a score depends on from the grader: its version, math-verify's version and the mode."""
-    return {"grader_version": GRADER_VERSION, "math_verify": math_verify_version(), "mode": mode}
+def fingerprint(mode: str = "strict", order: str = "eval") -> dict:
+    """What a score depends on from the grader: its version, math-verify's version, mode and order."""
+    return {"grader_version": GRADER_VERSION, "math_verify": math_verify_version(), "mode": mode, "order": order}
 
 
 if __name__ == "__main__":
@@ -628,8 +637,8 @@ if __name__ == "__main__":
 
     _parser = argparse.ArgumentParser(description="grader worker process (internal)")
     _parser.add_argument("--worker", action="store_true", required=True)
-    _parser.add_argument("--timeout-s", type=float, default=5.0)
-    _worker_loop(_parser.parse_args().timeout_s)
+    _parser.parse_args()
+    _worker_loop()
     # Skip interpreter teardown (freeing sympy's caches takes ~0.1 s); the protocol pipe is unbuffered.
     sys.stderr.flush()
     os._exit(0)

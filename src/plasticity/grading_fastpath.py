@@ -30,6 +30,9 @@ float_rounding=6; see ``math_verify.grader.sympy_expr_eq``):
   and then math-verify finds no answer at all; so the rule requires a letter or digit outside
   LaTeX command names, which normalisation keeps.
 
+Only ASCII text is decided (digits [0-9], spaces and tabs as whitespace): fullwidth or
+Arabic-Indic digits, no-break spaces, form feeds and vertical tabs go to math-verify.
+
 Forms other than plain integers and decimals are decided only for boxed answers: an ``<answer>``
 span is also parsed raw by math-verify (prose extraction), whose reading a grammar cannot mirror.
 """
@@ -49,22 +52,29 @@ _MAX_RADICAND = 10 ** 6            # square-free factoring by trial division sta
 _EXACT_GAP = Fraction(1, 10 ** 6)  # exact numbers closer than this are left to math-verify
 _RADICAL_MAGNITUDE = 10 ** 6       # radicals are compared in floats only below this magnitude
 
-_INT_RE = re.compile(r"[+-]?\d+|-?[1-9]\d{0,2}(?:,\d{3})+")
-_DEC_RE = re.compile(r"[+-]?(?:\d+\.\d+|\.\d+)")
+# ASCII only: digits are [0-9] (``re.ASCII``; ``int()`` and ``Fraction()`` would also take
+# fullwidth or Arabic-Indic digits, which math-verify does not read as numbers) and whitespace is
+# [ \t] (``\s`` would match no-break and other Unicode spaces, form feed and vertical tab, which
+# math-verify treats differently). Anything else is left to math-verify.
+_A = re.ASCII
+_WS = r"[ \t]*"
+_INT_RE = re.compile(r"[+-]?[0-9]+|-?[1-9][0-9]{0,2}(?:,[0-9]{3})+", _A)
+_DEC_RE = re.compile(r"[+-]?(?:[0-9]+\.[0-9]+|\.[0-9]+)", _A)
 
 # c * sqrt(r) terms, fractions of them, and scientific notation. Whitespace as LaTeX ignores it.
-_TERM = r"(?:(\d+)\s*)?\\sqrt\s*\{\s*(\d+)\s*\}|(\d+)"
+_TERM = rf"(?:([0-9]+){_WS})?\\sqrt{_WS}\{{{_WS}([0-9]+){_WS}\}}|([0-9]+)"
 _EXACT_RE = re.compile(
-    r"(-)?\s*(?:"
-    rf"\\[dt]?frac\s*\{{\s*(-)?\s*(?:{_TERM})\s*\}}\s*\{{\s*(\d+)\s*\}}"    # \frac{-2\sqrt{3}}{5}
-    rf"|(?:{_TERM})\s*/\s*(\d+)"                                          # 2\sqrt{3}/5, 3/4
-    rf"|(?:{_TERM})"                                                      # 2\sqrt{3}, \sqrt{12}
-    r")")
-_SCI_RE = re.compile(r"(-)?\s*(\d+)\s*\\(?:times|cdot)\s*10\s*\^\s*(?:\{\s*([+-]?\d{1,3})\s*\}|(\d))")
+    rf"(-)?{_WS}(?:"
+    rf"\\[dt]?frac{_WS}\{{{_WS}(-)?{_WS}(?:{_TERM}){_WS}\}}{_WS}\{{{_WS}([0-9]+){_WS}\}}"   # \frac{-2\sqrt{3}}{5}
+    rf"|(?:{_TERM}){_WS}/{_WS}([0-9]+)"                                                # 2\sqrt{3}/5, 3/4
+    rf"|(?:{_TERM})"                                                                   # 2\sqrt{3}, \sqrt{12}
+    r")", _A)
+_SCI_RE = re.compile(rf"(-)?{_WS}([0-9]+){_WS}\\(?:times|cdot){_WS}10{_WS}\^{_WS}"
+                     rf"(?:\{{{_WS}([+-]?[0-9]{{1,3}}){_WS}\}}|([0-9]))", _A)
 _INTERVAL_RE = re.compile(
-    r"(?:\\left\s*)?([\[(])\s*(.+?)\s*,\s*(.+?)\s*(?:\\right\s*)?([\])])")
-_INFINITY_RE = re.compile(r"([+-])?\s*\\infty")
-_COMMAND, _ALNUM_OUTSIDE_COMMANDS = re.compile(r"\\[A-Za-z]+"), re.compile(r"[A-Za-z0-9]")
+    rf"(?:\\left{_WS})?([\[(]){_WS}(.+?){_WS},{_WS}(.+?){_WS}(?:\\right{_WS})?([\])])", _A)
+_INFINITY_RE = re.compile(rf"([+-])?{_WS}\\infty", _A)
+_COMMAND, _ALNUM_OUTSIDE_COMMANDS = re.compile(r"\\[A-Za-z]+", _A), re.compile(r"[A-Za-z0-9]", _A)
 
 
 @dataclass(frozen=True)
@@ -200,8 +210,10 @@ def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, st
 
     ``kind`` is how the answer was extracted (``box`` or ``span``, see grading._extract). The rule
     is ``fast_numeric`` (plain integers/decimals), ``fast_exact`` (fractions, radicals, scientific
-    notation, intervals) or ``fast_identical``.
+    notation, intervals) or ``fast_identical``. Only ASCII inputs are decided.
     """
+    if not (gold.isascii() and extracted.isascii()):
+        return None      # Unicode digits and spaces: math-verify's reading is its own
     short = len(gold) <= _MAX_LEN and len(extracted) <= _MAX_LEN
     g = p = None
     if short:

@@ -50,7 +50,11 @@ BENCHMARK = pa.schema([
     ("benchmark", pa.string()),         # registry name, e.g. math500 or mini_math
     ("role", pa.string()),              # the study's key: gsm8k, math, minerva, olympiad_bench, aime, aime25
     ("prompt", pa.string()),
-    ("answer", pa.string()),
+    ("answer", pa.string()),            # the normalised gold (eval.loaders.normalise_gold)
+    ("answer_raw", pa.string()),        # the gold as the source file writes it; null when identical
+    ("answers", pa.list_(pa.string())), # a multi-answer gold, graded as a set; null or empty otherwise
+    ("unit", pa.string()),              # the benchmark's unit of the answer, where it gives one
+    ("tolerance", pa.float64()),        # the benchmark's absolute numeric tolerance, where it gives one
 ])
 
 # One row per generated completion.
@@ -71,6 +75,11 @@ SAMPLE = pa.schema(list(GENERATION) + [
     pa.field("correct", pa.bool_()),
     pa.field("rule", pa.string()),      # which rule decided (math_verify, fast_numeric, string, ...)
     pa.field("reason", pa.string()),    # why wrong when no answer could be judged (timeout, ...)
+    # MathArena's per-sample flags (eval/score.py): wrong yet the gold is written in the answer part,
+    # finish_reason == length, an answer math-verify could not parse
+    pa.field("gold_not_extracted", pa.bool_()),
+    pa.field("hit_token_limit", pa.bool_()),
+    pa.field("parser_error", pa.bool_()),
 ])
 
 # Accuracy curves, in the layout of reference/sft889k_curves.csv (the study's published curves).

@@ -89,6 +89,10 @@ def test_unpinned_hub_entries_are_refused_then_locked(tmp_path):
     suites = load_suites(out, names)
     assert suites["aime25"].num_rows == 4 and suites["retu_benchmark"].num_rows == 3
     assert sorted(suites["retu_benchmark"].column("role").to_pylist()) == ["aime25", "gsm8k", "math"]
+    minerva = suites["minerva"].to_pylist()
+    assert {r["answer_raw"]: r["answer"] for r in minerva if r["answer_raw"]} == {"4.5e33": "4.5 \\times 10^{33}"}
+    refs = {r.gold: r for r in registry.references(suites["olympiadbench"])}
+    assert refs["69, 84"].answers == ("69", "84") and refs["166"].unit == "cm^2" and refs["0.52"].tolerance == 0.01
 
 
 def test_pinned_sha_mismatch_is_an_error(tmp_path, monkeypatch):

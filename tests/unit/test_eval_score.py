@@ -67,6 +67,8 @@ def test_grade_stage(tmp_path):
     assert s["maj_at_k"] == pytest.approx(100 / 20)
     assert s["truncation_rate"] == pytest.approx(19 / 80)
     assert s["no_answer_rate"] == pytest.approx(19 / 80)
+    assert s["flags"] == {"gold_not_extracted": 0.0, "hit_token_limit": pytest.approx(19 / 80), "parser_error": 0.0}
+    assert samples.column("hit_token_limit").to_pylist() == [f == "length" for f in samples.column("finish_reason").to_pylist()]
     assert s["ci95"][0] <= s["avg_at_k"] <= s["ci95"][1]
     fp = s["fingerprint"]
     assert fp["grader_version"] and fp["math_verify"] == "0.9.0" and fp["mode"] == "strict"
@@ -94,3 +96,34 @@ def test_generations_for_unknown_problem_is_an_error(tmp_path):
     write_manifest(gen, stage="generate")
     with pytest.raises(ValueError, match=r"row 0: field problem_id 'nope'"):
         score.run({"seed": 5, "eval": {**EVAL, "benchmarks": ["mini_gsm8k"]}}, gen, bench_dir, tmp_path / "o")
+
+
+def test_matharena_flags_per_sample():
+    from plasticity.grading import Grader, Reference
+
+    bench = registry.rows_to_table([("p1", "q1", "12", "gsm8k"), ("p2", "q2", "69, 84", "olympiad_bench", "$69$,$84$",
+                                     ("69", "84"))], "mixed")
+    completions = [
+        ("p1", "<think>t</think> \\boxed{x} so the answer is 12.", "stop"),      # gold written, box read: flagged
+        ("p1", "<think>t</think> \\boxed{\\frac{1}{}}", "stop"),                  # parser error
+        ("p1", "<think>t</think> \\boxed{12}", "stop"),                           # right: never flagged
+        ("p1", "<think>t</think> 120 and 3.12 and x12", "length"),                # 12 only inside other tokens
+        ("p2", "<think>t</think> \\boxed{69}, then 84 too", "stop"),             # one box of two; both written
+        ("p2", "<think>t</think> \\boxed{84} \\boxed{69}", "stop"),              # the set, any order
+    ]
+    rows = {n: [] for n in schema.GENERATION.names}
+    for j, (pid, text, finish) in enumerate(completions):
+        for col, val in zip(schema.GENERATION.names, [pid, "mixed", j, text, finish, 5, 20]):
+            rows[col].append(val)
+    gens = pa.Table.from_pydict(rows, schema=schema.GENERATION)
+    with Grader("strict") as g:
+        samples, _ = score.grade_benchmark("mixed", bench, gens, g)
+    assert samples.column("correct").to_pylist() == [False, False, True, False, False, True]
+    assert samples.column("gold_not_extracted").to_pylist() == [True, False, False, False, True, False]
+    assert samples.column("parser_error").to_pylist() == [False, True, False, False, False, False]
+    assert samples.column("hit_token_limit").to_pylist() == [False, False, False, True, False, False]
+    assert samples.column("answer").to_pylist()[-1] == "69, 84"
+    flags = score.score_samples(samples, 0, "mixed")["flags"]
+    assert flags == {"gold_not_extracted": pytest.approx(2 / 6), "hit_token_limit": pytest.approx(1 / 6),
+                     "parser_error": pytest.approx(1 / 6)}
+    assert score.gold_in_completion("x\\boxed{3}", Reference("3")) and not score.gold_in_completion("13", Reference("3"))

@@ -50,7 +50,8 @@ def test_module_level_grade():
     assert grade("<think>\n7-3=4\n</think>\n<answer>\\boxed{4}</answer>", "4").correct
     v = grade("no answer here", "4")
     assert (v.correct, v.rule, v.reason) == (False, "none", "no_answer")
-    assert grade("<answer>B.</answer>", "B", mode="lenient").rule == "choice"
+    assert grade("<answer>B.</answer>", "B").correct                       # AoPS tidying: strict
+    assert grade("<answer>B) 42 m</answer>", "B", mode="lenient").rule == "choice"
     assert grade("\\boxed{\\dfrac{1}{2}}", "0.5").correct
 
 
@@ -59,3 +60,15 @@ def test_bad_arguments():
         Grader("fuzzy")
     with Grader() as g, pytest.raises(ValueError, match="2 completions but 1"):
         g.grade_many(["a", "b"], ["a"])
+
+
+def test_unread_responses_are_probed_once_for_all_golds():
+    """Responses without box or span that math-verify reads nothing from cost one gold-independent
+    probe per distinct text, with the verdicts math-verify gives item by item."""
+    completions = ["<think>t</think>I am not sure about the final value."] * 6 + ["<think>t</think>The answer is 4"] * 2
+    refs = ["1", "2", "\\frac{1}{2}", "x+1", "\\text{Monday}", "(1,2)", "4", "5"]
+    with Grader("strict", workers=1, timeout_s=10) as g:
+        verdicts = g.grade_many(completions, refs)
+        assert g.stats["pool"] == 2 + 2           # two probes, then the two readable responses in full
+    assert verdicts == [grade_naive(c, r) for c, r in zip(completions, refs)]
+    assert [v.reason for v in verdicts[:6]] == ["no_answer"] * 6 and verdicts[6].correct and not verdicts[7].correct

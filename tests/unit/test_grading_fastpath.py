@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import random
 
-from plasticity.grading import Grader, _extract, gold_text, math_verify_verdict, prediction_texts
+from plasticity.extraction import extract
+from plasticity.grading import Grader, gold_text, math_verify_verdict, prediction_texts
 from plasticity.grading_fastpath import fast_verdict
 
 
@@ -165,7 +166,8 @@ def test_identical_answers_equal_math_verify():
     checked, mismatches = 0, []
     for _ in range(700):
         text = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 6)))
-        extracted, kind = _extract("<answer>\\boxed{" + text + "}</answer>")
+        found = extract("<answer>\\boxed{" + text + "}</answer>")
+        extracted, kind = found.text, found.kind
         if not extracted or kind != "box":
             continue
         decided = fast_verdict(extracted, extracted, kind)
@@ -221,5 +223,63 @@ def test_rl_reward_batch_stays_in_process():
         assert g._pool == []
         assert g.stats["pool"] == 0 and g.stats["fast"] + g.stats["cache"] == 128
     for c, r, v in zip(completions, refs, verdicts):
-        assert v.correct == (_extract(c)[0] == r)
+        assert v.correct == (extract(c).text == r)
         assert v.rule == "fast_numeric"
+
+
+# ---- Unicode: digits and spaces that Python reads as numbers and whitespace ---------------------
+
+_DIGIT_SETS = [0xFF10, 0x0660, 0x0966, 0x06F0, 0x1D7CE]   # fullwidth, Arabic-Indic, Devanagari, Persian, bold
+_SPACES = ["\u00a0", "\f", "\v", "\u2009", "\u3000", "\u202f", "\n"]
+
+
+def _unicode_variant(text: str, rng: random.Random) -> str:
+    base = rng.choice(_DIGIT_SETS)
+    out = []
+    for ch in text:
+        if ch.isdigit() and rng.random() < 0.5:
+            out.append(chr(base + int(ch)))
+        elif ch == " " or (ch in "{}" and rng.random() < 0.2):
+            out.append((rng.choice(_SPACES) if ch == " " else ch + rng.choice(_SPACES)))
+        else:
+            out.append(ch)
+    if rng.random() < 0.3:
+        out.insert(rng.randint(0, len(out)), rng.choice(_SPACES))
+    return "".join(out)
+
+
+def _unicode_pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = [(g, p) for g, p in _pairs(n // 2, seed)] + _exact_pairs(n // 2, seed + 1)
+    out = []
+    for gold, pred in pairs:
+        variant = _unicode_variant(pred, rng)
+        out.append((gold, variant if variant != pred else pred + "\u00a0"))
+        if rng.random() < 0.3:
+            out.append((_unicode_variant(gold, rng), gold))
+    return out
+
+
+def test_unicode_digits_and_spaces_equal_math_verify():
+    """The issue's probes and generated variants: the grader (fast path, cache, pool) gives
+    math-verify's own verdict on each; the fast path leaves every non-ASCII pair to math-verify."""
+    probes = [("3", "３"), ("\\frac{1}{2}", "\\frac{1}{\u00a02}"), ("2\\sqrt{3}", "٢\\sqrt{٣}"),
+              ("5000", "5\f\\times 10^{3}"), ("5000", "5\v\\times\v10^3"), ("12", "١٢"), ("0.5", "０.５"),
+              ("[1,3)", "[1,\u00a03)"), ("\\frac{3}{4}", "3\u2009/\u20094"), ("7", "7\u3000")]
+    pairs = probes + [(g, p) for g, p in _unicode_pairs(70, seed=3) if not (g + p).isascii()]
+    assert len(pairs) >= 70
+    for gold, pred in pairs:
+        assert fast_verdict(gold, pred, "box") is None and fast_verdict(gold, pred, "span") is None
+    completions = [f"<answer>\\boxed{{{p}}}</answer>" if i % 2 else f"<answer>{p}</answer>"
+                   for i, (_, p) in enumerate(pairs)]
+    with Grader("strict", workers=2, timeout_s=10) as g:
+        verdicts = g.grade_many(completions, [gold for gold, _ in pairs])
+    mismatches = []
+    for (gold, pred), completion, v in zip(pairs, completions, verdicts):
+        found = extract(completion)
+        if not found.text:
+            continue
+        mv, _ = math_verify_verdict(gold_text(gold.strip()), prediction_texts(found.text.strip(), found.kind))
+        if mv != v.correct and v.rule != "relative_gap":
+            mismatches.append((gold, pred, v, mv))
+    assert not mismatches, mismatches[:5]

@@ -36,4 +36,21 @@ def test_dead_worker_is_replaced():
 
 def test_fingerprint():
     fp = fingerprint("lenient")
-    assert fp == {"grader_version": GRADER_VERSION, "math_verify": "0.9.0", "mode": "lenient"}
+    assert fp == {"grader_version": GRADER_VERSION, "math_verify": "0.9.0", "mode": "lenient", "order": "eval"}
+    with Grader("strict", order="reward") as g:
+        assert g.fingerprint()["order"] == "reward"
+
+
+def test_overrun_reason_is_stable_and_others_go_on():
+    """An item past its deadline is always ``timeout`` (math-verify's own alarm is off in the workers,
+    so it cannot turn the item into ``unparseable`` first); while its worker is replaced, the other
+    worker goes on with the queue."""
+    slow = "\\boxed{2^{10^{10^{10}}}}"
+    easy = [f"\\boxed{{(x+{k})^2}}" for k in range(1, 7)]
+    refs = [f"x^2+{2 * k}x+{k * k}" for k in range(1, 7)]
+    with Grader("strict", workers=2, timeout_s=1.0) as g:
+        g.start_workers()
+        verdicts = g.grade_many([slow] + easy + [slow + " "], ["1"] + refs + ["2"])
+        assert [v.reason for v in (verdicts[0], verdicts[-1])] == ["timeout", "timeout"]
+        assert all(v.correct for v in verdicts[1:-1])
+        assert g.stats["timeout"] == 2 and g.stats["pool"] == 6

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+from plasticity.extraction import last_boxed  # the grader's extractor: one notion of "a box" everywhere
+
 # Chinese characters: CJK unified ideographs (base block, extension A, compatibility ideographs,
 # extensions B-F) plus CJK punctuation and full-width forms, which only occur in CJK text.
 _CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef"
@@ -13,7 +15,6 @@ _CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\
 _WORD = re.compile(r"\w+|[^\w\s]")
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 _TAG_TAIL = "think>"                   # the common end of both tags
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
 def normalise_prompt(text: str) -> str:
@@ -27,28 +28,12 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces; None if none."""
-    found = None
-    for match in _BOXED.finditer(text):
-        depth, start = 1, match.end()
-        for i in range(start, len(text)):
-            char = text[i]
-            if char == "{":
-                depth += 1
-            elif char == "}":
-                depth -= 1
-                if depth == 0:
-                    found = text[start:i]
-                    break
-    return found
-
-
 def format_problem(response: str) -> str | None:
     """Why ``response`` is not in the study's trajectory format, or None when it is.
 
     The format (PAPER 2.2, Table 8): a ``<think>`` block that is opened and closed, then a final
-    answer containing a ``\\boxed{}`` with balanced braces after ``</think>``.
+    answer containing a ``\\boxed{}`` with balanced braces after ``</think>`` (found by
+    ``plasticity.extraction``, as the grader finds it: escaped braces ``\\{`` are literal).
     """
     open_at = response.find(_THINK_OPEN)
     if open_at < 0:

@@ -11,6 +11,7 @@ from typing import Any
 
 from plasticity.eval.generate import generate_transformers, sampling_for
 from plasticity.eval.metrics import avg_at_k, summarize
+from plasticity.eval.registry import references
 
 
 def evaluate_in_memory(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg: dict, seed: int,
@@ -26,11 +27,11 @@ def evaluate_in_memory(model: Any, tokenizer: Any, suites: dict[str, Any], eval_
     for name, table in suites.items():
         sampling = sampling_for(eval_cfg, name, seed)
         prompts = table.column("prompt").to_pylist()
-        answers = table.column("answer").to_pylist()
+        answers = references(table)
         roles = table.column("role").to_pylist()
         completions = generate_transformers(model, tokenizer, prompts, sampling, batch_size)
         flat = [c.text for samples in completions for c in samples]
-        refs = [a for a, samples in zip(answers, completions) for _ in samples]
+        refs = [a for a, samples in zip(answers, completions) for _ in samples]  # sets, units, tolerances
         verdicts = grader.grade_many(flat, refs)
         correct, pos = [], 0
         for samples in completions:

@@ -22,6 +22,11 @@ CFG.json is ``{"seed": int, "benchmarks": [names...]}``. Writes DIR/<name>.parqu
 DIR/manifest.json last (per benchmark: parquet sha256, source sha256s, count, count per role).
 Local files are looked up as SOURCE_DIR/<name>/<file> or SOURCE_DIR/<file>; without a local
 copy a hub entry is fetched with ``huggingface_hub`` at its pinned revision.
+
+Golds: each row carries the normalised ``answer``, the file's ``answer_raw`` where they differ,
+``answers`` (a multi-answer gold, graded as a set), ``unit`` and ``tolerance``.
+``references(table)`` turns them into the ``grading.Reference`` objects every grading caller
+uses (the grade stage, in-memory evaluation, and the RL stage's evaluation should too).
 """
 from __future__ import annotations
 
@@ -183,16 +188,37 @@ def build_rows(spec: BenchmarkSpec, seed: int, source_dir: Path | None = None, a
                   "warnings": warnings}
 
 
-def rows_to_table(rows: list[tuple[str, str, str, str]], benchmark: str):
+def rows_to_table(rows: list, benchmark: str):
+    """A ``schema.BENCHMARK`` table of ``loaders.Row`` tuples, sorted by problem id."""
     import pyarrow as pa
 
     from plasticity import schema
+    from plasticity.eval.loaders import Row
 
-    rows = sorted(rows, key=lambda r: r[0])
+    rows = sorted((Row(*r) for r in rows), key=lambda r: r.problem_id)
     return pa.Table.from_pydict({
-        "problem_id": [r[0] for r in rows], "benchmark": [benchmark] * len(rows),
-        "role": [r[3] for r in rows], "prompt": [r[1] for r in rows], "answer": [r[2] for r in rows],
+        "problem_id": [r.problem_id for r in rows], "benchmark": [benchmark] * len(rows),
+        "role": [r.role for r in rows], "prompt": [r.prompt for r in rows], "answer": [r.answer for r in rows],
+        "answer_raw": [r.answer_raw for r in rows], "answers": [list(r.answers) or None for r in rows],
+        "unit": [r.unit for r in rows], "tolerance": [r.tolerance for r in rows],
     }, schema=schema.BENCHMARK)
+
+
+def references(table: Any) -> list:
+    """One ``grading.Reference`` per row of a ``schema.BENCHMARK`` table: the gold with its set of
+    answers, unit and tolerance, as the grade stage and the RL stage's in-loop evaluation grade it.
+    Tables written before these columns existed (or built without them) give plain golds."""
+    from plasticity.grading import Reference
+
+    names = set(table.column_names)
+    n = table.num_rows
+
+    def column(name: str) -> list:
+        return table.column(name).to_pylist() if name in names else [None] * n
+
+    return [Reference(answer, tuple(answers or ()), unit, tolerance)
+            for answer, answers, unit, tolerance in zip(column("answer"), column("answers"), column("unit"),
+                                                        column("tolerance"))]
 
 
 # ----------------------------------------------------------------------------------------------

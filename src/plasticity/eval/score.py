@@ -12,7 +12,16 @@ OUT_DIR/summary.json and OUT_DIR/manifest.json last.
 scores.json: avg@k over all samples (percent), unbiased pass@k for k = 1 and k, maj@k, a seeded
 bootstrap 95% CI over problems, the truncation rate (finish_reason == length), no-answer and
 timeout counts, n_problems, n_samples, and the evaluator fingerprint (grader version, math-verify
-version, mode, chat-template sha256, sampling parameters, benchmark sha256, seed).
+version, mode, extraction order, chat-template sha256, sampling parameters, benchmark sha256, seed).
+
+Per-sample flags, as MathArena reports them (columns of samples.parquet, rates under ``flags`` in
+scores.json): ``gold_not_extracted`` (graded wrong, yet the gold is written as a standalone token in
+the completion's answer part: the grader probably missed the answer, a reason to read the sample),
+``hit_token_limit`` (finish_reason == length) and ``parser_error`` (an answer was found but
+math-verify could not parse it).
+
+The golds are ``registry.references(bench)``: multi-answer golds are graded as sets, and the
+benchmark's unit and tolerance are honoured.
 
 summary.json: ``{"benchmarks": {name: {role, accuracy, n_problems}}, "micro": %, "macro": %}``
 over ``eval.benchmarks``; OOD benchmarks (``eval.ood_benchmarks``) are listed under ``"ood"``.
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -51,7 +61,9 @@ def grade_benchmark(name: str, bench: Any, gens: Any, grader: Any, judge_cfg: di
 
     from plasticity import schema
 
-    answers = dict(zip(bench.column("problem_id").to_pylist(), bench.column("answer").to_pylist()))
+    from plasticity.eval.registry import references
+
+    answers = dict(zip(bench.column("problem_id").to_pylist(), references(bench)))
     pids = gens.column("problem_id").to_pylist()
     for i, pid in enumerate(pids):
         if pid not in answers:
@@ -68,10 +80,16 @@ def grade_benchmark(name: str, bench: Any, gens: Any, grader: Any, judge_cfg: di
     judged = 0
     if judge_cfg:
         correct, rules, reasons, judged = _apply_judge(judge_cfg, bench, pids, completions, refs, verdicts, grader)
+    finish = gens.column("finish_reason").to_pylist()
     cols = {n: gens.column(n) for n in schema.GENERATION.names}
-    cols.update({"answer": pa.array(refs, pa.string()), "extracted": pa.array([v.extracted for v in verdicts], pa.string()),
+    cols.update({"answer": pa.array([r.gold for r in refs], pa.string()),
+                 "extracted": pa.array([v.extracted for v in verdicts], pa.string()),
                  "correct": pa.array(correct, pa.bool_()), "rule": pa.array(rules, pa.string()),
-                 "reason": pa.array(reasons, pa.string())})
+                 "reason": pa.array(reasons, pa.string()),
+                 "gold_not_extracted": pa.array([not ok and gold_in_completion(c, r)
+                                                 for ok, c, r in zip(correct, completions, refs)], pa.bool_()),
+                 "hit_token_limit": pa.array([f == "length" for f in finish], pa.bool_()),
+                 "parser_error": pa.array([r == "unparseable" for r in reasons], pa.bool_())})
     return pa.Table.from_pydict(cols, schema=schema.SAMPLE), {"judged": judged}
 
 
@@ -81,11 +99,11 @@ def _apply_judge(judge_cfg: dict, bench: Any, pids: list, completions: list, ref
     from plasticity.grading import Grader
 
     other_mode = "lenient" if grader.mode == "strict" else "strict"
-    with Grader(other_mode, workers=grader.workers, timeout_s=grader.timeout_s) as other:
+    with Grader(other_mode, workers=grader.workers, timeout_s=grader.timeout_s, order=grader.order) as other:
         others = other.grade_many(completions, refs)
     questions = dict(zip(bench.column("problem_id").to_pylist(), bench.column("prompt").to_pylist()))
     disagree = [i for i, (a, b) in enumerate(zip(verdicts, others)) if a.correct != b.correct]
-    items = [(questions[pids[i]], refs[i], verdicts[i].extracted or completions[i][-2000:]) for i in disagree]
+    items = [(questions[pids[i]], refs[i].gold, verdicts[i].extracted or completions[i][-2000:]) for i in disagree]
     decided = judge_many(JudgeConfig.from_dict(judge_cfg), items)
     correct = [v.correct for v in verdicts]
     rules = [v.rule for v in verdicts]
@@ -96,6 +114,26 @@ def _apply_judge(judge_cfg: dict, bench: Any, pids: list, completions: list, ref
             correct[i], rules[i], reasons[i] = verdict, "judge", None
             n += 1
     return correct, rules, reasons, n
+
+
+FLAGS = ("gold_not_extracted", "hit_token_limit", "parser_error")
+_GOLD_TAIL = 1000            # characters of the answer part searched for the gold
+_SPACE = re.compile(r"\s+")
+
+
+def gold_in_completion(completion: str, reference: Any) -> bool:
+    """Whether every gold answer is written, as a token of its own, in the completion's answer part
+    (after the last ``</think>``, else its last ``_GOLD_TAIL`` characters); spaces inside a gold
+    may be written or left out (``69, 84`` matches ``69,84``)."""
+    close = completion.rfind("</think>")
+    tail = (completion[close + len("</think>"):] if close >= 0 else completion)[-_GOLD_TAIL:]
+    golds = reference.answers if len(reference.answers) > 1 else (reference.answer,)
+    for gold in golds:
+        chars = _SPACE.sub("", gold)
+        body = r"\s*".join(re.escape(c) for c in chars)
+        if not chars or not re.search(rf"(?<![0-9A-Za-z.]){body}(?![0-9A-Za-z])", tail):
+            return False
+    return True
 
 
 def score_samples(samples: Any, seed: int, name: str) -> dict:
@@ -126,6 +164,7 @@ def score_samples(samples: Any, seed: int, name: str) -> dict:
         "truncation_rate": finish.count("length") / n if n else 0.0,
         "no_answer_rate": reasons.count("no_answer") / n if n else 0.0,
         "timeouts": reasons.count("timeout"),
+        "flags": {flag: sum(samples.column(flag).to_pylist()) / n if n else 0.0 for flag in FLAGS},
         "rules": {r: rules.count(r) for r in sorted(set(rules))},
     }
 

@@ -135,6 +135,7 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
 
     from plasticity.eval.generate import SamplingConfig, generate_transformers, generate_vllm, sampling_for
     from plasticity.eval.metrics import per_problem_accuracy, standard_error, summarize
+    from plasticity.eval.registry import references
 
     world, rank = state.num_processes, state.process_index
     synced = world > 1
@@ -144,7 +145,7 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
     for name, table in suites.items():
         sampling = sampling_for(eval_cfg, name, seed)
         prompts = table.column("prompt").to_pylist()
-        answers = table.column("answer").to_pylist()
+        answers = references(table)   # sets, units and tolerances, as the grade stage grades them
         shard = list(range(rank, len(prompts), world))
         width = -(-len(prompts) // world)
         padded = shard + shard[:1] * (width - len(shard))   # equal shards: lockstep forwards
@@ -292,7 +293,9 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     updates = rl.updates_per_step
     preemption = Preemption()
 
-    with Grader(mode=cfg.eval.grader.mode, workers=1, timeout_s=cfg.eval.grader.timeout_s) as grader:
+    # PAPER 2.5: the reward and the evaluator read a completion's answer in different orders
+    grading = dict(mode=cfg.eval.grader.mode, workers=1, timeout_s=cfg.eval.grader.timeout_s)
+    with Grader(**grading, order="eval") as grader, Grader(**grading, order="reward") as reward_grader:
         running: dict[str, Any] = {}
 
         def engine() -> Any:
@@ -333,7 +336,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
                         "curve": curve, "evaluations": summaries, "logs": log_rows})
 
         trainer = Trainer(
-            model=model, reward_funcs=[make_reward_fn(grader)], args=args,
+            model=model, reward_funcs=[make_reward_fn(reward_grader)], args=args,
             train_dataset=to_dataset({"prompt": [r["prompt"] for r in rows],
                                       "reference_answer": [r["reference_answer"] for r in rows]}),
             processing_class=tokenizer, rows=rows, stream=stream, prompts_per_step=rl.prompts_per_step,
