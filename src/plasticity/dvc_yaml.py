@@ -4,7 +4,7 @@ Reads the Snakefile and a config (default: the embedded ``config.yaml``), builds
 every job the phase targets need (as ``snakemake --forceall -n`` would, so the result does not depend on
 what is already built), and writes one DVC stage per phase (``plasticity.phases``):
 
-- ``cmd``: ``snakemake [--configfile FILE] <phase target>``; Snakemake decides which jobs rerun;
+- ``cmd``: ``snakemake <phase target> [--configfile FILE]``; Snakemake decides which jobs rerun;
 - ``deps``: the Snakefile, rules/common.smk, the rule files of the phase's jobs, their ``code``
   inputs (the import closure of ``plasticity.codedeps``, the same files that rerun a job under
   Snakemake) and the outs of other phases they read;
@@ -165,7 +165,8 @@ def stages(config_path: str = DEFAULT_CONFIG) -> dict[str, dict]:
                     deps.update(tracked[source])
         outs = sorted({o for i in members for o in tracked[i]} - metrics)
         stage = {
-            "cmd": " ".join(["snakemake", *([] if default else ["--configfile", config_path]), phase.target]),
+            # the target before --configfile, which takes every word after it
+            "cmd": " ".join(["snakemake", phase.target, *([] if default else ["--configfile", config_path])]),
             "deps": [*SHARED, *sorted(rulefiles - set(SHARED)), *sorted(code), *sorted(deps)],
             "params": [{config_path: _param_keys(config_file, phase.params)}],
             "outs": [{o: {"persist": True}} for o in outs],
