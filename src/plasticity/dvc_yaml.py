@@ -133,8 +133,9 @@ def job_outs(cfg: Config, job: Job) -> list[str]:
 
 
 def stages(config_path: str = DEFAULT_CONFIG) -> dict[str, dict]:
-    """The ``stages`` mapping of dvc.yaml for ``config_path`` (relative to the repository)."""
+    """The ``stages`` mapping of dvc.yaml for ``config_path`` (relative to the repository, or inside it)."""
     config_file = ROOT / config_path
+    config_path = _relative(str(config_file), "config file")     # as DVC and the stage commands name it
     default = config_file.resolve() == (ROOT / DEFAULT_CONFIG).resolve()
     cfg = load_config(config_file)
     jobs = dag_jobs(None if default else str(config_file))
