@@ -17,7 +17,7 @@ byte of them and no two share a hash (DVC would store identical files once). HOM
 nothing of the machine's DVC set-up is used. Then, timed: `snakemake --touch` (ordering the mtimes),
 `dvc commit -f` (the first hashing of everything tracked), ``--repeat`` no-op `dvc repro` and
 `dvc status` runs, and the first `dvc status` after another `snakemake --touch` (the re-sync a pulled
-clone runs: DVC keys its hash cache on mtimes, so this rehashes everything tracked).
+clone runs: DVC keys its hash cache on mtimes, so whatever the touch changes is rehashed).
 Results: WORK/results.json; the markdown rows are printed.
 """
 from __future__ import annotations
