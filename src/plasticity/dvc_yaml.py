@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def stages(config_path: str = DEFAULT_CONFIG) -> dict[str, dict]:
         outs = sorted({o for i in members for o in tracked[i]} - metrics)
         stage = {
             # the target before --configfile, which takes every word after it
-            "cmd": " ".join(["snakemake", phase.target, *([] if default else ["--configfile", config_path])]),
+            "cmd": shlex.join(["snakemake", phase.target, *([] if default else ["--configfile", config_path])]),
             "deps": [*SHARED, *sorted(rulefiles - set(SHARED)), *sorted(code), *sorted(deps)],
             "params": [{config_path: _param_keys(config_file, phase.params)}],
             "outs": [{o: {"persist": True}} for o in outs],
