@@ -26,13 +26,18 @@ def default_stages():
     return stages()
 
 
+@pytest.fixture(scope="module")
+def default_jobs():
+    return dag_jobs(None)
+
+
 def _src(stage: dict) -> set[str]:
     return {d for d in stage["deps"] if d.startswith("src/")}
 
 
-def test_stage_deps_are_the_code_inputs_of_their_jobs(default_stages):
+def test_stage_deps_are_the_code_inputs_of_their_jobs(default_stages, default_jobs):
     """Each stage's source deps are exactly the union of its jobs' code inputs (common.smk's ``code()``)."""
-    jobs = dag_jobs(None)
+    jobs = default_jobs
     rl = next(j for j in jobs if j.rule == "rl")
     assert rl.code == [str(Path(p).relative_to(ROOT)) for p in closure("plasticity.train.rl")]
     covered = set()
@@ -47,13 +52,13 @@ def test_stage_deps_are_the_code_inputs_of_their_jobs(default_stages):
         assert phases <= having, (module, having)
 
 
-def test_every_output_is_tracked_once(default_stages):
+def test_every_output_is_tracked_once(default_stages, default_jobs):
     """No job output is left out (stage configs included), none is out of two stages, metrics are cached."""
     outs = [next(iter(o)) for s in default_stages.values() for o in s["outs"] + s.get("metrics", [])]
     assert len(outs) == len(set(outs))
     tracked = set(outs)
     cfg = load_config(ROOT / "config.yaml")
-    for job in dag_jobs(None):
+    for job in default_jobs:
         assert set(job_outs(cfg, job)) <= tracked, job.rule
     assert "results/configs/sft/tiny/uniform.json" in tracked
     assert default_stages["report"]["metrics"] == [{"reports/metrics.json": {"persist": True}}]
@@ -83,10 +88,10 @@ def test_check_fails_on_a_stale_file(tmp_path):
     assert dvc_yaml_main(["--out", str(out), "--check"]) == 1
 
 
-def _placeholder_outputs(clone: Path) -> None:
+def _placeholder_outputs(clone: Path, jobs) -> None:
     """Every output of the default study as a small placeholder file or directory."""
     cfg = load_config(ROOT / "config.yaml")
-    for job in dag_jobs(None):
+    for job in jobs:
         for out in job.outputs:
             if out in job.directories:
                 (clone / out).mkdir(parents=True, exist_ok=True)
@@ -104,13 +109,13 @@ def _placeholder_outputs(clone: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def placeholder_clone(tmp_path_factory):
+def placeholder_clone(tmp_path_factory, default_jobs):
     """A committed clone with every output present, Snakemake's and DVC's records of them current."""
     base = tmp_path_factory.mktemp("dvc-edit")
     env = environment(base / "home", clone := base / "clone")
     clone.mkdir()
     clone_working_tree(clone, env)
-    _placeholder_outputs(clone)
+    _placeholder_outputs(clone, default_jobs)
     sh(["snakemake", "--touch", "--cores", "1"], clone, env)
     sh(["dvc", "commit", "-f", "-q"], clone, env)
     assert dvc_changed_stages(clone, env) == set() and snakemake_planned(clone, env) == []
