@@ -1,7 +1,6 @@
 # Config load + validation, path helpers, matrix expansion and code dependencies.
 # Every other rules/*.smk file uses only what is defined here.
 
-import ast
 import json
 import os
 import shlex
@@ -11,6 +10,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from plasticity.codedeps import closure  # noqa: E402
 from plasticity.config import NAME_RE, SWITCH_RULES, validate  # noqa: E402
 from plasticity.launch import job_resources, launcher, threads_per_node  # noqa: E402
 
@@ -62,43 +62,10 @@ wildcard_constraints:
 
 
 # ----------------------------------------------------------------------------- code dependencies
-def _module_file(module):
-    base = SRC.joinpath(*module.split("."))
-    if base.with_suffix(".py").is_file():
-        return base.with_suffix(".py")
-    if (base / "__init__.py").is_file():
-        return base / "__init__.py"
-    return None
-
-
-def _imports(path):
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {m for m in found if m == "plasticity" or m.startswith("plasticity.")}
-
-
-_CODE_CACHE = {}
-
-
 def code(*modules):
-    """Source files a stage imports (transitively, within the package): editing one reruns the stage."""
-    key = tuple(modules)
-    if key not in _CODE_CACHE:
-        seen, todo = {}, list(modules)
-        while todo:
-            path = _module_file(todo.pop())
-            if path is None or str(path) in seen:
-                continue
-            seen[str(path)] = True
-            todo.extend(_imports(path))
-        # absolute: the working directory (-d) may differ from the repository
-        _CODE_CACHE[key] = sorted(seen)
-    return _CODE_CACHE[key]
+    """Source files a stage imports (transitively, within the package): editing one reruns the stage.
+    The same closure gives dvc.yaml its deps (plasticity.codedeps)."""
+    return list(closure(*modules, src=SRC))
 
 
 # ------------------------------------------------------------------------------ matrix expansion

@@ -22,6 +22,9 @@ else:
             code=code("plasticity.analysis.curves"),
         output:
             csv=f"{REPORT}/curves.csv",
+            # written beside the CSV, read by fits (fit_side_args): declared so they are versioned too
+            weights=f"{REPORT}/weights.json",
+            branches=f"{REPORT}/branches.csv",
         params:
             args=_curve_args,
         log:

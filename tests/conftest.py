@@ -1,8 +1,10 @@
-"""Shared pytest setup: markers for GPU-only tests, the repository root, offline hubs."""
+"""Shared pytest setup: markers for GPU-only tests, the repository root, offline hubs, the smoke study."""
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,17 @@ def tiny_model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     save_model_and_tokenizer(model, tok, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """The whole DAG on tests/smoke/config.yaml, built once per session in a working directory of its own.
+    tests/smoke checks it (and leaves it complete after its reruns); the DVC round trip copies it."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+                          "--configfile", str(ROOT / "tests" / "smoke" / "config.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, timeout=900)
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in (workdir / "results-smoke" / "logs").rglob("*.log")) \
+        if out.returncode else ""
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:] + logs
+    return workdir
