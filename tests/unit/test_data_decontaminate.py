@@ -75,10 +75,10 @@ def test_exact_and_near_copies_removed_clean_kept(tmp_path):
 def test_pool_path_gives_the_same_result(tmp_path, monkeypatch):
     prompts = SFT * 30
     src, bench = setup(tmp_path, prompts)
-    decontaminate.run({"ngram": 8, "workers": 1}, src, bench, tmp_path / "one")
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "one", threads=1)
     monkeypatch.setattr(decontaminate, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(decontaminate, "_CHUNK", 16)
-    decontaminate.run({"ngram": 8, "workers": 2}, src, bench, tmp_path / "two")
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "two", threads=2)
     for name in ("trajectories.parquet", "ledger.parquet"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 

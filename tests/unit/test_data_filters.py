@@ -135,7 +135,7 @@ def test_real_grader_and_tokenizer(tmp_path):
     rows = [traj(0, "2+2="), traj(1, "3+3=", GOOD.replace("4", "6"), "6.0"), traj(2, "1+1=", reference="3")]
     write_rows(src / "trajectories.parquet", rows, S.TRAJECTORY)
     write_rows(src / "rl_prompts.parquet", [], S.RL_PROMPT)
-    filters.run({**CFG, "workers": 1}, src, tmp_path / "out", tokenizer=tmp_path / "tok")
+    filters.run(CFG, src, tmp_path / "out", tokenizer=tmp_path / "tok", threads=1)
     kept = pq.read_table(tmp_path / "out" / "trajectories.parquet").column("problem_id").to_pylist()
     assert kept == ["p0", "p1"]
     assert filters.load_token_counter(tmp_path / "tok")(["<think>\n1+1=2"]) == [7]   # <think> is one token

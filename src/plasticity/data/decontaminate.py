@@ -20,7 +20,7 @@ punctuation/operator characters (text.words), so ``7-3+5=`` is six words and nev
 problems are matched exactly (the miniature's chain sums are all shorter than 8 words). The
 benchmark shingles sit in one in-memory set (benchmarks are small); the training side is streamed
 in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
-cores (``workers``, default all). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
+job's CPUs (``--threads``, the rule's ``{threads}``). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
 
 Benchmark side (``benchmark_side: {model_path, threshold, pooling}``; the study's choice:
 Qwen3-Embedding-8B, last-token pooling, cosine > 0.8). Every benchmark prompt is embedded once;
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -310,14 +309,15 @@ def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[li
 
 # ----------------------------------------------------------------------------------- stage
 def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: str | Path, *,
-        embed: EmbedFn | None = None, seed: int | None = None) -> dict[str, Any]:
+        embed: EmbedFn | None = None, seed: int | None = None, threads: int = 1) -> dict[str, Any]:
+    """Decontaminate ``filtered`` against ``bench_dir`` into ``out`` on ``threads`` CPUs."""
     tune_stage_process()
     filtered, bench_dir = Path(filtered), Path(bench_dir)
     n = int(cfg.get("ngram", 8))
     fields = list(cfg.get("fields") or ["prompt"])
     index, bench_rows = benchmark_index(bench_dir, n)
     total = sum(num_rows(filtered / name) for name, _ in TABLES)
-    workers = int(cfg.get("workers") or os.cpu_count() or 1) if total >= PARALLEL_MIN_ROWS else 1
+    workers = max(1, threads) if total >= PARALLEL_MIN_ROWS else 1
     counts: dict[str, Any] = {"ngram": n, "fields": fields, "benchmark_shingles": len(index), "tables": {}}
     with atomic_path(out) as tmp:
         match = _Matcher(index, n, workers)
@@ -352,11 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filtered", required=True, help="the filter stage's output directory")
     parser.add_argument("--benchmarks", required=True, help="directory of benchmark parquet files")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs to use (the rule's {threads}; default 1)")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, cfg = load_stage_config(args.config, "decontaminate")
-    counts = run(cfg, args.filtered, args.benchmarks, args.out, seed=seed)
+    counts = run(cfg, args.filtered, args.benchmarks, args.out, seed=seed, threads=args.threads)
     print(json.dumps({"stage": STAGE, **{name: {k: c[k] for k in ("in", "kept", "dropped")}
                                          for name, c in counts["tables"].items()}}))
     return 0

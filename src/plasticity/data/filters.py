@@ -24,7 +24,7 @@ broken first copy never shadows a good later one):
   bad_format      no closed <think> block or no \\boxed{} after it (text.format_problem)
   no_reference    no reference answer to check against
   wrong_answer    the final answer is wrong for the reference, judged by THE grader
-                  (plasticity.grading.Grader, mode ``grader_mode``; parallel over ``workers``)
+                  (plasticity.grading.Grader, mode ``grader_mode``; parallel over ``--threads``)
   prompt_too_long / response_too_long   more than max_prompt_tokens / max_response_tokens tokens
                   of the model's tokenizer (raw text, no chat template, no special tokens)
   duplicate_prompt  same prompt after normalisation (whitespace collapsed, case folded) as an
@@ -40,10 +40,10 @@ Token counting is exact, but skipped where it cannot matter: a text of B UTF-8 b
 B + 1 tokens (every token covers at least one byte, plus at most one prefix-space marker), so a
 text with B + 1 <= limit is within the limit without tokenising it.
 
-Speed and memory (outputs do not depend on the number of workers):
+Speed and memory (outputs do not depend on ``--threads``, the CPUs the workflow gave the job):
   * map, then reduce in order: the checks that look at one row alone (domain, teacher, format,
     the grader, token counts, the prompt's dedup key) run on whole row groups of the input in
-    ``workers`` forked processes (each with its own grader); this process reads the same row
+    ``threads`` forked processes (each with its own grader); this process reads the same row
     groups in order and applies what depends on earlier rows (dedup, the RL set difference),
     the ledger and the writing. A row group is the unit because any process can read it by
     number; the workers send back only small per-row results;
@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -331,9 +330,9 @@ def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter
 
 def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
         count_tokens: TokenCounter | None = None, grade: GradeFn | None = None,
-        seed: int | None = None) -> dict[str, Any]:
-    """Filter ``ingested`` into ``out``. ``count_tokens`` / ``grade`` replace the tokenizer / THE
-    grader (tests inject stand-ins); otherwise the tokenizer is loaded from ``tokenizer``."""
+        seed: int | None = None, threads: int = 1) -> dict[str, Any]:
+    """Filter ``ingested`` into ``out`` on ``threads`` CPUs. ``count_tokens`` / ``grade`` replace the
+    tokenizer / THE grader (tests inject stand-ins); otherwise the tokenizer is loaded from ``tokenizer``."""
     from tqdm import tqdm
 
     tune_stage_process()
@@ -345,10 +344,9 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
         if tokenizer is None:
             raise ValueError("filter: give a tokenizer directory or a count_tokens function")
         count_tokens = load_token_counter(tokenizer)
-    workers = max(1, min(int(cfg.get("workers") or os.cpu_count() or 1), groups))
-    # One process: its grader gets every core; several: each worker's grader gets one.
-    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else int(
-        cfg.get("workers") or os.cpu_count() or 1))
+    workers = max(1, min(threads, groups))
+    # One process: its grader gets every thread; several: each worker's grader gets one.
+    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else max(1, threads))
     pool = _CheckPool(checker, workers) if workers > 1 else None   # forked before any thread starts
     ok = False
     try:
@@ -396,11 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingested", required=True, help="the ingest stage's output directory")
     parser.add_argument("--tokenizer", required=True, help="directory of the model's tokenizer")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs to use (the rule's {threads}; default 1)")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, cfg = load_stage_config(args.config, "filter")
-    counts = run(cfg, args.ingested, args.out, tokenizer=args.tokenizer, seed=seed)
+    counts = run(cfg, args.ingested, args.out, tokenizer=args.tokenizer, seed=seed, threads=args.threads)
     print(json.dumps({"stage": STAGE, "sft": {k: counts["sft"][k] for k in ("in", "kept", "dropped")},
                       "rl": {k: counts["rl"][k] for k in ("in", "kept", "dropped")}}))
     return 0
