@@ -57,7 +57,8 @@ def test_add_batch_cuts_row_groups_like_add(tmp_path, small_row_groups, seed):
 
 def test_background_writer_error_surfaces(tmp_path):
     writer = TableWriter(tmp_path / "x.parquet", S.LEDGER)
-    writer.add_table(pa.table({"problem_id": ["a"], "stage": ["s"], "reason": ["r"], "detail": ["d"]}))
+    writer.add_table(pa.table({"problem_id": ["a"], "stage": ["s"], "reason": ["r"], "detail": ["d"],
+                               "file": ["f"], "row": pa.array([0], pa.int64()), "field": [None]}, schema=S.LEDGER))
     bad = pa.table({"problem_id": pa.array([1]), "stage": ["s"], "reason": ["r"], "detail": ["d"]})
     with pytest.raises((pa.ArrowException, TypeError, ValueError)):
         writer._background.submit(bad)              # wrong type: fails in the writer thread ...
