@@ -15,7 +15,7 @@ import pytest
 
 from plasticity import schema as S
 from plasticity.data import am40m_blocks, decontaminate, ingest, source_files
-from plasticity.data.records import MAX_DEPTH, decode_line
+from plasticity.data.records import TooDeep, decode_line
 from plasticity.data.tables import DataError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
@@ -147,14 +147,24 @@ def test_out_inside_the_source_tree_is_an_error(tmp_path):
 
 
 # ----------------------------------------------------------------------------------- row level
-DEEP = b'{"question": "q", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
-AT_LIMIT = line(AM40M)[:-2] + b', "x": ' + b"[" * (MAX_DEPTH - 1) + b"]" * (MAX_DEPTH - 1) + b"}\n"   # with {
+NEST = b"[" * 100_000 + b'"]"' + b"]" * 100_000                  # deeper than Python's parser recurses
+OBJECTS = b'{"a": ' * 5_000 + b"1" + b"}" * 5_000
+
+
+def with_member(record: dict, name: str, value: bytes) -> bytes:
+    """``record`` as a JSON line with member ``name`` set to the raw JSON ``value``."""
+    rest = json.dumps({k: v for k, v in record.items() if k != name}).encode()[1:-1]
+    return b"{" + rest + (b", " if rest else b"") + b'"' + name.encode() + b'": ' + value + b"}\n"
+
+
+DEEP_IGNORED = with_member(AM40M, "x", NEST)          # a deep field no mapper reads: kept, as Arrow does
 ROW_FAULTS = [   # (line, reason, field): a bad line of the AM-40M format
     (line(AM40M, question="What is 2+2?\ud800"), "lone_surrogate", "question"),
     (line(AM40M, answer="\udfff<think>x</think>\\boxed{4}"), "lone_surrogate", "answer"),
     (line(AM40M, question="caf\u00e9").replace(b"caf\\u00e9", b"caf\xff"), "invalid_utf8", None),
-    (DEEP, "too_deep", None),
-    (line(AM40M)[:-2] + b', "x": ' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}\n", "too_deep", None),
+    (with_member(AM40M, "answer", NEST), "wrong_type", "answer"),
+    (with_member(AM40M, "question", OBJECTS), "wrong_type", "question"),
+    (with_member(AM40M, "x", NEST[:-1]), "malformed_json", None),             # a deep value left open
     (b"\xef\xbb\xbf" + b"{not json\n", "malformed_json", None),
 ]
 
@@ -170,7 +180,7 @@ def _write(path: Path, lines: list[bytes]) -> Path:
 def test_row_faults_go_to_the_ledger_with_file_row_field(tmp_path, monkeypatch, arrow, bad, reason, field):
     monkeypatch.setattr(ingest, "ARROW_BLOCKS", arrow)
     good = line(AM40M, question="Another question?")
-    _write(tmp_path / "src" / "math_r1_1pass.jsonl", [good, bad, AT_LIMIT])
+    _write(tmp_path / "src" / "math_r1_1pass.jsonl", [good, bad, DEEP_IGNORED])
     counts, kept, ledger = run(tmp_path, [source(tmp_path / "src")])
     assert [(r["reason"], r["file"], r["row"], r["field"]) for r in ledger] == \
            [(reason, "src/math_r1_1pass.jsonl", 1, field)]
@@ -201,17 +211,27 @@ def test_both_am_readers_give_the_same_decoding_verdict(tmp_path):
                            line({"messages": [{**user, "content": "x\ud800"}, AM14M["messages"][1]]})),
         "invalid_utf8": (line(AM40M, question="\u00e9").replace(b"\\u00e9", b"\xff"),
                          line({"messages": [{**user, "content": "\u00e9"}, AM14M["messages"][1]]}).replace(b"\\u00e9", b"\xff")),
-        "too_deep": (DEEP, b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"),
+        "deep_ignored": (DEEP_IGNORED, with_member(AM14M, "x", OBJECTS)),
+        "deep_needed": (with_member(AM40M, "answer", NEST), with_member(AM14M, "messages", NEST)),
     }
+    expected = {"bom": {}, "deep_ignored": {}, "deep_needed": {"a40": "wrong_type", "a14": "wrong_type"}}
     for name, (am40, am14) in cases.items():
         _write(tmp_path / name / "a40" / "math_r1_1pass.jsonl", [am40])
         _write(tmp_path / name / "a14" / "am_0.9M.jsonl", [am14])
         _, kept, ledger = run(tmp_path, [source(tmp_path / name / "a40", name="a40"),
                                          source(tmp_path / name / "a14", "am_1.4m", name="a14")], out=f"o_{name}")
         verdicts = {r["file"].split("/")[0]: r["reason"] for r in ledger}
-        assert verdicts == ({} if name == "bom" else {"a40": name, "a14": name}), name
-        assert len(kept) == (2 if name == "bom" else 0)
+        assert verdicts == expected.get(name, {"a40": name, "a14": name}), name
+        assert len(kept) == (2 if name in ("bom", "deep_ignored") else 0)
         assert decode_line(am40).__class__ is decode_line(am14).__class__
+
+
+def test_deep_members_are_decoded_without_recursion():
+    record = decode_line(with_member(AM40M, "x", OBJECTS))
+    assert isinstance(record["x"], TooDeep) and record["question"] == AM40M["question"]
+    assert decode_line(b'{"a": ' + NEST + b', "b": [1, {"c": "}"}]}')["b"] == [1, {"c": "}"}]
+    assert decode_line(b'{"a": ' + NEST + b'} trailing').reason == "malformed_json"
+    assert decode_line(b"[" * 100_000 + b"]" * 100_000).reason == "malformed_json"
 
 
 @pytest.mark.parametrize("roles", [["system", "user", "assistant"], ["assistant", "user"], ["user", "user"],

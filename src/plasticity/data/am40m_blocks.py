@@ -12,8 +12,7 @@ with ``json.loads`` and building Arrow tables from Python dicts was most of the 
 * ``("records", None, [(row, record), ...])``: the block's lines as ``native.iter_records`` gives
   them, for the row path, which names the bad row and field. Any block with something unusual
   goes there whole: a malformed or blank line, invalid UTF-8, a lone surrogate escape, a
-  byte-order mark after the file's start, JSON nested deeper than ``records.MAX_DEPTH`` (Arrow
-  parses any depth, the row path drops it), a repeated key, a missing or differently typed field,
+  byte-order mark after the file's start, a repeated key, a missing or differently typed field,
   an empty category, a blank prompt, a rate outside [0, 1] or NaN.
 
 So the output is the same as the row path's, row for row (tests/unit/test_data_ingest.py runs
@@ -68,7 +67,7 @@ def _mapped(block: bytes, lines: int) -> pa.Table | None:
         table.validate(full=True)                          # Arrow does not check UTF-8 by itself
     except (pa.ArrowException, UnicodeDecodeError):
         return None
-    if table.num_rows != lines or records.too_deep(block):   # blank lines (Arrow skips them); depth
+    if table.num_rows != lines:                            # blank lines (Arrow skips them)
         return None
     col = {name: table.column(name) for name in _FIELDS.names}
     for name in ("category", "model_name"):                # else the row path reads the file name

@@ -6,24 +6,24 @@ the ledger with the file and row. The row-level faults:
   invalid_utf8     bytes that are not UTF-8 (in a JSON line, or in a parquet string at any depth)
   lone_surrogate   a JSON ``\\ud800``-style escape without its pair: valid JSON, but not text (it
                    cannot be hashed or written as UTF-8), so the row is dropped naming the field
-  too_deep         JSON nested deeper than ``MAX_DEPTH`` (no release nests beyond 5; Python's
-                   parser recurses per level and fails near 1000, Arrow's does not: one explicit
-                   bound, well inside both, makes the readers agree)
   malformed_json / wrong_type   a line that is not a JSON object
+JSON nested deeper than Python's parser recurses (about 1000 levels; Arrow's parser has no such
+limit) is not a fault of its own: the record's top-level members are decoded one by one and a
+member too deep to decode becomes a ``TooDeep`` placeholder, so a deep field that no mapper reads
+leaves the row as Arrow sees it, and a deep field a mapper needs is a ``wrong_type`` naming it.
 A UTF-8 byte-order mark at the start of a line (a file's first line, or files concatenated) is not
 part of the record and is removed before parsing.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from typing import Any, Iterator
 
 BOM = b"\xef\xbb\xbf"
-MAX_DEPTH = 512
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_SPACE = re.compile(r"[ \t\n\r]*")
+_CLOSING = {"[": "]", "{": "}"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -39,19 +39,66 @@ class RowError(Exception):
         return f"{where}{self.message}"
 
 
-def structure(text: bytes) -> bytes:
-    """The brackets of a JSON text that are not inside strings, in order (C-speed bytes operations:
-    escaped backslashes, then escaped quotes are removed, so every remaining quote delimits a string)."""
-    outside = text.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2]
-    return b"".join(outside).translate(None, _NOT_BRACKETS)
+class TooDeep:
+    """Stands in a record for a JSON value nested too deep for Python's parser."""
+
+    def __repr__(self) -> str:
+        return "TooDeep()"
 
 
-def too_deep(text: bytes) -> bool:
-    """True when the JSON text ``text`` (one record, or whole records) nests deeper than MAX_DEPTH."""
-    shape = structure(text)
-    if len(shape) <= MAX_DEPTH:
-        return False
-    return max(itertools.accumulate((1 if c in b"[{" else -1 for c in shape), initial=0)) > MAX_DEPTH
+def _skip_value(text: str, start: int) -> int:
+    """The end of the nested JSON value at ``start``, found without recursion; its brackets must
+    match and its strings close (its grammar is not checked further)."""
+    stack: list[str] = []
+    i, n = start, len(text)
+    while i < n:
+        char = text[i]
+        if char == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+            if i >= n:
+                break
+        elif char in _CLOSING:
+            stack.append(_CLOSING[char])
+        elif char in "]}":
+            if not stack or stack.pop() != char:
+                raise json.JSONDecodeError("mismatched bracket", text, i)
+            if not stack:
+                return i + 1
+        i += 1
+    raise json.JSONDecodeError("unterminated nested value", text, start)
+
+
+def _members(text: str) -> dict:
+    """A JSON object decoded member by member; a member too deep for ``json`` becomes ``TooDeep``.
+    Raises JSONDecodeError for malformed text (as json.loads would)."""
+    decoder = json.JSONDecoder()
+    i = _SPACE.match(text, 0).end()
+    if text[i:i + 1] != "{":
+        raise json.JSONDecodeError("a record nested too deep that is not an object", text, i)
+    i = _SPACE.match(text, i + 1).end()
+    out: dict = {}
+    closed = text[i:i + 1] == "}"
+    i += closed
+    while not closed:
+        key, i = decoder.raw_decode(text, i)
+        i = _SPACE.match(text, i).end()
+        if not isinstance(key, str) or text[i:i + 1] != ":":
+            raise json.JSONDecodeError("expecting a string key and ':'", text, i)
+        i = _SPACE.match(text, i + 1).end()
+        try:
+            out[key], i = decoder.raw_decode(text, i)
+        except RecursionError:
+            out[key], i = TooDeep(), _skip_value(text, i)
+        i = _SPACE.match(text, i).end()
+        if text[i:i + 1] not in (",", "}"):
+            raise json.JSONDecodeError("expecting ',' or '}'", text, i)
+        closed = text[i] == "}"
+        i = _SPACE.match(text, i + 1).end()
+    if text[i:].strip():
+        raise json.JSONDecodeError("extra data", text, i)
+    return out
 
 
 def decode_line(line: bytes) -> dict | RowError:
@@ -62,10 +109,11 @@ def decode_line(line: bytes) -> dict | RowError:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
         return RowError("invalid_utf8", None, f"invalid UTF-8 at byte {exc.start}")
-    if line.count(b"[") + line.count(b"{") > MAX_DEPTH and too_deep(line):   # counts: a cheap pre-test
-        return RowError("too_deep", None, f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        obj = json.loads(text)
+        try:
+            obj = json.loads(text)
+        except RecursionError:
+            obj = _members(text)
     except json.JSONDecodeError as exc:
         return RowError("malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})")
     if not isinstance(obj, dict):
