@@ -210,7 +210,8 @@ def test_both_am_readers_give_the_same_decoding_verdict(tmp_path):
         "lone_surrogate": (line(AM40M, question="x\ud800"),
                            line({"messages": [{**user, "content": "x\ud800"}, AM14M["messages"][1]]})),
         "invalid_utf8": (line(AM40M, question="\u00e9").replace(b"\\u00e9", b"\xff"),
-                         line({"messages": [{**user, "content": "\u00e9"}, AM14M["messages"][1]]}).replace(b"\\u00e9", b"\xff")),
+                         line({"messages": [{**user, "content": "\u00e9"}, AM14M["messages"][1]]})
+                         .replace(b"\\u00e9", b"\xff")),
         "deep_ignored": (DEEP_IGNORED, with_member(AM14M, "x", OBJECTS)),
         "deep_needed": (with_member(AM40M, "answer", NEST), with_member(AM14M, "messages", NEST)),
     }
@@ -243,8 +244,8 @@ def test_am_14m_wrong_roles_are_dropped(tmp_path, roles):
     _write(tmp_path / "src" / "am_0.9M.jsonl", [line(AM14M), line(record)])
     _, kept, ledger = run(tmp_path, [source(tmp_path / "src", "am_1.4m")])
     assert len(kept) == 1
-    assert [(r["reason"], r["row"], r["field"]) for r in ledger] == \
-           [("missing_field" if roles == ["user"] else "wrong_roles", 1, "messages" if roles == ["user"] else "messages.role")]
+    expected = ("missing_field", 1, "messages") if roles == ["user"] else ("wrong_roles", 1, "messages.role")
+    assert [(r["reason"], r["row"], r["field"]) for r in ledger] == [expected]
 
 
 def test_invalid_utf8_in_a_parquet_string_column(tmp_path):

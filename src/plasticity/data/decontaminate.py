@@ -50,9 +50,8 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter, iter_batches,
-                                    keep_rows, num_rows, open_table,
-                                    tune_stage_process)
+from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
+                                    iter_batches, keep_rows, num_rows, open_table, tune_stage_process)
 from plasticity.data.overlap import OverlapIndex
 from plasticity.io import atomic_path, write_manifest
 

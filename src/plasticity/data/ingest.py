@@ -19,8 +19,8 @@ file, row and field; an empty shard counts as one input record with a ledger row
 so rows in = rows kept + ledger rows holds exactly; ledger rows carry ``file``, ``row`` and
 ``field`` as columns (records.py lists the row-level reasons). A file-level fault stops the stage
 with an error naming the file (source_files.py): unreadable, a broken or looping link, not in its
-format, corrupt or truncated; so does an output directory inside an input tree. RL rows whose ``ability`` is not math are dropped here (``not_math``),
-since schema.RL_PROMPT carries no domain.
+format, corrupt or truncated; so does an output directory inside an input tree. RL rows whose
+``ability`` is not math are dropped here (``not_math``), since schema.RL_PROMPT carries no domain.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ import pyarrow as pa
 from plasticity import schema as S
 from plasticity.data import am40m_blocks, native
 from plasticity.data.records import checked_text
-from plasticity.data.source_files import check_out_outside
+from plasticity.data.source_files import check_out_outside, list_files
 from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
                                     tune_stage_process)
 from plasticity.data.text import normalise_prompt
@@ -75,7 +75,7 @@ def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledg
         raise DataError(f"source {name!r}: format {fmt!r} is not one of {expected}")
     mapper = native.MAPPERS[fmt]
     counts: dict[str, Any] = {"in": 0, "kept": 0, "dropped": collections.Counter()}
-    files = native.list_files(root)
+    files = list_files(root)
     bar = tqdm(desc=f"ingest {name}", unit="rows", mininterval=2.0, leave=False)
 
     def add_record(source_file: str, file_name: str, row: int | None, record: dict | native.RowError) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from plasticity.data.records import BOM, RowError, batch_records, checked_text, decode_line
-from plasticity.data.source_files import SUFFIXES, list_files  # noqa: F401  (the readers' file set)
 from plasticity.data.tables import DataError
 
 SFT_FORMATS = ("am_40m", "am_1.4m", "s1k", "retu_sft")
