@@ -85,8 +85,19 @@ def test_clean_controls_are_kept(index, clean):
     assert index.first_hit(clean) is None
 
 
-def test_normalise_forms():
-    assert normalise(r"\frac12") == normalise(r"\frac1{2}") == normalise(r"\tfrac{1}2") == r"\frac{1}{2}"
-    assert normalise(r"\sqrt2+x^2_3") == r"\sqrt{2}+x^{2}_{3}"
+def test_brace_and_command_forms_give_the_same_words():
+    same = [r"\frac{1}{2}", r"\frac1{2}", r"\frac12", r"\dfrac{1}2", r"\tfrac 12", r"\frac {1} {2}"]
+    assert {tuple(overlap_words(t)) for t in same} == {("\\frac", "1", "2")}
+    assert overlap_words(r"\sqrt2+x^2_3") == overlap_words(r"\sqrt{2}+x^{2}_{3}") == \
+        ["\\sqrt", "2", "+", "x", "^", "2", "_", "3"]
+    assert overlap_words(r"\frac solve") == ["\\frac", "solve"]          # not \frac{s}{o}lve
+    assert normalise(r"\left( x \right)") == "( x )"
     assert overlap_words("a\u200bb") == ["a", "b"] and overlap_words("a\u2060b") == ["ab"]
     assert len(OverlapIndex(8)) == 0
+
+
+def test_markup_alone_is_not_an_ngram():
+    """Two unrelated problems that share only LaTeX markup do not overlap."""
+    idx = OverlapIndex(8)
+    idx.add(r"Compute \frac{1}{2} of the apples Ann picked on Monday morning.", "b/0")
+    assert idx.first_hit(r"Bob writes \frac{1}{2} \cdot \frac{1}{2} on a board and erases it.") is None

@@ -7,9 +7,13 @@ Both sides are normalised the same way before they are cut into words (``normali
     control character becomes a space;
   * LaTeX spacing (``\\,`` ``\\;`` ``\\:`` ``\\!`` ``\\ `` ``~`` ``\\quad`` ``\\qquad``) becomes a space,
     ``\\left`` / ``\\right`` / ``\\displaystyle`` are removed, and ``\\dfrac`` / ``\\tfrac`` become ``\\frac``;
-  * single-token arguments get braces: ``\\frac12`` and ``\\frac1{2}`` are ``\\frac{1}{2}``,
-    ``\\sqrt2`` is ``\\sqrt{2}``, ``x^2`` is ``x^{2}``.
-Words are then text.words (lower-cased ``\\w+`` runs and single punctuation characters).
+  * ``\\frac`` with two one-character arguments written together (``\\frac12``, ``\\frac ab``) gets
+    them split.
+Words (``overlap_words``) are then lower-cased LaTeX commands (``\\frac``), runs of letters and digits
+and single punctuation characters (``_`` included) other than braces, which only group: ``\\frac{1}{2}``, ``\\frac1{2}``,
+``\\frac12`` are all ``\\frac 1 2``, ``\\sqrt2`` is ``\\sqrt{2}``, ``x^2`` is ``x^{2}``. Dropping the braces
+also keeps an n-gram from being mostly markup: with them ``\\frac{1}{2}`` alone was a whole 8-gram,
+shared by any two texts that contain it. Operators stay words, so ``7-3+5=`` never matches ``7+3-5=``.
 
 A benchmark problem of at least ``n`` words is found through its word n-grams (any shared n-gram is an
 overlap). A shorter problem has no n-gram, so it is found as a contained word sequence: a training
@@ -23,15 +27,12 @@ import re
 import sys
 import unicodedata
 
-from plasticity.data.text import words
-
 _ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LATEX_SPACE = re.compile(r"\\[,;:! ]|~|\\q?quad(?![a-zA-Z])")
 _LATEX_DROP = re.compile(r"\\(?:left|right|displaystyle)(?![a-zA-Z])")
-_ARG = r"(\{[^{}]*\}|[^\s{}\\])"
-_FRAC = re.compile(r"\\[dt]?frac(?![a-zA-Z])\s*" + _ARG + r"\s*" + _ARG)
-_SQRT = re.compile(r"\\sqrt\s*([^\s{}\\\[])")
-_SCRIPT = re.compile(r"([\^_])\s*([^\s{}\\])")
+_FRAC_VARIANT = re.compile(r"\\[dt]frac(?![a-zA-Z])")
+_FRAC_GLUED = re.compile(r"\\frac\s*([a-zA-Z0-9])([a-zA-Z0-9])(?![a-zA-Z0-9])")
+_WORD = re.compile(r"\\[a-z]+|[^\W_]+|[^\w\s{}]|_")   # commands, letter/digit runs, punctuation
 
 
 @functools.cache
@@ -51,10 +52,6 @@ def _invisible() -> tuple[re.Pattern, re.Pattern]:
     return char_class(fmt), char_class(ctrl)
 
 
-def _braced(arg: str) -> str:
-    return arg if arg.startswith("{") else "{" + arg + "}"
-
-
 def normalise(text: str) -> str:
     """``text`` with the Unicode and LaTeX variants listed in the module docstring unified."""
     if text.isascii():                       # NFKC and the format characters cannot change it
@@ -63,14 +60,13 @@ def normalise(text: str) -> str:
         fmt, ctrl = _invisible()
         text = unicodedata.normalize("NFKC", text).replace("\u200b", " ")
         text = ctrl.sub(" ", fmt.sub("", text))
-    text = _LATEX_DROP.sub("", _LATEX_SPACE.sub(" ", text))
-    text = _FRAC.sub(lambda m: "\\frac" + _braced(m[1]) + _braced(m[2]), text)
-    return _SCRIPT.sub(lambda m: m[1] + _braced(m[2]), _SQRT.sub(lambda m: "\\sqrt{" + m[1] + "}", text))
+    text = _FRAC_VARIANT.sub(r"\\frac", _LATEX_DROP.sub("", _LATEX_SPACE.sub(" ", text)))
+    return _FRAC_GLUED.sub(r"\\frac{\1}{\2}", text)
 
 
 def overlap_words(text: str) -> list[str]:
-    """The words both sides are compared by."""
-    return words(normalise(text))
+    """The words both sides are compared by (see the module docstring)."""
+    return _WORD.findall(normalise(text).lower())
 
 
 class OverlapIndex:
