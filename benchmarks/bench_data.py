@@ -213,10 +213,10 @@ def run_pipeline(work: Path, raw: Path, bench: Path, label: str, workers: int) -
         "ingest": f"from plasticity.data import ingest; ingest.run({sources!r}, {rl!r}, {str(raw)!r}, {str(out / 'ingested')!r})",
         "filter": ("import sys; sys.path.insert(0, 'benchmarks'); from bench_data import regex_token_count; "
                    "from plasticity.data import filters; "
-                   f"filters.run({{'max_prompt_tokens': 1024, 'max_response_tokens': 16384, 'workers': {workers}}}, "
-                   f"{str(out / 'ingested')!r}, {str(out / 'filtered')!r}, count_tokens=regex_token_count)"),
-        "decontaminate": (f"from plasticity.data import decontaminate; decontaminate.run({{'ngram': 8, 'workers': {workers}}}, "
-                          f"{str(out / 'filtered')!r}, {str(bench)!r}, {str(out / 'decontaminated')!r})"),
+                   f"filters.run({{'max_prompt_tokens': 1024, 'max_response_tokens': 16384}}, "
+                   f"{str(out / 'ingested')!r}, {str(out / 'filtered')!r}, count_tokens=regex_token_count, threads={workers})"),
+        "decontaminate": (f"from plasticity.data import decontaminate; decontaminate.run({{'ngram': 8}}, "
+                          f"{str(out / 'filtered')!r}, {str(bench)!r}, {str(out / 'decontaminated')!r}, threads={workers})"),
     }
     results = {}
     for name, code in steps.items():

@@ -78,7 +78,7 @@ rule filter:
         "../envs/data.yaml"
     shell:
         "python -m plasticity filter --config {input.cfg:q} --ingested {input.ingested:q} --tokenizer {input.tokenizer:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule decontaminate:
@@ -98,7 +98,7 @@ rule decontaminate:
         "../envs/data.yaml"
     shell:
         "python -m plasticity decontaminate --config {input.cfg:q} --filtered {input.filtered:q}"
-        " --benchmarks {input.benchmarks:q} --out {output:q} > {log:q} 2>&1"
+        " --benchmarks {input.benchmarks:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule difficulty:
@@ -111,13 +111,14 @@ rule difficulty:
         directory(f"{DATA}/difficulty"),
     params:
         model=lambda w, input: f"--model {shlex.quote(input.reference)}" if input.reference else "",
+    threads: workflow.cores if CFG.data.difficulty.source == "sample" else 1   # grading the samples
     log:
         log("data/difficulty"),
     conda:
         "../envs/data.yaml"
     shell:
         "python -m plasticity difficulty --config {input.cfg:q} --in {input.decontaminated:q} --out {output:q}"
-        " {params.model} > {log:q} 2>&1"
+        " {params.model} --threads {threads} > {log:q} 2>&1"
 
 
 rule subsets:

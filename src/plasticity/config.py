@@ -158,7 +158,6 @@ class Filter(Strict):
     rl_difficulty: tuple[float, float] | None = None   # keep RL prompts with difficulty in [lo, hi]
     domains: list[str] = ["math"]
     exempt_sources: list[str] = []        # sources kept as released (e.g. s1k: worked-solution references)
-    workers: int | None = Field(None, gt=0)   # grading processes (default: all cores)
 
 
 class BenchmarkSide(Strict):
@@ -170,7 +169,6 @@ class BenchmarkSide(Strict):
 class Decontaminate(Strict):
     ngram: int = Field(8, gt=0)
     fields: list[str] = ["prompt"]        # training-side text fields compared with benchmark prompts
-    workers: int | None = Field(None, gt=0)
     benchmark_side: BenchmarkSide | None = None
 
 
@@ -182,7 +180,6 @@ class Difficulty(Strict):
     backend: Literal["transformers", "vllm"] = "transformers"
     temperature: float = Field(0.7, gt=0)   # sampling, never greedy (the evaluation's rule)
     max_new_tokens: int = Field(1024, gt=0)
-    workers: int = Field(1, gt=0)
     grader_mode: Literal["strict", "lenient"] = "strict"
 
     @model_validator(mode="after")

@@ -42,6 +42,9 @@ LEDGER = pa.schema([
     ("stage", pa.string()),
     ("reason", pa.string()),            # short machine-readable reason, e.g. not_math, duplicate_prompt
     ("detail", pa.string()),            # human-readable: file, row, field and what was wrong
+    ("file", pa.string()),              # the input file (source/relative path) or table; null if none
+    ("row", pa.int64()),                # the row in that file; null for a whole-file entry
+    ("field", pa.string()),             # the field concerned (dotted path); null when the whole row
 ])
 
 # Benchmark problem (one per problem; avg@k repeats generation, not rows).

@@ -75,10 +75,10 @@ def test_exact_and_near_copies_removed_clean_kept(tmp_path):
 def test_pool_path_gives_the_same_result(tmp_path, monkeypatch):
     prompts = SFT * 30
     src, bench = setup(tmp_path, prompts)
-    decontaminate.run({"ngram": 8, "workers": 1}, src, bench, tmp_path / "one")
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "one", threads=1)
     monkeypatch.setattr(decontaminate, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(decontaminate, "_CHUNK", 16)
-    decontaminate.run({"ngram": 8, "workers": 2}, src, bench, tmp_path / "two")
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "two", threads=2)
     for name in ("trajectories.parquet", "ledger.parquet"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 
@@ -148,3 +148,24 @@ def test_embedder_refuses_pickled_weights(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"never unpickled")
     with pytest.raises(ValueError, match="safetensors"):
         decontaminate.load_embedder(tmp_path)
+
+
+def test_stage_catches_normalised_variants_and_contained_short_problems(tmp_path):
+    """The stage end to end: zero-width spaces, LaTeX spacing and a short benchmark problem inside a
+    longer prompt are removed, with the ledger's file / row / field columns; clean controls stay."""
+    wordy = BENCH[0][2]
+    prompts = [
+        wordy.replace(" ", "\u200b"),                                      # no raw 8-gram in common
+        wordy.replace(" ", "~"),
+        "Warm up first: 7-3+5= and then explain each step to a friend in words.",   # contains mini_math-1
+        "Warm up first: 17-3+5= and then explain each step to a friend in words.",  # clean: 17, not 7
+        "Let y be the count of ways to pick four blue cubes from a box of twelve cubes. Find y.",  # clean
+    ]
+    src, bench = setup(tmp_path, prompts)
+    decontaminate.run({"ngram": 8}, src, bench, tmp_path / "out")
+    assert kept_ids(tmp_path / "out", "trajectories.parquet") == ["p3", "p4"]
+    ledger = [r for r in pq.read_table(tmp_path / "out" / "ledger.parquet").to_pylist()
+              if r["file"] == "am/f.jsonl" and r["reason"] == "benchmark_overlap"]
+    assert [(r["problem_id"], r["row"], r["field"]) for r in ledger][:3] == \
+           [("p0", 0, "prompt"), ("p1", 1, "prompt"), ("p2", 2, "prompt")]
+    assert "whole prompt of mini_math/mini_math-1" in ledger[2]["detail"]

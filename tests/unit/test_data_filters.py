@@ -135,7 +135,44 @@ def test_real_grader_and_tokenizer(tmp_path):
     rows = [traj(0, "2+2="), traj(1, "3+3=", GOOD.replace("4", "6"), "6.0"), traj(2, "1+1=", reference="3")]
     write_rows(src / "trajectories.parquet", rows, S.TRAJECTORY)
     write_rows(src / "rl_prompts.parquet", [], S.RL_PROMPT)
-    filters.run({**CFG, "workers": 1}, src, tmp_path / "out", tokenizer=tmp_path / "tok")
+    filters.run(CFG, src, tmp_path / "out", tokenizer=tmp_path / "tok", threads=1)
     kept = pq.read_table(tmp_path / "out" / "trajectories.parquet").column("problem_id").to_pylist()
     assert kept == ["p0", "p1"]
     assert filters.load_token_counter(tmp_path / "tok")(["<think>\n1+1=2"]) == [7]   # <think> is one token
+
+
+def test_character_bound_drops_a_huge_row_before_grading_or_tokenising(tmp_path):
+    """A 200 KB response (the bound here: 60 tokens x 13 characters) is dropped by the character bound: neither the grader nor the tokenizer
+    sees it; a text within the bound is still counted exactly; the ledger names file, row, field."""
+    from plasticity.models import build_tiny_tokenizer, save_tiny_tokenizer
+
+    save_tiny_tokenizer(build_tiny_tokenizer(), tmp_path / "tok")
+    count = filters.load_token_counter(tmp_path / "tok")
+    per_token = count.max_chars_per_token
+    assert per_token == max(len(t) for t in build_tiny_tokenizer().get_vocab())
+    seen = []
+
+    def counting(texts):
+        seen.extend(len(t) for t in texts)
+        return count(texts)
+
+    counting.max_chars_per_token = per_token
+    graded = []
+
+    def grade(completions, references):
+        graded.extend(len(c) for c in completions)
+        return exact_grader(completions, references)
+
+    huge = "<think>\n" + "1+1=2\n" * 35_000 + "</think>\n<answer>\\boxed{4}</answer>"
+    long_but_bounded = "<think>\n" + "1" * (60 * per_token - 40) + "\n</think>\n\\boxed{4}"   # > 60 tokens
+    rows = [traj(0), traj(1, "3+3=", huge), traj(2, "4+4=", long_but_bounded)]
+    src = tmp_path / "in"
+    write_rows(src / "trajectories.parquet", rows, S.TRAJECTORY)
+    write_rows(src / "rl_prompts.parquet", [], S.RL_PROMPT)
+    counts = filters.run(CFG, src, tmp_path / "out", count_tokens=counting, grade=grade)
+    ledger = pq.read_table(tmp_path / "out" / "ledger.parquet").to_pylist()
+    assert [(r["reason"], r["file"], r["row"], r["field"]) for r in ledger] == \
+           [("response_too_long", "am/f.jsonl", 1, "response"), ("response_too_long", "am/f.jsonl", 2, "response")]
+    assert "not tokenised" in ledger[0]["detail"] and "not tokenised" not in ledger[1]["detail"]
+    assert max(seen) <= CFG["max_response_tokens"] * per_token and max(graded) < 1000
+    assert counts["sft"]["kept"] == 1

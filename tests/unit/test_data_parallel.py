@@ -57,7 +57,8 @@ def test_add_batch_cuts_row_groups_like_add(tmp_path, small_row_groups, seed):
 
 def test_background_writer_error_surfaces(tmp_path):
     writer = TableWriter(tmp_path / "x.parquet", S.LEDGER)
-    writer.add_table(pa.table({"problem_id": ["a"], "stage": ["s"], "reason": ["r"], "detail": ["d"]}))
+    writer.add_table(pa.table({"problem_id": ["a"], "stage": ["s"], "reason": ["r"], "detail": ["d"],
+                               "file": ["f"], "row": pa.array([0], pa.int64()), "field": [None]}, schema=S.LEDGER))
     bad = pa.table({"problem_id": pa.array([1]), "stage": ["s"], "reason": ["r"], "detail": ["d"]})
     with pytest.raises((pa.ArrowException, TypeError, ValueError)):
         writer._background.submit(bad)              # wrong type: fails in the writer thread ...
@@ -110,14 +111,14 @@ def test_prompt_key_normalises():
     assert 0 <= prompt_key("x") < 2**64
 
 
-def _filter(tmp_path, rows, name, cfg):
+def _filter(tmp_path, rows, name, cfg, threads=1):
     from test_data_filters import char_count, exact_grader
 
     src = tmp_path / "in"
     if not src.exists():
         write_rows(src / "trajectories.parquet", rows, S.TRAJECTORY)
         write_rows(src / "rl_prompts.parquet", [], S.RL_PROMPT)
-    filters.run(cfg, src, tmp_path / name, count_tokens=char_count, grade=exact_grader)
+    filters.run(cfg, src, tmp_path / name, count_tokens=char_count, grade=exact_grader, threads=threads)
     return {n: (tmp_path / name / f"{n}.parquet").read_bytes() for n in ("trajectories", "ledger", "rl_matched")}
 
 
@@ -134,10 +135,10 @@ def test_filter_output_does_not_depend_on_workers_or_index_merges(tmp_path, monk
     group, give the same bytes."""
     rows = _dup_rows(120)
     cfg = {"max_prompt_tokens": 20, "max_response_tokens": 60}
-    one_process = _filter(tmp_path, rows, "a", {**cfg, "workers": 1})
+    one_process = _filter(tmp_path, rows, "a", cfg, threads=1)
     assert pq.ParquetFile(tmp_path / "in" / "trajectories.parquet").metadata.num_row_groups > 10
     monkeypatch.setattr(filters, "FirstSeen", lambda: FirstSeen(merge_at=1))
-    assert _filter(tmp_path, rows, "b", {**cfg, "workers": 2}) == one_process
+    assert _filter(tmp_path, rows, "b", cfg, threads=2) == one_process
     ledger = pq.read_table(tmp_path / "a" / "ledger.parquet").to_pylist()
     first = {}
     for row in rows:

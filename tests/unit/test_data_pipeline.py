@@ -174,7 +174,7 @@ def test_difficulty_by_sampling_with_an_injected_sampler(pipeline, tmp_path):
             out.append([f"\\boxed{{{answer if answer % 2 == 0 else answer + 1}}}"] * n)
         return out
 
-    counts = difficulty.run({"source": "sample", "samples": 4, "workers": 1}, d / "decontaminated",
+    counts = difficulty.run({"source": "sample", "samples": 4}, d / "decontaminated",
                             tmp_path / "diff", seed=1, sampler=sampler)
     table = pq.read_table(tmp_path / "diff" / "trajectories.parquet").to_pylist()
     assert {r["win_rate_small"] for r in table} == {0.0, 1.0}

@@ -11,8 +11,9 @@ with ``json.loads`` and building Arrow tables from Python dicts was most of the 
   ``first_row + i`` of the file;
 * ``("records", None, [(row, record), ...])``: the block's lines as ``native.iter_records`` gives
   them, for the row path, which names the bad row and field. Any block with something unusual
-  goes there whole: a malformed or blank line, invalid UTF-8, a repeated key, a missing or
-  differently typed field, an empty category, a blank prompt, a rate outside [0, 1] or NaN.
+  goes there whole: a malformed or blank line, invalid UTF-8, a lone surrogate escape, a
+  byte-order mark after the file's start, a repeated key, a missing or differently typed field,
+  an empty category, a blank prompt, a rate outside [0, 1] or NaN.
 
 So the output is the same as the row path's, row for row (tests/unit/test_data_ingest.py runs
 both on the same files). A file without any record yields the row path's ``empty_shard`` error.
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from plasticity.data import native
+from plasticity.data import native, records
 
 BLOCK_BYTES = 16 << 20
 _FIELDS = pa.schema([("category", pa.string()), ("model_name", pa.string()), ("question", pa.string()),
@@ -106,10 +107,10 @@ def blocks(path: Path) -> Iterator[tuple[str, int | None, pa.Table | list]]:
                 parts = block.split(b"\n")
                 if block.endswith(b"\n"):
                     parts.pop()
-                records = [(row + i, native._parse_line(line + b"\n")) for i, line in enumerate(parts)
+                decoded = [(row + i, records.decode_line(line)) for i, line in enumerate(parts)
                            if line.strip()]
-                seen = seen or bool(records)
-                yield "records", None, records
+                seen = seen or bool(decoded)
+                yield "records", None, decoded
             row += lines
     if not seen:
         yield "records", None, [native.empty_shard()]

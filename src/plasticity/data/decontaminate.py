@@ -14,13 +14,15 @@ Run by hand:
         --benchmarks results/benchmarks --out results/data/decontaminated
 
 Training side (always on). A training prompt is contaminated when it shares a word n-gram
-(``ngram``, default 8) with any benchmark prompt. Words are lower-cased ``\\w+`` runs and single
-punctuation/operator characters (text.words), so ``7-3+5=`` is six words and never collides with
-``7+3-5=``. A text shorter than n words contributes one shingle, its whole normalised text: short
-problems are matched exactly (the miniature's chain sums are all shorter than 8 words). The
-benchmark shingles sit in one in-memory set (benchmarks are small); the training side is streamed
+(``ngram``, default 8) with any benchmark prompt, or contains the whole word sequence of a benchmark
+prompt shorter than n words (the miniature's chain sums are all that short); both sides are first
+normalised (Unicode NFKC, zero-width and control characters, LaTeX spacing and brace forms: see
+overlap.py). Words are lower-cased ``\\w+`` runs and single punctuation/operator characters
+(text.words), so ``7-3+5=`` is six words and never collides with ``7+3-5=``. A benchmark file with
+a missing or blank prompt stops the stage naming the file and row. The benchmark index sits in
+memory (benchmarks are small); the training side is streamed
 in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
-cores (``workers``, default all). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
+job's CPUs (``--threads``, the rule's ``{threads}``). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
 
 Benchmark side (``benchmark_side: {model_path, threshold, pooling}``; the study's choice:
 Qwen3-Embedding-8B, last-token pooling, cosine > 0.8). Every benchmark prompt is embedded once;
@@ -41,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -49,10 +50,9 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledger, TableWriter, iter_batches,
-                                    keep_rows, num_rows, open_table,
-                                    tune_stage_process)
-from plasticity.data.text import shingles
+from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
+                                    iter_batches, keep_rows, num_rows, open_table, tune_stage_process)
+from plasticity.data.overlap import OverlapIndex
 from plasticity.io import atomic_path, write_manifest
 
 STAGE = "decontaminate"
@@ -63,13 +63,13 @@ _CHUNK = 2048
 _BATCH = 4096
 EmbedFn = Callable[[list[str]], Any]   # texts -> array (n, d)
 
-_INDEX: dict[str, str] = {}
+_INDEX = OverlapIndex(8)
 
 
 # ----------------------------------------------------------------------------------- n-gram side
-def benchmark_index(bench_dir: str | Path, n: int) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """(shingle -> 'benchmark/problem_id' of its first benchmark problem, benchmark rows)."""
-    index: dict[str, str] = {}
+def benchmark_index(bench_dir: str | Path, n: int) -> tuple[OverlapIndex, list[dict[str, Any]]]:
+    """(the benchmark prompts indexed, owner 'benchmark/problem_id'; the benchmark rows)."""
+    index = OverlapIndex(n)
     rows: list[dict[str, Any]] = []
     files = sorted(Path(bench_dir).glob("*.parquet"))
     if not files:
@@ -77,29 +77,22 @@ def benchmark_index(bench_dir: str | Path, n: int) -> tuple[dict[str, str], list
     for path in files:
         table = open_table(path, S.BENCHMARK, allow_extra=True).read(columns=["problem_id", "benchmark", "prompt"])
         for i, row in enumerate(table.to_pylist()):
+            if not isinstance(row["prompt"], str) or not row["prompt"].strip():
+                raise DataError(f"{path} row {i}: field 'prompt' is {row['prompt']!r}; a benchmark problem "
+                                "needs a prompt to decontaminate against")
             rows.append({**row, "file": path.name, "row": i})
-            for gram in shingles(row["prompt"], n):
-                index.setdefault(gram, f"{row['benchmark']}/{row['problem_id']}")
+            index.add(row["prompt"], f"{row['benchmark']}/{row['problem_id']}")
     return index, rows
 
 
-def _init_worker(index: dict[str, str]) -> None:
+def _init_worker(index: OverlapIndex) -> None:
     global _INDEX
     _INDEX = index
 
 
 def _first_hits(texts: list[str], n: int) -> list[tuple[str, str] | None]:
-    """For each text, (shared shingle, benchmark problem) of its first overlap, or None."""
-    out: list[tuple[str, str] | None] = []
-    for text in texts:
-        hit = None
-        for gram in shingles(text, n):
-            owner = _INDEX.get(gram)
-            if owner is not None:
-                hit = (gram, owner)
-                break
-        out.append(hit)
-    return out
+    """For each text, (shared words, benchmark problem) of its first overlap, or None."""
+    return [_INDEX.first_hit(text) for text in texts]
 
 
 def _hits_star(args: tuple[list[str], int]) -> list[tuple[str, str] | None]:
@@ -109,7 +102,7 @@ def _hits_star(args: tuple[list[str], int]) -> list[tuple[str, str] | None]:
 class _Matcher:
     """Runs ``_first_hits`` in-process or in a pool, with results in input order."""
 
-    def __init__(self, index: dict[str, str], n: int, workers: int):
+    def __init__(self, index: OverlapIndex, n: int, workers: int):
         self.n, self.pool = n, None
         _init_worker(index)
         if workers > 1:
@@ -169,8 +162,8 @@ def _decontaminate_table(path: Path, schema: pa.Schema, fields: list[str], match
                 if hit is not None:
                     field, gram, owner = hit
                     ledger.drop(ids[i], "benchmark_overlap",
-                                f"{files[i]} row {rownums[i]}: {field} shares {match.n}-gram "
-                                f"{gram[:80]!r} with {owner}")
+                                f"{files[i]} row {rownums[i]}: {field} {gram} {owner}",
+                                file=files[i], row=rownums[i], field=field)
                     bench = owner.split("/", 1)[0]
                     by_benchmark[bench] = by_benchmark.get(bench, 0) + 1
             bar.update(batch.num_rows)
@@ -283,7 +276,8 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
         for r, s, near in zip(bench_rows, best, nearest):
             if (r["file"], r["row"]) in removed:
                 ledger.drop(r["problem_id"], "similar_to_training",
-                            f"{r['file']} row {r['row']}: cosine {s:.3f} > {threshold} with training prompt {near}")
+                            f"{r['file']} row {r['row']}: cosine {s:.3f} > {threshold} with training prompt {near}",
+                            file=r["file"], row=r["row"], field="prompt")
         for path in sorted(bench_dir.glob("*.parquet")):
             table = pq.read_table(path)
             keep = [(path.name, i) not in removed for i in range(table.num_rows)]
@@ -310,14 +304,15 @@ def _training_prompts(tables: list[tuple[Path, pa.Schema]]) -> Iterable[tuple[li
 
 # ----------------------------------------------------------------------------------- stage
 def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: str | Path, *,
-        embed: EmbedFn | None = None, seed: int | None = None) -> dict[str, Any]:
+        embed: EmbedFn | None = None, seed: int | None = None, threads: int = 1) -> dict[str, Any]:
+    """Decontaminate ``filtered`` against ``bench_dir`` into ``out`` on ``threads`` CPUs."""
     tune_stage_process()
     filtered, bench_dir = Path(filtered), Path(bench_dir)
     n = int(cfg.get("ngram", 8))
     fields = list(cfg.get("fields") or ["prompt"])
     index, bench_rows = benchmark_index(bench_dir, n)
     total = sum(num_rows(filtered / name) for name, _ in TABLES)
-    workers = int(cfg.get("workers") or os.cpu_count() or 1) if total >= PARALLEL_MIN_ROWS else 1
+    workers = max(1, threads) if total >= PARALLEL_MIN_ROWS else 1
     counts: dict[str, Any] = {"ngram": n, "fields": fields, "benchmark_shingles": len(index), "tables": {}}
     with atomic_path(out) as tmp:
         match = _Matcher(index, n, workers)
@@ -352,11 +347,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--filtered", required=True, help="the filter stage's output directory")
     parser.add_argument("--benchmarks", required=True, help="directory of benchmark parquet files")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs to use (the rule's {threads}; default 1)")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, cfg = load_stage_config(args.config, "decontaminate")
-    counts = run(cfg, args.filtered, args.benchmarks, args.out, seed=seed)
+    counts = run(cfg, args.filtered, args.benchmarks, args.out, seed=seed, threads=args.threads)
     print(json.dumps({"stage": STAGE, **{name: {k: c[k] for k in ("in", "kept", "dropped")}
                                          for name, c in counts["tables"].items()}}))
     return 0

@@ -86,7 +86,8 @@ def _sampled(batch: pa.RecordBatch, column: str, n: int, sampler: Sampler, grade
 
 def run(cfg: dict[str, Any], in_dir: str | Path, out: str | Path, *, seed: int = 0,
         model_dir: str | Path | None = None, sampler: Sampler | None = None,
-        grade: GradeFn | None = None) -> dict[str, Any]:
+        grade: GradeFn | None = None, threads: int = 1) -> dict[str, Any]:
+    """Fill the difficulty of ``in_dir``'s tables into ``out``; sampling grades on ``threads`` CPUs."""
     from tqdm import tqdm
 
     in_dir = Path(in_dir)
@@ -109,7 +110,7 @@ def run(cfg: dict[str, Any], in_dir: str | Path, out: str | Path, *, seed: int =
         if grade is None:
             from plasticity.grading import Grader
 
-            grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=int(cfg.get("workers", 1)))
+            grader = Grader(mode=cfg.get("grader_mode", "strict"), workers=max(1, threads))
             grade = grader.grade_many
     counts: dict[str, Any] = {"source": source, "tables": {}}
     try:
@@ -146,10 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in", dest="in_dir", required=True, help="the decontaminate stage's output")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--model", default=None, help="reference model directory (source: sample)")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs to use (the rule's {threads}; default 1)")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, cfg = load_stage_config(args.config, "difficulty")
-    counts = run(cfg, args.in_dir, args.out, seed=seed, model_dir=args.model)
+    counts = run(cfg, args.in_dir, args.out, seed=seed, model_dir=args.model, threads=args.threads)
     print(json.dumps({"stage": STAGE, **counts["tables"]}))
     return 0

@@ -24,7 +24,7 @@ broken first copy never shadows a good later one):
   bad_format      no closed <think> block or no \\boxed{} after it (text.format_problem)
   no_reference    no reference answer to check against
   wrong_answer    the final answer is wrong for the reference, judged by THE grader
-                  (plasticity.grading.Grader, mode ``grader_mode``; parallel over ``workers``)
+                  (plasticity.grading.Grader, mode ``grader_mode``; parallel over ``--threads``)
   prompt_too_long / response_too_long   more than max_prompt_tokens / max_response_tokens tokens
                   of the model's tokenizer (raw text, no chat template, no special tokens)
   duplicate_prompt  same prompt after normalisation (whitespace collapsed, case folded) as an
@@ -36,14 +36,20 @@ uses as released) skip every check.
 RL prompts: chinese_prompt (any Chinese character), extreme_difficulty (``rl_difficulty: [lo, hi]``
 configured and difficulty outside it; unknown difficulty is kept), duplicate_prompt.
 
-Token counting is exact, but skipped where it cannot matter: a text of B UTF-8 bytes has at most
-B + 1 tokens (every token covers at least one byte, plus at most one prefix-space marker), so a
-text with B + 1 <= limit is within the limit without tokenising it.
+Token counting is exact, but skipped where it cannot matter, so time and memory are bounded by the
+limits, not by the longest row:
+  * a text of B UTF-8 bytes has at most B + 1 tokens (every token covers at least one byte, plus
+    at most one prefix-space marker), so a text with B + 1 <= limit fits without tokenising it;
+  * a text of C characters has at least C / M tokens, where M (``max_chars_per_token``) is the
+    most characters one token of the tokenizer can cover, so a text with C > limit * M is too long
+    without tokenising it. This character bound is applied with the cheap checks, before the
+    grader (grading or tokenising a 50 MB answer is what it avoids; the ledger says
+    ``not tokenised``); the texts left to tokenise are at most limit * M characters.
 
-Speed and memory (outputs do not depend on the number of workers):
+Speed and memory (outputs do not depend on ``--threads``, the CPUs the workflow gave the job):
   * map, then reduce in order: the checks that look at one row alone (domain, teacher, format,
     the grader, token counts, the prompt's dedup key) run on whole row groups of the input in
-    ``workers`` forked processes (each with its own grader); this process reads the same row
+    ``threads`` forked processes (each with its own grader); this process reads the same row
     groups in order and applies what depends on earlier rows (dedup, the RL set difference),
     the ledger and the writing. A row group is the unit because any process can read it by
     number; the workers send back only small per-row results;
@@ -57,7 +63,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -78,13 +83,19 @@ MATCHED = S.TRAJECTORY.append(pa.field("response_tokens", pa.int64()))
 GRADER_CACHE = 1 << 16           # verdict-cache entries (LRU); a cache hit only saves a math-verify call
 _ROW_BITS = 40                   # FirstSeen value = file number << 40 | row (row 2^40 - 1 = no row)
 _NO_ROW = (1 << _ROW_BITS) - 1
+# The field each drop reason is about (the ledger's ``field`` column).
+REASON_FIELD = {"not_math": "domain", "other_teacher": "teacher", "bad_format": "response",
+                "no_reference": "reference_answer", "wrong_answer": "response", "prompt_too_long": "prompt",
+                "response_too_long": "response", "duplicate_prompt": "prompt", "in_rl_prompts": "prompt",
+                "chinese_prompt": "prompt", "extreme_difficulty": "difficulty"}
 
 TokenCounter = Callable[[list[str]], list[int]]
 GradeFn = Callable[[list[str], list[str]], Sequence[Any]]   # -> objects with .correct/.extracted/.rule/.reason
 
 
 def load_token_counter(tokenizer_dir: str | Path) -> TokenCounter:
-    """Token counts of raw texts with the model's tokenizer (no special tokens, no template)."""
+    """Token counts of raw texts with the model's tokenizer (no special tokens, no template); the
+    function carries the tokenizer's ``max_chars_per_token`` (None where no bound is known)."""
     from plasticity.models import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir)
@@ -94,7 +105,33 @@ def load_token_counter(tokenizer_dir: str | Path) -> TokenCounter:
             return []
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
+    count.max_chars_per_token = max_chars_per_token(tokenizer)   # type: ignore[attr-defined]
     return count
+
+
+# Unicode normalisation can merge code points before tokenising: NFC/NFD compose at most 4 code
+# points into one (the longest canonical decomposition), NFKC/NFKD at most 18 (U+FDFA).
+_NORMALISER_FACTOR = (("NFK", 18), ("NF", 4))
+
+
+def max_chars_per_token(tokenizer: Any) -> int | None:
+    """The most characters of raw text one token can cover, or None where that is unbounded or unknown.
+
+    Known for byte-level BPE (Qwen, Llama: a vocabulary entry has one character per byte it covers
+    and there is no unknown token) and for the character-level tiny tokenizer (every pre-token is
+    one character or a vocabulary entry): the longest vocabulary entry, times what the tokenizer's
+    Unicode normaliser can merge. Other tokenizers (an unknown token may cover a whole word) get
+    no character bound: every text over the byte bound is tokenised.
+    """
+    from plasticity.models import TINY_CHAT_TEMPLATE
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    byte_level = "ByteLevel" in json.dumps(spec.get("pre_tokenizer"))
+    if not byte_level and getattr(tokenizer, "chat_template", None) != TINY_CHAT_TEMPLATE:
+        return None
+    normaliser = json.dumps(spec.get("normalizer"))
+    factor = next((f for name, f in _NORMALISER_FACTOR if name in normaliser), 1)
+    return max(len(token) for token in tokenizer.get_vocab()) * factor
 
 
 def _lengths(texts: list[str], limit: int, count: TokenCounter) -> list[int | None]:
@@ -136,6 +173,7 @@ class _RowChecker:
         self.max_prompt, self.max_response = int(cfg["max_prompt_tokens"]), int(cfg["max_response_tokens"])
         self.grader_mode, self.grader_workers = cfg.get("grader_mode", "strict"), grader_workers
         self.count, self._grade, self._grader = count, grade, None
+        self.max_chars = getattr(count, "max_chars_per_token", None)
 
     def grade(self, completions: list[str], references: list[str]) -> Sequence[Any]:
         if self._grade is None:   # THE grader, started in the process that first needs it
@@ -190,6 +228,11 @@ class _RowChecker:
             return "bad_format", problem
         if not c["reference_answer"][i]:
             return "no_reference", "no reference answer"
+        if self.max_chars:
+            for name, limit in (("prompt", self.max_prompt), ("response", self.max_response)):
+                if len(c[name][i]) > limit * self.max_chars:
+                    return (f"{name}_too_long", f"{len(c[name][i])} characters > {limit} tokens x "
+                            f"{self.max_chars} characters per token (not tokenised)")
         return None
 
 
@@ -272,7 +315,8 @@ class _SftFilter:
         where = [f"{f} row {r}" for f, r in zip(c["source_file"], c["source_row"])]
 
         def drop(i: int, reason: str, why: str) -> None:
-            self.ledger.drop(c["problem_id"][i], reason, f"{where[i]}: {why}")
+            self.ledger.drop(c["problem_id"][i], reason, f"{where[i]}: {why}", file=c["source_file"][i],
+                             row=c["source_row"][i], field=REASON_FIELD[reason])
 
         for i, reason, why in checked.pre_drops:
             drop(i, reason, why)
@@ -316,13 +360,17 @@ def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter
             rows_in += 1
             where = _where(row)
             key = prompt_key(row["prompt"])
+
+            def drop(reason: str, why: str) -> None:
+                ledger.drop(row["problem_id"], reason, f"{where}: {why}", file=row["source_file"],
+                            row=row["source_row"], field=REASON_FIELD[reason])
+
             if has_cjk(row["prompt"]):
-                ledger.drop(row["problem_id"], "chinese_prompt", f"{where}: prompt contains Chinese characters")
+                drop("chinese_prompt", "prompt contains Chinese characters")
             elif bounds and row["difficulty"] is not None and not bounds[0] <= row["difficulty"] <= bounds[1]:
-                ledger.drop(row["problem_id"], "extreme_difficulty",
-                            f"{where}: difficulty {row['difficulty']} outside [{bounds[0]}, {bounds[1]}]")
+                drop("extreme_difficulty", f"difficulty {row['difficulty']} outside [{bounds[0]}, {bounds[1]}]")
             elif key in keys:
-                ledger.drop(row["problem_id"], "duplicate_prompt", f"{where}: repeats an earlier RL prompt")
+                drop("duplicate_prompt", "repeats an earlier RL prompt")
             else:
                 keys.add(key)
                 kept.add(row)
@@ -331,9 +379,9 @@ def filter_rl(path: Path, cfg: dict[str, Any], ledger: Ledger, kept: TableWriter
 
 def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer: str | Path | None = None,
         count_tokens: TokenCounter | None = None, grade: GradeFn | None = None,
-        seed: int | None = None) -> dict[str, Any]:
-    """Filter ``ingested`` into ``out``. ``count_tokens`` / ``grade`` replace the tokenizer / THE
-    grader (tests inject stand-ins); otherwise the tokenizer is loaded from ``tokenizer``."""
+        seed: int | None = None, threads: int = 1) -> dict[str, Any]:
+    """Filter ``ingested`` into ``out`` on ``threads`` CPUs. ``count_tokens`` / ``grade`` replace the
+    tokenizer / THE grader (tests inject stand-ins); otherwise the tokenizer is loaded from ``tokenizer``."""
     from tqdm import tqdm
 
     tune_stage_process()
@@ -345,10 +393,9 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
         if tokenizer is None:
             raise ValueError("filter: give a tokenizer directory or a count_tokens function")
         count_tokens = load_token_counter(tokenizer)
-    workers = max(1, min(int(cfg.get("workers") or os.cpu_count() or 1), groups))
-    # One process: its grader gets every core; several: each worker's grader gets one.
-    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else int(
-        cfg.get("workers") or os.cpu_count() or 1))
+    workers = max(1, min(threads, groups))
+    # One process: its grader gets every thread; several: each worker's grader gets one.
+    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else max(1, threads))
     pool = _CheckPool(checker, workers) if workers > 1 else None   # forked before any thread starts
     ok = False
     try:
@@ -396,11 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingested", required=True, help="the ingest stage's output directory")
     parser.add_argument("--tokenizer", required=True, help="directory of the model's tokenizer")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--threads", type=int, default=1, help="CPUs to use (the rule's {threads}; default 1)")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, cfg = load_stage_config(args.config, "filter")
-    counts = run(cfg, args.ingested, args.out, tokenizer=args.tokenizer, seed=seed)
+    counts = run(cfg, args.ingested, args.out, tokenizer=args.tokenizer, seed=seed, threads=args.threads)
     print(json.dumps({"stage": STAGE, "sft": {k: counts["sft"][k] for k in ("in", "kept", "dropped")},
                       "rl": {k: counts["rl"][k] for k in ("in", "kept", "dropped")}}))
     return 0

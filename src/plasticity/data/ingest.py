@@ -16,9 +16,11 @@ then row order, so "first occurrence" downstream means the first by (source, fil
 orders, shared by exact-duplicate prompts of one source (dedup happens in the filter stage).
 Bad rows (invalid UTF-8, malformed JSON, missing fields, wrong types) become ledger rows naming the
 file, row and field; an empty shard counts as one input record with a ledger row ``empty_shard``,
-so rows in = rows kept + ledger rows holds exactly. A corrupt/truncated file stops the stage with
-an error naming the file. RL rows whose ``ability`` is not math are dropped here (``not_math``),
-since schema.RL_PROMPT carries no domain.
+so rows in = rows kept + ledger rows holds exactly; ledger rows carry ``file``, ``row`` and
+``field`` as columns (records.py lists the row-level reasons). A file-level fault stops the stage
+with an error naming the file (source_files.py): unreadable, a broken or looping link, not in its
+format, corrupt or truncated; so does an output directory inside an input tree. RL rows whose
+``ability`` is not math are dropped here (``not_math``), since schema.RL_PROMPT carries no domain.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ import pyarrow as pa
 
 from plasticity import schema as S
 from plasticity.data import am40m_blocks, native
+from plasticity.data.records import checked_text
+from plasticity.data.source_files import check_out_outside, list_files
 from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
                                     tune_stage_process)
 from plasticity.data.text import normalise_prompt
@@ -71,7 +75,7 @@ def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledg
         raise DataError(f"source {name!r}: format {fmt!r} is not one of {expected}")
     mapper = native.MAPPERS[fmt]
     counts: dict[str, Any] = {"in": 0, "kept": 0, "dropped": collections.Counter()}
-    files = native.list_files(root)
+    files = list_files(root)
     bar = tqdm(desc=f"ingest {name}", unit="rows", mininterval=2.0, leave=False)
 
     def add_record(source_file: str, file_name: str, row: int | None, record: dict | native.RowError) -> None:
@@ -80,13 +84,18 @@ def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledg
             if isinstance(record, native.RowError):
                 raise record
             mapped = mapper(record, file_name)
+            # Text that reached a field through JSON text inside a column (verl's extra_info,
+            # ground-truth lists) has not been through records.decode_line's check.
+            if isinstance(bad := checked_text(mapped), native.RowError):
+                raise bad
         except native.RowError as err:
-            ledger.drop(None, err.reason, f"{where}: {err}")
+            ledger.drop(None, err.reason, f"{where}: {err}", file=source_file, row=row, field=err.field)
             counts["dropped"][err.reason] += 1
             return
         pid = problem_id(name, normalise_prompt(mapped["prompt"]))
         if rl and mapped.pop("domain") != "math":
-            ledger.drop(pid, "not_math", f"{where}: ability is not math")
+            ledger.drop(pid, "not_math", f"{where}: ability is not math", file=source_file, row=row,
+                        field="ability")
             counts["dropped"]["not_math"] += 1
             return
         writer.add({"problem_id": pid, "source": name, "source_file": source_file, "source_row": row, **mapped})
@@ -138,6 +147,7 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
     if len(set(names)) != len(names):
         raise DataError(f"source names must be unique, got {names}")
     roots = {s["name"]: resolve_source(s, raw_dir) for s in [*sources, rl_source]}
+    check_out_outside(out, roots)
     digests = InputDigests(roots)            # the manifest's input hashes, computed meanwhile
     with atomic_path(out) as tmp:
         per_source: dict[str, Any] = {}

@@ -2,8 +2,9 @@
 
 Two layers:
   * ``iter_records(path)`` streams the raw records of one file (.jsonl, .jsonl.zst, .json, .parquet)
-    as ``(row, record)`` pairs, where ``record`` is a dict or a ``RowError`` for a line that is not
-    valid UTF-8 / JSON / an object. Memory is bounded by one line or one parquet record batch.
+    as ``(row, record)`` pairs, where ``record`` is a dict or a ``RowError`` (records.py decides,
+    the same way for every reader). Memory is bounded by one line or one parquet record batch.
+    Which files a source has, and whether each is in its format, is source_files.py's job.
     An unreadable or truncated file (corrupt parquet footer, truncated zstd frame) raises
     ``DataError`` naming the file: half a file is never silently ingested.
   * ``MAPPERS[format](record, file_name)`` maps one record to the canonical fields of
@@ -20,9 +21,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from plasticity.data.records import BOM, RowError, batch_records, checked_text, decode_line
 from plasticity.data.tables import DataError
 
-SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".parquet")
 SFT_FORMATS = ("am_40m", "am_1.4m", "s1k", "retu_sft")
 RL_FORMATS = ("skywork_or1", "retu_rl")
 R1_NAME = "deepseek-r1"            # teacher label for releases that are R1-671B by construction
@@ -31,33 +32,6 @@ DIFFICULTY_SCALE = 16.0            # Skywork difficulty is an int in 0..16
 _AM40M_FILE = re.compile(r"(?P<category>[a-z]+)_(?P<model>r1|7b|1\.5b)_(?P<k>\d+)pass")
 _ZSTD_WINDOW = 1 << 31             # AM-1.4M's .jsonl.zst needs a large decompression window
 _READ_BUFFER = 1 << 20
-
-
-class RowError(Exception):
-    """One bad input row: a machine-readable reason, the field concerned and what was wrong."""
-
-    def __init__(self, reason: str, field: str | None, message: str):
-        super().__init__(reason, field, message)
-        self.reason, self.field, self.message = reason, field, message
-
-    def __str__(self) -> str:
-        where = f"field {self.field!r}: " if self.field else ""
-        return f"{where}{self.message}"
-
-
-# ----------------------------------------------------------------------------------- discovery
-def list_files(root: str | Path) -> list[Path]:
-    """The data files of a source: ``root`` itself, or every supported file under it (sorted)."""
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise DataError(f"{root}: source path does not exist")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
-        raise DataError(f"{root}: no data files ({', '.join(SUFFIXES)}) found")
-    return files
 
 
 # ----------------------------------------------------------------------------------- records
@@ -74,7 +48,7 @@ def iter_records(path: Path, batch_size: int = 1024) -> Iterator[tuple[int | Non
 
 def _starts_with_bracket(path: Path) -> bool:
     with open(path, "rb") as fh:
-        head = fh.read(4096).lstrip()
+        head = fh.read(4096).removeprefix(BOM).lstrip()
     return head.startswith(b"[")
 
 
@@ -141,37 +115,37 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
             if not line.strip():
                 continue                         # blank lines are not records
             seen = True
-            yield row, _parse_line(line)
+            yield row, decode_line(line)
     if not seen:
         yield empty_shard()
 
 
-def _parse_line(line: bytes) -> dict | RowError:
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return RowError("invalid_utf8", None, f"invalid UTF-8 at byte {exc.start}")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return RowError("malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})")
-    if not isinstance(obj, dict):
-        return RowError("wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
-    return obj
-
-
 def _json_array_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+    """The records of a JSON array file. Invalid UTF-8 bytes are kept as surrogate escapes while
+    parsing (``surrogateescape``), so only the records that hold them are dropped (invalid_utf8)."""
+    raw = path.read_bytes().removeprefix(BOM)
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text, undecodable = raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, undecodable = raw.decode("utf-8", errors="surrogateescape"), True
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not a valid JSON array file ({exc})") from exc
+    except RecursionError as exc:
+        raise DataError(f"{path}: JSON nested too deep to parse") from exc
     if not isinstance(data, list):
         raise DataError(f"{path}: a .json source must hold a list of records")
     if not data:
         yield empty_shard()
     for row, obj in enumerate(data):
-        yield row, obj if isinstance(obj, dict) else RowError(
-            "wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
+        if not isinstance(obj, dict):
+            yield row, RowError("wrong_type", None, f"record is a JSON {type(obj).__name__}, not an object")
+            continue
+        checked = checked_text(obj)
+        if isinstance(checked, RowError) and undecodable and "U+DC" in checked.message:
+            checked = RowError("invalid_utf8", checked.field, "invalid UTF-8 bytes")   # an escaped byte
+        yield row, checked
 
 
 def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, dict | RowError]]:
@@ -188,7 +162,7 @@ def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, 
     row = 0
     try:
         for batch in handle.iter_batches(batch_size=batch_size):
-            for record in batch.to_pylist():
+            for record in batch_records(batch):
                 yield row, record
                 row += 1
     except (pa.ArrowException, OSError) as exc:
@@ -256,6 +230,8 @@ def _maybe_json(obj: Any, path: str) -> Any:
             raise RowError("malformed_json", path, f"JSON text does not parse ({exc.msg})") from exc
         if not isinstance(value, dict):
             raise RowError("wrong_type", path, f"JSON text holds a {type(value).__name__}, not an object")
+        if isinstance(checked := checked_text(value, path), RowError):
+            raise checked
     return value
 
 
@@ -352,10 +328,17 @@ def map_am_14m(rec: dict, file_name: str) -> dict:
     The release has no domain column (DATASETS.md 1), so domain is derived: ``code`` when the user
     turn carries a test_case, ``math`` when it carries a reference_answer, otherwise ``other``.
     The teacher is the assistant turn's ``info.source`` (``am-0309`` = R1-671B).
+
+    The turns must be exactly [user, assistant] by ``role`` (what the release holds): a system
+    turn, a multi-turn conversation or swapped roles cannot become one prompt and one response
+    without changing what the model is trained on, so such a row is dropped (``wrong_roles``).
     """
     messages = _field(rec, "messages", (list,))
-    if len(messages) < 2:
+    roles = [turn.get("role") if isinstance(turn, dict) else None for turn in messages]
+    if len(messages) < 2 and all(r in ("user", "assistant") for r in roles):
         raise RowError("missing_field", "messages", f"expected user and assistant turns, got {len(messages)}")
+    if roles != ["user", "assistant"]:
+        raise RowError("wrong_roles", "messages.role", f"roles {roles}, expected ['user', 'assistant']")
     reference = _optional_text(rec, "messages.0.info.reference_answer")
     test_case = _field(rec, "messages.0.info.test_case", (str, dict), required=False)
     domain = "code" if test_case else ("math" if reference else "other")

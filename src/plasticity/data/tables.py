@@ -210,10 +210,12 @@ class Ledger:
         self.counts: collections.Counter[str] = collections.Counter()
         self._writer = TableWriter(path, S.LEDGER)
 
-    def drop(self, problem_id: str | None, reason: str, detail: str) -> None:
+    def drop(self, problem_id: str | None, reason: str, detail: str, *, file: str | None = None,
+             row: int | None = None, field: str | None = None) -> None:
+        """One dropped row: why (``reason``, ``detail``) and where (``file``, ``row``, ``field``)."""
         self.counts[reason] += 1
         self._writer.add({"problem_id": problem_id, "stage": self.stage, "reason": reason,
-                          "detail": detail})
+                          "detail": detail, "file": file, "row": row, "field": field})
 
     @property
     def total(self) -> int:

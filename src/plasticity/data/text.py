@@ -1,4 +1,4 @@
-"""Pure text helpers shared by the data stages: normalisation, CJK detection, format and n-grams.
+"""Pure text helpers shared by the data stages: normalisation, CJK detection, format and words.
 
 Nothing here imports anything heavy; every function is a pure function of its arguments.
 """
@@ -82,11 +82,3 @@ def words(text: str) -> list[str]:
     own (``7-3+5=`` is 6 tokens), so ``7-3+5=`` and ``7+3-5=`` never collide."""
     return _WORD.findall(text.lower())
 
-
-def shingles(text: str, n: int) -> list[str]:
-    """The word n-grams of ``text`` joined by spaces. A text shorter than ``n`` words yields one
-    shingle, the whole normalised text, so short problems are matched exactly rather than never."""
-    tokens = words(text)
-    if len(tokens) < n:
-        return [" ".join(tokens)] if tokens else []
-    return [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
