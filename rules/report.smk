@@ -10,6 +10,8 @@ if CFG.report.import_curves:
             CFG.report.import_curves,
         output:
             csv=f"{REPORT}/curves.csv",
+        resources:
+            **job_request("curves"),
         log:
             log("report/curves"),
         shell:
@@ -24,6 +26,8 @@ else:
             csv=f"{REPORT}/curves.csv",
         params:
             args=_curve_args,
+        resources:
+            **job_request("curves"),
         log:
             log("report/curves"),
         conda:
@@ -45,6 +49,8 @@ rule fits:
         eps=CFG.report.fit.eps,
         # curves writes weights.json (suite sizes) and branches.csv (branch points) beside the CSV
         side=lambda w, input: fit_side_args(input.curves),
+    resources:
+        **job_request("fits"),
     log:
         log("report/fits"),
     conda:
@@ -66,6 +72,8 @@ rule table:
     params:
         args=lambda w: report_args(w.table),
         prefix=lambda w, output: output.md.removesuffix(".md"),
+    resources:
+        **job_request("table"),
     log:
         log("report/{table}"),
     conda:
@@ -84,6 +92,8 @@ rule figure:
         report(f"{REPORTS}/figures/{{figure}}.png", category="Figures", caption="../report/figures.rst"),
     params:
         args=lambda w: report_args(w.figure),
+    resources:
+        **job_request("figure"),
     log:
         log("report/{figure}"),
     conda:
@@ -100,6 +110,8 @@ rule metrics:
         code=code("plasticity.analysis.metrics"),
     output:
         f"{REPORTS}/metrics.json",
+    resources:
+        **job_request("metrics"),
     log:
         log("report/metrics"),
     conda:

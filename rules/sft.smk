@@ -7,6 +7,8 @@ rule tokenizer:
         code=code("plasticity.models"),
     output:
         directory(f"{R}/{{model}}/tokenizer"),
+    resources:
+        **job_request("tokenizer"),
     log:
         log("{model}/tokenizer"),
     conda:
@@ -27,6 +29,8 @@ rule base:
         # benchmark problems are kept out of the tiny base's pretraining draws
         exclude=lambda w, input: [f"{input.benchmarks}/{b}.parquet" for b in CFG.eval.benchmarks],
     threads: 1
+    resources:
+        **job_request("base"),
     log:
         log("{model}/base"),
     conda:

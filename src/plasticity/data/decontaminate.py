@@ -20,7 +20,7 @@ punctuation/operator characters (text.words), so ``7-3+5=`` is six words and nev
 problems are matched exactly (the miniature's chain sums are all shorter than 8 words). The
 benchmark shingles sit in one in-memory set (benchmarks are small); the training side is streamed
 in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
-cores (``workers``, default all). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
+processes (``workers``: the job's CPUs, default 1). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
 
 Benchmark side (``benchmark_side: {model_path, threshold, pooling}``; the study's choice:
 Qwen3-Embedding-8B, last-token pooling, cosine > 0.8). Every benchmark prompt is embedded once;
@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -317,7 +316,7 @@ def run(cfg: dict[str, Any], filtered: str | Path, bench_dir: str | Path, out: s
     fields = list(cfg.get("fields") or ["prompt"])
     index, bench_rows = benchmark_index(bench_dir, n)
     total = sum(num_rows(filtered / name) for name, _ in TABLES)
-    workers = int(cfg.get("workers") or os.cpu_count() or 1) if total >= PARALLEL_MIN_ROWS else 1
+    workers = int(cfg.get("workers") or 1) if total >= PARALLEL_MIN_ROWS else 1
     counts: dict[str, Any] = {"ngram": n, "fields": fields, "benchmark_shingles": len(index), "tables": {}}
     with atomic_path(out) as tmp:
         match = _Matcher(index, n, workers)

@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -345,10 +344,12 @@ def run(cfg: dict[str, Any], ingested: str | Path, out: str | Path, *, tokenizer
         if tokenizer is None:
             raise ValueError("filter: give a tokenizer directory or a count_tokens function")
         count_tokens = load_token_counter(tokenizer)
-    workers = max(1, min(int(cfg.get("workers") or os.cpu_count() or 1), groups))
-    # One process: its grader gets every core; several: each worker's grader gets one.
-    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else int(
-        cfg.get("workers") or os.cpu_count() or 1))
+    # `workers` is the job's CPU count (the rule's threads), never this machine's: on a shared node
+    # os.cpu_count() would oversubscribe the allocation.
+    cpus = int(cfg.get("workers") or 1)
+    workers = max(1, min(cpus, groups))
+    # One process: its grader gets every CPU; several: each worker's grader gets one.
+    checker = _RowChecker(cfg, grade, count_tokens, grader_workers=1 if workers > 1 else cpus)
     pool = _CheckPool(checker, workers) if workers > 1 else None   # forked before any thread starts
     ok = False
     try:
