@@ -182,7 +182,11 @@ def stop_signal(time_min):
 
 
 def _training_job(launch):
-    return {**job_resources(launch), "runtime": launch.time_min, "slurm_extra": stop_signal(launch.time_min)}
+    # An empty `mpi` or `gres` becomes unset (None): the slurm-jobstep plugin tests whether `mpi` is
+    # present, not its value, and would run a one-node job without its `srun` step, where the stop
+    # signal (sent to job steps) reaches nothing.
+    resources = {key: None if value == "" else value for key, value in job_resources(launch).items()}
+    return {**resources, "runtime": launch.time_min, "slurm_extra": stop_signal(launch.time_min)}
 
 
 def training_resources(settings_of):

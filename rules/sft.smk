@@ -59,8 +59,10 @@ rule sft:
         log("{model}/sft/{sft_data}"),
     conda:
         "../envs/train.yaml"
+    # exec: the stage replaces the shell, so the scheduler's SIGTERM (sent to every process of the job
+    # step) finds no shell to kill first, and the stage saves and exits itself
     shell:
-        "{params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
+        "exec {params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
         " --val {params.val:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 

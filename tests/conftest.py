@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,15 @@ def tiny_model_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     save_model_and_tokenizer(model, tok, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """The whole DAG on tests/smoke/config.yaml, built locally on 2 cores once per session (the smoke
+    tests and the SLURM comparison share it)."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+                          "--configfile", str(ROOT / "tests" / "smoke" / "config.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    return workdir

@@ -50,10 +50,8 @@ def digest(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("smoke")
-    snakemake(workdir)
-    return workdir
+def study(smoke_study) -> Path:
+    return smoke_study
 
 
 def test_report_files_exist(study):
