@@ -142,6 +142,31 @@ def test_readme_shows_the_captured_lines(paper_sft_lines):
         "README.md's cluster lines differ from what the plugin produces: python tests/workflow/test_slurm.py"
 
 
+def test_default_requests_fit_a_small_node(tmp_path):
+    """Without `resources:` or launch settings in the config, no job asks for more than 2 CPUs, 4 GB or a
+    GPU, and none names a partition: the smoke DAG fits a 2-core CI machine."""
+    out = subprocess.run(_snakemake(tmp_path, "slurm-cpu", SMOKE) + ["-n"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    requests = [dict(kv.split("=", 1) for kv in line.split(", "))
+                for line in re.findall(r"^\s+resources: (.+)$", out.stdout, re.M)]
+    assert len(requests) > 20
+    for request in requests:
+        assert int(request.get("mem_mb", 0)) <= 4096 and int(request.get("cpus_per_task", 1)) <= 2, request
+        assert int(request.get("gpu", 0)) == 0 and "slurm_partition" not in request, request
+
+
+def test_every_job_rule_has_a_request():
+    """Each rule that runs as its own job is a training rule or has a `resources:` entry (JOB_RULES)."""
+    from plasticity.config import JOB_RULES
+
+    text = "\n".join(p.read_text() for p in (ROOT / "rules").glob("*.smk"))
+    blocks = re.split(r"^\s*rule (\w+):", text, flags=re.M)[1:]
+    jobs = {name for name, body in zip(blocks[::2], blocks[1::2])
+            if "localrule: True" not in body and "\n    run:" not in body}
+    assert jobs - {"sft", "rl"} == set(JOB_RULES)
+
+
 # ------------------------------------------------------------------------ a real cluster
 def _slurm(*args: str) -> str:
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
