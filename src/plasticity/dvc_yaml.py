@@ -35,7 +35,9 @@ def render(config_path: str = "config.yaml") -> str:
     for phase in PHASES:
         configfile = [] if config_path == "config.yaml" else ["--configfile", config_path]
         stage = {
-            "cmd": " ".join(["snakemake", *configfile, phase.target]),
+            # the local profile (cores): Snakemake loads none by itself; the target before
+            # --configfile, which takes every argument after it
+            "cmd": " ".join(["snakemake", phase.target, "--profile", "profiles/local", *configfile]),
             "deps": [*SHARED, *phase.code, *(o for a in phase.after for o in outs_of[a])],
             "params": [{config_path: list(phase.params)}],
             "outs": [{o: {"persist": True}} for o in outs_of[phase.name]],
