@@ -138,8 +138,10 @@ def test_paper_sft_job_asks_for_what_the_config_says(paper_sft_lines):
 
 
 def test_readme_shows_the_captured_lines(paper_sft_lines):
-    assert readme_block(README.read_text()) == paper_sft_lines, \
+    text = README.read_text()
+    assert readme_block(text) == paper_sft_lines, \
         "README.md's cluster lines differ from what the plugin produces: python tests/workflow/test_slurm.py"
+    assert text.count(paper_sft_lines) == 1 and text.count(BEGIN) == 1
 
 
 def test_default_requests_fit_a_small_node(tmp_path):
@@ -275,6 +277,6 @@ if __name__ == "__main__":   # rewrite the README's block from a fresh capture
     with tempfile.TemporaryDirectory() as tmp:
         lines = capture_paper_sft_lines(Path(tmp))
     text = README.read_text()
-    old = text.split(BEGIN)[1].split(END)[0]
-    README.write_text(text.replace(old, f"\n```bash\n{lines}\n```\n"))
+    head, rest = text.split(BEGIN, 1)
+    README.write_text(f"{head}{BEGIN}\n```bash\n{lines}\n```\n{END}{rest.split(END, 1)[1]}")
     print(lines)
