@@ -1,8 +1,8 @@
 # plasticity: the study's DAG. Thin on purpose: config, phases and targets live in rules/*.smk.
 #
-#   snakemake --profile profiles/default            # the embedded default study, ending with the report
+#   snakemake --profile profiles/local                # the embedded default study, ending with the report
 #   snakemake --profile profiles/slurm --configfile configs/paper-qwen2.5-7b.yaml
-#   snakemake --profile profiles/default reports/tables/table4.md   # one table and only what it needs
+#   snakemake --profile profiles/local reports/tables/table4.md   # one table and only what it needs
 
 include: "rules/common.smk"
 include: "rules/data.smk"

@@ -2,6 +2,7 @@
 # The project's two entry points. Each creates (or reuses) the virtual environment .venv first.
 #
 #   bash run.sh study [snakemake args...]   the embedded default study, ending with reports/
+#                                           (profile profiles/local unless the arguments name a --profile)
 #   bash run.sh test  [pytest args...]      the whole test suite
 #
 # Everything runs offline: no weights or data are fetched from a hub.
@@ -9,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV="${PLASTICITY_VENV:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac   # relative to the checkout, absolute as given
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 ensure_venv() {
@@ -20,11 +22,13 @@ ensure_venv() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$want" > "$stamp"
   fi
-  export PATH="$PWD/$VENV/bin:$PATH"
+  export PATH="$VENV/bin:$PATH"
 }
 
 case "${1:-}" in
-  study) shift; ensure_venv; exec snakemake "$@" ;;
+  study)
+    shift; ensure_venv
+    case " $* " in *" --profile"*) exec snakemake "$@" ;; *) exec snakemake --profile profiles/local "$@" ;; esac ;;
   test)  shift; ensure_venv; exec python -m pytest "$@" ;;
   *) echo "usage: bash run.sh study|test [args...]" >&2; exit 2 ;;
 esac

@@ -39,10 +39,16 @@ LOGS = f"{R}/logs"
 
 # Rules run `python -m plasticity <stage>`: put this interpreter's environment (the project's
 # virtual environment) first on PATH; with --use-conda each rule's conda env provides `python`.
+# ... and import `plasticity` from this checkout, not from wherever the environment's install points:
+# set here (before `envvars`, which requires them defined), so it holds for local jobs and for every
+# cluster job (which parses this file again).
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                                                        if p and p != str(SRC)])
+
 envvars:
     "PATH",
-
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    "PYTHONPATH",
 
 NAME = NAME_RE
 TABLES = ("table1", "table2", "table4", "table5", "table6")
@@ -134,10 +140,32 @@ def rl_settings(w):
     return CFG.rl_settings(CFG.rl_branch(w.model, w.sft_data, w.switch, w.method))
 
 
+def stop_signal(time_min):
+    """sbatch option asking SLURM for SIGTERM before the time limit, which the stages turn into a
+    checkpoint and exit 143 (a retry resumes): a tenth of the limit, between 1 and 10 minutes (SLURM
+    sends it within a minute of that mark)."""
+    return f"--signal=TERM@{min(600, max(60, time_min * 6))}"
+
+
+def _training_job(launch):
+    # An empty `mpi` or `gres` becomes unset (None): the slurm-jobstep plugin tests whether `mpi` is
+    # present, not its value, and would run a one-node job without its `srun` step, where the stop
+    # signal (sent to job steps) reaches nothing.
+    resources = {key: None if value == "" else value for key, value in job_resources(launch).items()}
+    return {**resources, "runtime": launch.time_min, "slurm_extra": stop_signal(launch.time_min)}
+
+
 def training_resources(settings_of):
-    """Each SLURM resource of a training rule, derived from its launch settings (plasticity.launch)."""
-    keys = job_resources(CFG.sft.defaults.launch)
-    return {key: (lambda w, key=key: job_resources(settings_of(w).launch)[key]) for key in keys}
+    """Each SLURM resource of a training rule: derived from its launch settings (plasticity.launch),
+    its time limit, and the stop signal."""
+    keys = _training_job(CFG.sft.defaults.launch)
+    return {key: (lambda w, key=key: _training_job(settings_of(w).launch)[key]) for key in keys}
+
+
+def job_request(rule):
+    """SLURM memory and time limit of a non-training rule's job (config `resources.<rule>`)."""
+    request = CFG.job_request(rule)
+    return {"mem_mb": int(request.mem_gb * 1024), "runtime": request.time_min}
 
 
 def _rl_start(w):

@@ -23,6 +23,8 @@ rule benchmarks:
         code=code("plasticity.eval.registry"),
     output:
         directory(f"{R}/benchmarks"),
+    resources:
+        **job_request("benchmarks"),
     log:
         log("benchmarks"),
     conda:
@@ -38,6 +40,8 @@ rule teacher:
         code=code("plasticity.data.teacher"),
     output:
         directory(f"{DATA}/raw"),
+    resources:
+        **job_request("teacher"),
     log:
         log("data/teacher"),
     conda:
@@ -55,6 +59,8 @@ rule ingest:
         directory(f"{DATA}/ingested"),
     params:
         raw=f"{DATA}/raw",
+    resources:
+        **job_request("ingest"),
     log:
         log("data/ingest"),
     conda:
@@ -71,7 +77,9 @@ rule filter:
         code=code("plasticity.data.filters"),
     output:
         directory(f"{DATA}/filtered"),
-    threads: workflow.cores
+    threads: CFG.data.filter.workers or 1
+    resources:
+        **job_request("filter"),
     log:
         log("data/filter"),
     conda:
@@ -89,8 +97,9 @@ rule decontaminate:
         code=code("plasticity.data.decontaminate"),
     output:
         directory(f"{DATA}/decontaminated"),
-    threads: workflow.cores
+    threads: CFG.data.decontaminate.workers or 1
     resources:
+        **job_request("decontaminate"),
         gpu=1 if CFG.data.decontaminate.benchmark_side else 0,   # the embedding model
     log:
         log("data/decontaminate"),
@@ -112,6 +121,8 @@ rule difficulty:
     params:
         model=lambda w, input: f"--model {shlex.quote(input.reference)}" if input.reference else "",
     threads: workflow.cores if CFG.data.difficulty.source == "sample" else 1   # grading the samples
+    resources:
+        **job_request("difficulty"),
     log:
         log("data/difficulty"),
     conda:
@@ -128,6 +139,8 @@ rule subsets:
         code=code("plasticity.data.subsets"),
     output:
         directory(f"{DATA}/sets"),
+    resources:
+        **job_request("subsets"),
     log:
         log("data/subsets"),
     conda:

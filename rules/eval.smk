@@ -15,6 +15,7 @@ rule generate:
         suite=eval_suite_dir,
     threads: 1
     resources:
+        **job_request("generate"),
         gpu=CFG.eval.tensor_parallel_size if CFG.eval.backend == "vllm" else 0,
     log:
         log("{model}/eval/{run}/generate"),
@@ -35,7 +36,9 @@ rule grade:
         directory(f"{R}/{{model}}/eval/{{run}}/scores"),
     params:
         suite=eval_suite_dir,
-    threads: 1
+    threads: CFG.eval.grader.workers
+    resources:
+        **job_request("grade"),
     log:
         log("{model}/eval/{run}/grade"),
     conda:

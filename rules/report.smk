@@ -10,6 +10,8 @@ if CFG.report.import_curves:
             CFG.report.import_curves,
         output:
             csv=f"{REPORT}/curves.csv",
+        resources:
+            **job_request("curves"),
         log:
             log("report/curves"),
         shell:
@@ -27,6 +29,8 @@ else:
             branches=f"{REPORT}/branches.csv",
         params:
             args=_curve_args,
+        resources:
+            **job_request("curves"),
         log:
             log("report/curves"),
         conda:
@@ -48,6 +52,8 @@ rule fits:
         eps=CFG.report.fit.eps,
         # curves writes weights.json (suite sizes) and branches.csv (branch points) beside the CSV
         side=lambda w, input: fit_side_args(input.curves),
+    resources:
+        **job_request("fits"),
     log:
         log("report/fits"),
     conda:
@@ -69,6 +75,8 @@ rule table:
     params:
         args=lambda w: report_args(w.table),
         prefix=lambda w, output: output.md.removesuffix(".md"),
+    resources:
+        **job_request("table"),
     log:
         log("report/{table}"),
     conda:
@@ -87,6 +95,8 @@ rule figure:
         report(f"{REPORTS}/figures/{{figure}}.png", category="Figures", caption="../report/figures.rst"),
     params:
         args=lambda w: report_args(w.figure),
+    resources:
+        **job_request("figure"),
     log:
         log("report/{figure}"),
     conda:
@@ -103,6 +113,8 @@ rule metrics:
         code=code("plasticity.analysis.metrics"),
     output:
         f"{REPORTS}/metrics.json",
+    resources:
+        **job_request("metrics"),
     log:
         log("report/metrics"),
     conda:

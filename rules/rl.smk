@@ -26,8 +26,9 @@ rule rl:
         log("{model}/rl/{sft_data}@{switch}/{method}"),
     conda:
         "../envs/train.yaml"
+    # exec: as in rules/sft.smk, the stage itself gets the scheduler's SIGTERM (and saves a checkpoint)
     shell:
-        "{params.launcher} rl --config {input.cfg:q} --start-from {input.start:q} --prompts {params.prompts:q}"
+        "exec {params.launcher} rl --config {input.cfg:q} --start-from {input.start:q} --prompts {params.prompts:q}"
         " --benchmarks {params.suite:q} {params.experts} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 

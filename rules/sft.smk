@@ -7,6 +7,8 @@ rule tokenizer:
         code=code("plasticity.models"),
     output:
         directory(f"{R}/{{model}}/tokenizer"),
+    resources:
+        **job_request("tokenizer"),
     log:
         log("{model}/tokenizer"),
     conda:
@@ -27,6 +29,8 @@ rule base:
         # benchmark problems are kept out of the tiny base's pretraining draws
         exclude=lambda w, input: [f"{input.benchmarks}/{b}.parquet" for b in CFG.eval.benchmarks],
     threads: 1
+    resources:
+        **job_request("base"),
     log:
         log("{model}/base"),
     conda:
@@ -55,8 +59,10 @@ rule sft:
         log("{model}/sft/{sft_data}"),
     conda:
         "../envs/train.yaml"
+    # exec: the stage replaces the shell, so the scheduler's SIGTERM (sent to every process of the job
+    # step) finds no shell to kill first, and the stage saves and exits itself
     shell:
-        "{params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
+        "exec {params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
         " --val {params.val:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 

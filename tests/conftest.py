@@ -67,7 +67,8 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> Path:
     """The whole DAG on tests/smoke/config.yaml, built once per session in a working directory of its own.
-    tests/smoke checks it (and leaves it complete after its reruns); the DVC round trip copies it."""
+    tests/smoke checks it (and leaves it complete after its reruns); the DVC round trip copies it; the
+    SLURM test compares a cluster run with it."""
     workdir = tmp_path_factory.mktemp("smoke")
     out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
                           "--configfile", str(ROOT / "tests" / "smoke" / "config.yaml"), "--cores", "2"],

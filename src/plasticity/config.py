@@ -158,6 +158,7 @@ class Filter(Strict):
     rl_difficulty: tuple[float, float] | None = None   # keep RL prompts with difficulty in [lo, hi]
     domains: list[str] = ["math"]
     exempt_sources: list[str] = []        # sources kept as released (e.g. s1k: worked-solution references)
+    workers: int | None = Field(None, gt=0)   # the job's CPUs, passed to the stage as --threads (default 1)
 
 
 class BenchmarkSide(Strict):
@@ -169,6 +170,7 @@ class BenchmarkSide(Strict):
 class Decontaminate(Strict):
     ngram: int = Field(8, gt=0)
     fields: list[str] = ["prompt"]        # training-side text fields compared with benchmark prompts
+    workers: int | None = Field(None, gt=0)   # the job's CPUs, passed to the stage as --threads (default 1)
     benchmark_side: BenchmarkSide | None = None
 
 
@@ -298,6 +300,7 @@ class Launch(Strict):
     strategy: Literal["ddp", "fsdp", "zero3"] = "ddp"
     cpus_per_process: int = Field(1, gt=0)        # the job's threads: torch intra-op threads per process
     mem_gb_per_process: float = Field(4.0, gt=0)  # host memory the scheduler reserves per process
+    time_min: int = Field(60, gt=0)               # the job's time limit (SLURM --time), minutes
 
     @property
     def procs_per_node(self) -> int:
@@ -565,6 +568,21 @@ class Report(Strict):
     model: str | None = None                # model whose runs the report covers (default: first in use)
 
 
+# ------------------------------------------------------------------------------ scheduler requests
+# Every rule that runs as its own job and is not a training rule (those take their launch settings).
+JOB_RULES = ("benchmarks", "teacher", "ingest", "filter", "decontaminate", "difficulty", "subsets",
+             "tokenizer", "base", "generate", "grade", "curves", "fits", "table", "figure", "metrics")
+
+
+class JobRequest(Strict):
+    """What one job of a non-training rule asks the scheduler for. The defaults fit any one-node
+    cluster; a config raises them per rule (``resources: {filter: {mem_gb: 64, time_min: 480}}``).
+    CPUs are the rule's threads: ``workers`` of filter / decontaminate, one elsewhere."""
+
+    mem_gb: float = Field(2.0, gt=0)
+    time_min: int = Field(60, gt=0)
+
+
 # ------------------------------------------------------------------------------------------- root
 class Config(Strict):
     seed: int = 1234
@@ -576,6 +594,7 @@ class Config(Strict):
     sft: Sft
     rl: Rl
     report: Report = Report()
+    resources: dict[str, JobRequest] = {}   # by rule name (JOB_RULES)
 
     @model_validator(mode="after")
     def _cross_refs(self) -> "Config":
@@ -641,6 +660,8 @@ class Config(Strict):
             errors.append(f"data.difficulty.model: unknown model {self.data.difficulty.model!r}")
         if self.data.filter.tokenizer and self.data.filter.tokenizer not in self.models:
             errors.append(f"data.filter.tokenizer: unknown model {self.data.filter.tokenizer!r}")
+        errors += [f"resources.{name}: not a rule of its own job {JOB_RULES}"
+                   for name in self.resources if name not in JOB_RULES]
         if errors:
             raise ValueError("; ".join(errors))
         return self
@@ -663,6 +684,10 @@ class Config(Strict):
                                     prompts=branch.prompts)
         settings.batch_layout(settings.launch.world_size)
         return settings
+
+    def job_request(self, rule: str) -> JobRequest:
+        """The scheduler request of a non-training rule: its ``resources`` entry or the defaults."""
+        return self.resources.get(rule, JobRequest())
 
     def sft_run(self, model: str, data: str) -> SftRun:
         for run in self.sft.runs:

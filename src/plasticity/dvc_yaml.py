@@ -167,8 +167,10 @@ def stages(config_path: str = DEFAULT_CONFIG) -> dict[str, dict]:
                     deps.update(tracked[source])
         outs = sorted({o for i in members for o in tracked[i]} - metrics)
         stage = {
-            # the target before --configfile, which takes every word after it
-            "cmd": shlex.join(["snakemake", phase.target, *([] if default else ["--configfile", config_path])]),
+            # the local profile (cores): Snakemake loads none by itself; the target before
+            # --configfile, which takes every word after it
+            "cmd": shlex.join(["snakemake", phase.target, "--profile", "profiles/local",
+                               *([] if default else ["--configfile", config_path])]),
             "deps": [*SHARED, *sorted(rulefiles - set(SHARED)), *sorted(code), *sorted(deps)],
             "params": [{config_path: _param_keys(config_file, phase.params)}],
             "outs": [{o: {"persist": True}} for o in outs],

@@ -42,6 +42,16 @@ def test_unknown_key_is_named(default):
     assert "test.yaml" in msg and "sft.defaults.learning_rate" in msg and "unknown key" in msg
 
 
+def test_resources_name_job_rules(default):
+    """`resources:` keys are rules with jobs of their own; training rules take theirs from `launch`."""
+    raw = copy.deepcopy(default)
+    raw["resources"] = {"filter": {"mem_gb": 64}, "sft": {"mem_gb": 8}}
+    msg = _error(raw)
+    assert "resources.sft" in msg and "resources.filter" not in msg
+    raw["resources"] = {"filter": {"mem_gb": 64}}
+    assert validate(raw, "test.yaml").job_request("filter").mem_gb == 64
+
+
 def test_wrong_type_is_named(default):
     raw = copy.deepcopy(default)
     raw["rl"]["defaults"]["steps"] = "many"

@@ -22,7 +22,7 @@ overlap.py). Words are lower-cased ``\\w+`` runs and single punctuation/operator
 a missing or blank prompt stops the stage naming the file and row. The benchmark index sits in
 memory (benchmarks are small); the training side is streamed
 in record batches and, above ``PARALLEL_MIN_ROWS`` rows, shingled in a process pool over the
-job's CPUs (``--threads``, the rule's ``{threads}``). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
+job's CPUs (``--threads``: the rule's threads, ``workers`` in the config). ``fields`` (default [prompt]) may add ``response`` for SFT rows.
 
 Benchmark side (``benchmark_side: {model_path, threshold, pooling}``; the study's choice:
 Qwen3-Embedding-8B, last-token pooling, cosine > 0.8). Every benchmark prompt is embedded once;
