@@ -1,7 +1,6 @@
 """Ingest: every native schema maps to the canonical tables; bad input becomes ledger rows or a
 clear error naming the file; counts reconcile."""
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow as pa

@@ -31,7 +31,6 @@ import hashlib
 import os
 import sys
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 
