@@ -24,9 +24,11 @@ else:
             code=code("plasticity.analysis.curves"),
         output:
             csv=f"{REPORT}/curves.csv",
-            # written beside the CSV, read by fits (fit_side_args): declared so they are versioned too
+            # written beside the CSV, read by fits (fit_side_args) and by Table 1 / Figure 2 (the
+            # paradigm comparison's branches): declared so they are versioned too
             weights=f"{REPORT}/weights.json",
             branches=f"{REPORT}/branches.csv",
+            paradigms=f"{REPORT}/paradigms.csv",
         params:
             args=_curve_args,
         resources:

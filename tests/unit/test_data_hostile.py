@@ -280,8 +280,7 @@ def test_benchmark_with_a_null_prompt_is_an_error_naming_file_and_row(tmp_path):
     bench.mkdir()
     rows = [{"problem_id": "b0", "benchmark": "mini", "role": "math", "prompt": "What is 2+2?", "answer": "4"},
             {"problem_id": "b1", "benchmark": "mini", "role": "math", "prompt": None, "answer": "5"}]
-    pq.write_table(pa.Table.from_pylist(rows, schema=pa.schema([f for f in S.BENCHMARK if f.name in rows[0]])),
-                   bench / "mini.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=S.BENCHMARK), bench / "mini.parquet")
     with pytest.raises(DataError) as exc:
         decontaminate.benchmark_index(bench, 8)
     assert "mini.parquet row 1" in str(exc.value) and "'prompt'" in str(exc.value)
