@@ -35,27 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def per_problem(model_dir: Path, suites: dict, eval_cfg: dict, samples: int, seed: int, grader) -> list[float]:
-    """Per-problem accuracy over ``samples`` samples, every benchmark's problems in order."""
-    from plasticity.eval.generate import SamplingConfig, generate_transformers, sampling_for
-    from plasticity.eval.metrics import per_problem_accuracy
-    from plasticity.eval.registry import references
+    """Per-problem accuracy over ``samples`` samples, every benchmark's problems in order: the RL stage's
+    in-loop evaluation with every benchmark at avg@``samples``."""
     from plasticity.models import load_model_and_tokenizer
+    from plasticity.train.rl import problem_accuracies
+    from plasticity.train.trainer_config import process_state
 
     model, tokenizer = load_model_and_tokenizer(model_dir)
-    out: list[float] = []
-    for name, table in suites.items():
-        base = sampling_for(eval_cfg, name, seed)
-        sampling = SamplingConfig(**{**base.__dict__, "n": samples})
-        prompts, answers = table.column("prompt").to_pylist(), references(table)
-        completions = generate_transformers(model, tokenizer, prompts, sampling, int(eval_cfg["batch_size"]))
-        verdicts = grader.grade_many([c.text for cs in completions for c in cs],
-                                     [a for a, cs in zip(answers, completions) for _ in cs])
-        correct, pos = [], 0
-        for cs in completions:
-            correct.append([v.correct for v in verdicts[pos:pos + len(cs)]])
-            pos += len(cs)
-        out += per_problem_accuracy(correct)
-    return out
+    per_bench = problem_accuracies(model, tokenizer, suites, {**eval_cfg, "samples": {"default": samples}}, seed,
+                                   grader, process_state(cuda=False))
+    return [a for name in suites for a in per_bench[name]["per_problem"]]
 
 
 def paired(start: list[float], final: list[float]) -> tuple[float, float]:

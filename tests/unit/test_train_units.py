@@ -325,3 +325,29 @@ def test_grpo_trains_every_group_of_one_round(micro, tmp_path):
     trainer._generate_and_score_completions(None)
     rec = trainer.generation_records[-1]
     assert (rec["gen_rounds"], rec["train_prompts"], rec["prompts"]) == (1, 4, 4)
+
+
+# ----------------------------------------------------------------------------- in-loop evaluation
+
+def test_in_loop_evaluation_scores_every_problem_and_leaves_the_training_state(micro, tmp_path):
+    from plasticity.eval.registry import load_suites
+    from plasticity.grading import Grader
+    from plasticity.train.trainer_config import process_state
+    from train_builders import EVAL, benchmarks
+
+    model, tok = micro
+    suites = load_suites(benchmarks(tmp_path / "bench"), EVAL["benchmarks"])
+    eval_cfg = {**EVAL, "samples": {"default": 3}}
+    state = process_state(cuda=False)
+    model.train()
+    rng = torch.get_rng_state()
+    with Grader(mode="strict", workers=1, timeout_s=5, order="eval") as grader:
+        per_bench = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
+        again = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
+        summary = rl.evaluate_model(model, tok, suites, eval_cfg, 1, grader, state)
+    assert model.training and torch.equal(torch.get_rng_state(), rng)
+    assert per_bench == again   # the evaluation's samples come from its seed, not the trainer's stream
+    accs = [a for name in EVAL["benchmarks"] for a in per_bench[name]["per_problem"]]
+    assert len(accs) == 12 and set(accs) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert summary["micro"] == pytest.approx(100 * sum(accs) / len(accs))
+    assert {n: b["n_problems"] for n, b in summary["benchmarks"].items()} == {"mini_gsm8k": 6, "mini_math": 6}

@@ -124,6 +124,25 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
                    grader: Any, state: Any, engine: Any = None) -> dict[str, Any] | None:
     """avg@k per benchmark with standard errors, micro-average over problems; the main process's result.
 
+    The accuracies come from :func:`problem_accuracies` (same arguments); returns None on the processes
+    other than the main one.
+    """
+    from plasticity.eval.metrics import standard_error, summarize
+
+    per_bench = problem_accuracies(model, tokenizer, suites, eval_cfg, seed, grader, state, engine)
+    if per_bench is None:
+        return None
+    summary = summarize(per_bench)
+    for name, bench in per_bench.items():
+        summary["benchmarks"][name]["stderr"] = standard_error(bench["per_problem"])
+    summary["micro_stderr"] = standard_error([a for b in per_bench.values() for a in b["per_problem"]])
+    return summary
+
+
+def problem_accuracies(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg: dict[str, Any], seed: int,
+                       grader: Any, state: Any, engine: Any = None) -> dict[str, dict] | None:
+    """Per benchmark: role, avg@k accuracy (percent), problem count and each problem's accuracy in order.
+
     The problems of each suite are split over the processes in equal-sized shards; every process
     generates its shard, with ``engine`` (the trainer's colocated vLLM engine, weights synced) when
     given, else with transformers (in lockstep with the others where the model is sharded); the
@@ -134,7 +153,7 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
     from accelerate.utils import gather_object
 
     from plasticity.eval.generate import SamplingConfig, generate_transformers, generate_vllm, sampling_for
-    from plasticity.eval.metrics import per_problem_accuracy, standard_error, summarize
+    from plasticity.eval.metrics import per_problem_accuracy
     from plasticity.eval.registry import references
 
     world, rank = state.num_processes, state.process_index
@@ -172,13 +191,7 @@ def evaluate_model(model: Any, tokenizer: Any, suites: dict[str, Any], eval_cfg:
     torch.set_rng_state(rng_state)
     if training:
         model.train()
-    if not state.is_main_process:
-        return None
-    summary = summarize(per_bench)
-    for name, bench in per_bench.items():
-        summary["benchmarks"][name]["stderr"] = standard_error(bench["per_problem"])
-    summary["micro_stderr"] = standard_error([a for b in per_bench.values() for a in b["per_problem"]])
-    return summary
+    return per_bench if state.is_main_process else None
 
 
 # ----------------------------------------------------------------------------- resume
