@@ -331,23 +331,30 @@ def test_grpo_trains_every_group_of_one_round(micro, tmp_path):
 
 def test_in_loop_evaluation_scores_every_problem_and_leaves_the_training_state(micro, tmp_path):
     from plasticity.eval.registry import load_suites
-    from plasticity.grading import Grader
     from plasticity.train.trainer_config import process_state
     from train_builders import EVAL, benchmarks
+
+    class ParityGrader:
+        """Correct when the completion's length is even: the untrained micro model never solves a problem,
+        so the real grader would score every sample 0 and hide which samples were drawn."""
+        def grade_many(self, texts, refs):
+            return [SimpleNamespace(correct=len(t) % 2 == 0) for t in texts]
 
     model, tok = micro
     suites = load_suites(benchmarks(tmp_path / "bench"), EVAL["benchmarks"])
     eval_cfg = {**EVAL, "samples": {"default": 3}}
-    state = process_state(cuda=False)
+    state, grader = process_state(cuda=False), ParityGrader()
     model.train()
     rng = torch.get_rng_state()
-    with Grader(mode="strict", workers=1, timeout_s=5, order="eval") as grader:
-        per_bench = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
-        again = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
-        summary = rl.evaluate_model(model, tok, suites, eval_cfg, 1, grader, state)
+    per_bench = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
+    torch.manual_seed(99)   # the trainer's stream moves between evaluations; the evaluation's samples do not
+    again = rl.problem_accuracies(model, tok, suites, eval_cfg, 1, grader, state)
+    other_seed = rl.problem_accuracies(model, tok, suites, eval_cfg, 2, grader, state)
+    torch.set_rng_state(rng)
+    summary = rl.evaluate_model(model, tok, suites, eval_cfg, 1, grader, state)
     assert model.training and torch.equal(torch.get_rng_state(), rng)
-    assert per_bench == again   # the evaluation's samples come from its seed, not the trainer's stream
+    assert per_bench == again and per_bench != other_seed
     accs = [a for name in EVAL["benchmarks"] for a in per_bench[name]["per_problem"]]
-    assert len(accs) == 12 and set(accs) <= {0.0, 1 / 3, 2 / 3, 1.0}
+    assert len(accs) == 12 and set(accs) <= {0.0, 1 / 3, 2 / 3, 1.0} and 0 < sum(accs) < 12
     assert summary["micro"] == pytest.approx(100 * sum(accs) / len(accs))
     assert {n: b["n_problems"] for n, b in summary["benchmarks"].items()} == {"mini_gsm8k": 6, "mini_math": 6}
