@@ -111,7 +111,7 @@ def _closure(jobs: list[Job], start: list[int]) -> set[int]:
 
 def _param_keys(config_file: Path, keys: tuple[str, ...]) -> list[str]:
     """The keys present in the file: DVC fails on a params key the file does not set (the schema's
-    defaults are code, which the stages depend on through config.py)."""
+    defaults are code, which the stages depend on through the config package)."""
     data = yaml.safe_load(config_file.read_text()) or {}
 
     def present(key: str) -> bool:

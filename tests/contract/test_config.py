@@ -168,14 +168,15 @@ def _read_names() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "src" / "plasticity").rglob("*.py"):
         tree = ast.parse(path.read_text())
-        if path.name == "config.py":
+        in_schema = path.parent.name == "config"     # the schema package itself
+        if in_schema:
             for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
                 if any("validator" in ast.unparse(d) for d in fn.decorator_list):
                     fn.body = []
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
                 names.add(node.attr)
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and path.name != "config.py":
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str) and not in_schema:
                 names.add(node.value)
     for path in (ROOT / "rules").glob("*.smk"):
         names.update(re.findall(r"\.(\w+)", path.read_text()))
