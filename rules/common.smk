@@ -57,6 +57,8 @@ FIGURES = ("figure2", "figure3", "figure8")
 wildcard_constraints:
     model=NAME,
     sft_data=NAME,
+    tok_set=NAME,
+    max_length=r"\d+",
     method=NAME,
     step=r"\d+",
     switch=r"\d+|" + "|".join(SWITCH_RULES),
@@ -132,6 +134,14 @@ def difficulty_model(wildcards):
 
 
 # ---- used by rules/sft.smk and rules/rl.smk
+VAL_SET = next(name for name, s in CFG.data.sets.items() if s.kind == "val")
+
+
+def tokens_dir(model, data_set, max_length):
+    """The tokenize rule's output for one set (plasticity.train.tokens)."""
+    return f"{R}/{model}/tokens/{data_set}/{max_length}"
+
+
 def sft_settings(w):
     return CFG.sft_settings(CFG.sft_run(w.model, w.sft_data))
 

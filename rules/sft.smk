@@ -40,18 +40,40 @@ rule base:
         " --exclude {params.exclude:q} --threads {threads} > {log:q} 2>&1"
 
 
+rule tokenize:
+    """One set tokenized once per model and max length (memory-mapped shards every SFT rank opens)."""
+    input:
+        cfg=stage_config("tokenize", "{model}/{tok_set}/{max_length}"),
+        tokenizer=rules.tokenizer.output[0],
+        sets=rules.subsets.output[0],
+        code=code("plasticity.train.tokens"),
+    output:
+        directory(f"{R}/{{model}}/tokens/{{tok_set}}/{{max_length}}"),
+    params:
+        data=lambda w, input: f"{input.sets}/{w.tok_set}.parquet",
+    threads: CFG.sft.tokenize.workers or 1
+    resources:
+        **job_request("tokenize"),
+    log:
+        log("{model}/tokens/{tok_set}/{max_length}"),
+    conda:
+        "../envs/train.yaml"
+    shell:
+        "python -m plasticity tokenize --config {input.cfg:q} --tokenizer {input.tokenizer:q} --data {params.data:q}"
+        " --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
 rule sft:
     input:
         cfg=stage_config("sft", "{model}/{sft_data}"),
         base=rules.base.output[0],
-        sets=rules.subsets.output[0],
+        train=lambda w: tokens_dir(w.model, w.sft_data, sft_settings(w).max_length),
+        val=lambda w: tokens_dir(w.model, VAL_SET, sft_settings(w).max_length),
         code=code("plasticity.train.sft"),
     output:
         directory(f"{R}/{{model}}/sft/{{sft_data}}"),
     params:
         launcher=lambda w: launcher(sft_settings(w).launch),
-        train=lambda w, input: f"{input.sets}/{w.sft_data}.parquet",
-        val=lambda w, input: f"{input.sets}/{next(k for k, s in CFG.data.sets.items() if s.kind == 'val')}.parquet",
     threads: lambda w: threads_per_node(sft_settings(w).launch)
     resources:
         **training_resources(sft_settings),
@@ -62,8 +84,8 @@ rule sft:
     # exec: the stage replaces the shell, so the scheduler's SIGTERM (sent to every process of the job
     # step) finds no shell to kill first, and the stage saves and exits itself
     shell:
-        "exec {params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {params.train:q}"
-        " --val {params.val:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "exec {params.launcher} sft --config {input.cfg:q} --base {input.base:q} --train {input.train:q}"
+        " --val {input.val:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule sft_all:

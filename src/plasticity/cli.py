@@ -21,6 +21,7 @@ STAGES: dict[str, tuple[str, str]] = {
     # models and training
     "tokenizer": ("plasticity.models", "build or fetch a model's tokenizer"),
     "base": ("plasticity.train.pretrain", "build the base model (tiny: short pretraining; hub: pinned fetch)"),
+    "tokenize": ("plasticity.train.tokens", "tokenize an SFT set once into memory-mapped Arrow shards"),
     "sft": ("plasticity.train.sft", "SFT with checkpoints, validation loss, regimes"),
     "rl": ("plasticity.train.rl", "RL branch (GRPO / DAPO) from an SFT checkpoint or the base"),
     # evaluation

@@ -72,7 +72,9 @@ def test_paper_sft_trains_as_the_study(path):
         assert args.weight_decay == (1e-4 if run.data == "S1K" else 0.01)
         assert args.warmup_steps == math.ceil((0.05 if run.data == "S1K" else 0.1) * run.steps)
         assert args.bf16 and not args.use_cpu and args.gradient_checkpointing
-        assert args.padding_free and args.use_liger_kernel and args.max_length is None
+        assert s.padding_free and args.use_liger_kernel and args.max_length is None
+        # the stage's collator flattens the micro-batches (trl's own flag would refuse that collator)
+        assert not args.padding_free and args.dataset_kwargs == {"skip_prepare_dataset": True}
 
 
 def test_easy102k_continues_the_1800_step_schedule():

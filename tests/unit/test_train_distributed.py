@@ -25,7 +25,7 @@ import pytest
 from plasticity import schema
 from plasticity.io import is_complete, read_json
 from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts, \
-    trajectories, write_json_file
+    tokenized, trajectories, write_json_file
 
 pytestmark = pytest.mark.slow
 
@@ -68,8 +68,8 @@ def work(tmp_path_factory):
     cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
     assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
     assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
-    pq.write_table(trajectories(48, 1), work / "train.parquet")
-    pq.write_table(trajectories(12, 2), work / "val.parquet")
+    tokenized(work, "train", trajectories(48, 1))
+    tokenized(work, "val", trajectories(12, 2))
     benchmarks(work / "bench")
     return work
 
@@ -84,14 +84,14 @@ def boxed_start(work):
     from plasticity.train import sft
 
     boxed = [{**row, "response": "\\boxed{1}"} for row in trajectories(48, 1).to_pylist()]
-    pq.write_table(pa.Table.from_pylist(boxed, schema=schema.TRAJECTORY), work / "boxed.parquet")
+    boxed_tokens = tokenized(work, "boxed", pa.Table.from_pylist(boxed, schema=schema.TRAJECTORY))
     pq.write_table(pa.Table.from_pylist([{**row, "reference_answer": "1"} for row in rl_prompts(32, 3).to_pylist()],
                                         schema=schema.RL_PROMPT), work / "rl.parquet")
     cfg = write_json_file(work / "sft_boxed.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
                                                     "sft": {**SFT, "steps": 40, "save_steps": [40], "lr": 1.0e-2},
                                                     "regimes": REGIMES})
-    assert sft.main(["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "boxed.parquet"),
-                     "--val", str(work / "boxed.parquet"), "--out", str(work / "sft_boxed")]) == 0
+    assert sft.main(["--config", str(cfg), "--base", str(work / "base"), "--train", str(boxed_tokens),
+                     "--val", str(boxed_tokens), "--out", str(work / "sft_boxed")]) == 0
     return work / "sft_boxed"
 
 
@@ -99,8 +99,8 @@ def _sft_argv(work: Path, out: str, **launch) -> list[str]:
     sft = {**SFT_2, "launch": launch} if launch else SFT_2
     cfg = write_json_file(work / f"{out}.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
                                                  "sft": sft, "regimes": REGIMES})
-    return ["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "train.parquet"),
-            "--val", str(work / "val.parquet"), "--out", str(work / out)]
+    return ["--config", str(cfg), "--base", str(work / "base"), "--train", str(work / "tokens/train/128"),
+            "--val", str(work / "tokens/val/128"), "--out", str(work / out)]
 
 
 @pytest.fixture(scope="module")

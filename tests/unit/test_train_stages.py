@@ -10,7 +10,7 @@ import pytest
 
 from plasticity.io import is_complete, read_json
 from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts,
-                            trajectories, write_json_file)
+                            tokenized, trajectories, write_json_file)
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,11 @@ def base_dir(work):
 def sft_dir(work, base_dir):
     from plasticity.train import sft
 
-    pq.write_table(trajectories(48, 1), work / "train.parquet")
-    pq.write_table(trajectories(12, 2), work / "val.parquet")
+    train, val = tokenized(work, "train", trajectories(48, 1)), tokenized(work, "val", trajectories(12, 2))
     cfg = write_json_file(work / "sft.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "sft": SFT,
                                      "regimes": REGIMES})
-    argv = ["--config", str(cfg), "--base", str(base_dir), "--train", str(work / "train.parquet"),
-            "--val", str(work / "val.parquet"), "--out", str(work / "sft")]
+    argv = ["--config", str(cfg), "--base", str(base_dir), "--train", str(train), "--val", str(val),
+            "--out", str(work / "sft")]
     assert sft.main(argv) == 0
     return work / "sft"
 
@@ -105,8 +104,8 @@ def test_sft_resumes_after_a_crash(work, base_dir, sft_dir, monkeypatch):
         return inner
 
     out = work / "sft_crash"
-    argv = ["--config", str(work / "sft.json"), "--base", str(base_dir), "--train", str(work / "train.parquet"),
-            "--val", str(work / "val.parquet"), "--out", str(out)]
+    argv = ["--config", str(work / "sft.json"), "--base", str(base_dir), "--train", str(work / "tokens/train/128"),
+            "--val", str(work / "tokens/val/128"), "--out", str(out)]
     monkeypatch.setattr(sft, "export_callback", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         sft.main(argv)

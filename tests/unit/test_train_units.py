@@ -170,15 +170,15 @@ def _settings(**kw):
 
 def test_completion_only_labels_mask_the_prompt(micro, tmp_path):
     from plasticity.models import chat_prompt
-    from plasticity.train.data import tokenize_pairs
+    from plasticity.train.data import to_dataset, tokenize_pairs
     from plasticity.train.sft import build_sft_trainer
 
     model, tok = micro
     prompt = chat_prompt(tok, "7-3+5=")
     completion = "<think>\n7-3=4\n4+5=9\n</think>\n<answer>\\boxed{9}</answer>"
     columns, dropped = tokenize_pairs(tok, {"prompt": [prompt], "completion": [completion]}, 128)
-    trainer = build_sft_trainer(model, tok, columns, _settings(batch_size=1), tmp_path, seed=0, world_size=1,
-                                cuda=False)
+    trainer = build_sft_trainer(model, tok, to_dataset(columns), _settings(batch_size=1), tmp_path, seed=0,
+                                world_size=1, cuda=False)
     batch = trainer.data_collator([trainer.train_dataset[0]])
     ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
     n_prompt = len(tok(prompt, add_special_tokens=False)["input_ids"])
@@ -199,7 +199,7 @@ def test_truncation_keeps_the_start_and_drops_prompt_only_rows(micro):
 
 def test_validation_loss_is_a_token_mean_over_completion_tokens(micro):
     from plasticity.train.data import tokenize_pairs
-    from plasticity.train.sft import validation_loss
+    from plasticity.train.val_loss import validation_loss
 
     model, tok = micro
     pairs = {"prompt": ["7-3+5=", "7-3+5-1+2-2="], "completion": ["\\boxed{9}", "\\boxed{8}"]}
@@ -212,7 +212,7 @@ def test_validation_loss_is_a_token_mean_over_completion_tokens(micro):
 
 def test_padding_free_batches_give_the_padded_loss(micro, tmp_path):
     """Padding-free (flattened, position ids restarting per sequence) and padded batches: same loss."""
-    from plasticity.train.data import tokenize_pairs
+    from plasticity.train.data import to_dataset, tokenize_pairs
     from plasticity.train.sft import build_sft_trainer
 
     model, tok = micro
@@ -221,7 +221,7 @@ def test_padding_free_batches_give_the_padded_loss(micro, tmp_path):
     cols, _ = tokenize_pairs(tok, pairs, 128)
     losses = []
     for padding_free in (False, True):
-        trainer = build_sft_trainer(model, tok, cols, _settings(batch_size=3, padding_free=padding_free),
+        trainer = build_sft_trainer(model, tok, to_dataset(cols), _settings(batch_size=3, padding_free=padding_free),
                                     tmp_path / str(padding_free), seed=0, world_size=1, cuda=False)
         batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
         assert ("position_ids" in batch) is padding_free and batch["input_ids"].size(0) == (1 if padding_free else 3)

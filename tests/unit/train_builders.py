@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from plasticity import schema
-from plasticity.io import write_manifest
+from plasticity.io import is_complete, write_manifest
 from plasticity.problems import problem_id, sample_problem
 
 SEED = 7
@@ -45,6 +45,19 @@ def trajectories(n: int, seed: int) -> pa.Table:
                      "reference_answer": p.answer, "win_rate_small": None, "win_rate_mid": None,
                      "win_rate_teacher": None})
     return pa.Table.from_pylist(rows, schema=schema.TRAJECTORY)
+
+
+def tokenized(work: Path, name: str, table: pa.Table, max_length: int = SFT["max_length"]) -> Path:
+    """``table`` (trajectories) written and tokenized with ``work/tok`` as the tokenize stage does for SFT."""
+    from plasticity.train import tokens
+
+    out = work / "tokens" / name / str(max_length)
+    if not is_complete(out):
+        pq.write_table(table, work / f"{name}.parquet")
+        cfg = write_json_file(work / f"tokenize-{max_length}.json", {"max_length": max_length})
+        assert tokens.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--data",
+                            str(work / f"{name}.parquet"), "--out", str(out)]) == 0
+    return out
 
 
 def rl_prompts(n: int, seed: int) -> pa.Table:

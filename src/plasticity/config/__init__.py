@@ -36,8 +36,8 @@ from plasticity.config.root import Config
 from plasticity.config.sections import (BenchmarksSection, DecontaminateSection, DifficultySection, EvalGeneration,
                                         EvalGrading, FilterSection, GenerateSection, GradeSection, IngestSection,
                                         ModelSection, RlSection, Section, SettingsSection, SftSection,
-                                        SubsetsSection, TeacherSection, load_section)
-from plasticity.config.sft import Regimes, Sft, SftRun, SftRunSettings, SftSettings
+                                        SubsetsSection, TeacherSection, TokenizeSection, load_section)
+from plasticity.config.sft import Regimes, Sft, SftRun, SftRunSettings, SftSettings, Tokenize
 from plasticity.config.training import Launch, TrainSettings, batch_layout
 
 from types import ModuleType as _Module

@@ -29,13 +29,13 @@ class Report(Strict):
 # ------------------------------------------------------------------------------ scheduler requests
 # Every rule that runs as its own job and is not a training rule (those take their launch settings).
 JOB_RULES = ("benchmarks", "teacher", "ingest", "filter", "decontaminate", "difficulty", "subsets",
-             "tokenizer", "base", "generate", "grade", "curves", "fits", "table", "figure", "metrics")
+             "tokenizer", "tokenize", "base", "generate", "grade", "curves", "fits", "table", "figure", "metrics")
 
 
 class JobRequest(Strict):
     """What one job of a non-training rule asks the scheduler for. The defaults fit any one-node
     cluster; a config raises them per rule (``resources: {filter: {mem_gb: 64, time_min: 480}}``).
-    CPUs are the rule's threads: ``workers`` of filter / decontaminate, one elsewhere."""
+    CPUs are the rule's threads: ``workers`` of filter / decontaminate / sft.tokenize, one elsewhere."""
 
     mem_gb: float = Field(2.0, gt=0)
     time_min: int = Field(60, gt=0)

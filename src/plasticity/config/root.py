@@ -15,7 +15,7 @@ from plasticity.config.rl import Rl, RlBranch, RlBranchSettings, RlSettings
 from plasticity.config.sections import (BenchmarksSection, DecontaminateSection, DifficultySection, EvalGeneration,
                                         EvalGrading, FilterSection, GenerateSection, GradeSection, IngestSection,
                                         ModelSection, RlSection, SettingsSection, SftSection, SubsetsSection,
-                                        TeacherSection, _pick)
+                                        TeacherSection, TokenizeSection, _pick)
 from plasticity.config.sft import Sft, SftRun, SftRunSettings, SftSettings
 from plasticity.methods import METHODS
 
@@ -166,6 +166,8 @@ class Config(Strict):
             return RlSection(seed=seed, model_name=model, model=self.models[model],
                              rl=self.rl_settings(self.rl_branch(model, sft_data, switch, method)),
                              regimes=self.sft.regimes, eval=self.eval)
+        if stage == "tokenize":   # key: <model>/<set>/<max_length>
+            return TokenizeSection(max_length=int(key.rsplit("/", 1)[1]))
         if stage == "grade":
             return GradeSection(seed=seed, eval=_pick(self.eval, EvalGrading))
         if stage == "teacher":

@@ -60,6 +60,10 @@ class RlSection(ModelSection):
     eval: Eval
 
 
+class TokenizeSection(Strict):
+    max_length: int
+
+
 class TeacherSection(Section):
     teacher: Teacher | None
 

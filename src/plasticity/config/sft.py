@@ -20,6 +20,8 @@ class SftSettings(TrainSettings):
     adam_betas: tuple[float, float] = (0.9, 0.95)
     padding_free: bool = False                    # flatten each micro-batch with position ids (no padding)
     liger: bool = False                           # Liger kernels (CUDA; fused linear cross-entropy)
+    # validation loss: positions projected through the output layer at a time (train.val_loss; plan's GPU memory)
+    val_chunk_tokens: int = Field(1024, gt=0)
 
     def batch_layout(self, world_size: int) -> tuple[int, int]:
         """(sequences per process per forward, gradient-accumulation steps) on ``world_size`` processes."""
@@ -68,9 +70,16 @@ class Regimes(Strict):
         return self
 
 
+class Tokenize(Strict):
+    """The ``tokenize`` rule (plasticity.train.tokens): each SFT set tokenized once per model and max length."""
+
+    workers: int | None = Field(None, gt=0)   # the job's CPUs: tokenizing processes (default 1)
+
+
 class Sft(Strict):
     defaults: SftSettings
     runs: list[SftRun] = []
     regimes: Regimes = Regimes()
+    tokenize: Tokenize = Tokenize()
 
 

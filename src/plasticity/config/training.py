@@ -71,6 +71,9 @@ class TrainSettings(Strict):
     # bf16: weights loaded, trained and saved in bf16 where CUDA is present; fp32 on a CPU machine
     precision: Literal["bf16", "fp32"] = "bf16"
     gradient_checkpointing: bool = False
+    # experiment tracking through the trainer's own integration (plasticity.features: the extra to install);
+    # the run's id (stable across a preempted job's segments) is written to the stage's manifest.json
+    report_to: Literal["none", "wandb", "tensorboard", "trackio"] = "none"
     launch: Launch = Launch()
 
     @model_validator(mode="after")

@@ -1,9 +1,9 @@
 """Datasets for the trainers, all from chat-formatted (prompt, completion) pairs.
 
 Every prompt goes through ``models.chat_prompt`` so pretraining, SFT, RL and evaluation see the same
-template. SFT sequences are tokenized here, once, by ``tokenize_pairs`` (the prompt exactly as the
-evaluation encodes it, then the completion and EOS, right-truncated to ``max_length``); training and
-the validation loss read the same token ids.
+template. SFT sets are tokenized once by the ``tokenize`` stage (``train.tokens``: the prompt exactly
+as the evaluation encodes it, then the completion and EOS, right-truncated to ``max_length``);
+training and the validation loss read the same memory-mapped token ids.
 """
 from __future__ import annotations
 
@@ -62,32 +62,44 @@ def rl_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def tokenize_pairs(tokenizer: Any, pairs: dict[str, list[str]], max_length: int) -> tuple[dict[str, list], int]:
-    """``({"input_ids", "completion_mask"}, dropped)`` for SFT on ``pairs``.
+    """``({"input_ids", "completion_mask"}, dropped)`` for SFT on a few ``pairs`` held in memory.
 
-    The prompt is encoded as generation encodes it (no special tokens added: the chat template
-    writes them), the completion + EOS separately after it (as verl's SFT dataset does), and the
-    sequence is cut to ``max_length`` tokens from the right (PAPER 2.4). A pair whose prompt alone
-    fills ``max_length`` has no completion token left to train on: it is dropped and counted.
+    The tokenization is the ``tokenize`` stage's (``train.tokens.encode_batch``): the prompt encoded
+    as generation encodes it, the completion + EOS after it, cut to ``max_length`` from the right; a
+    pair whose prompt alone fills ``max_length`` is dropped and counted. For whole SFT sets the stage
+    writes the same rows as memory-mapped shards instead (``train.tokens.open_tokenized``).
     """
-    columns: dict[str, list] = {"input_ids": [], "completion_mask": []}
-    dropped = 0
-    eos = tokenizer.eos_token
-    for prompt, completion in zip(pairs["prompt"], pairs["completion"]):
-        p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        c = tokenizer(completion + eos, add_special_tokens=False)["input_ids"]
-        ids = (p + c)[:max_length]
-        if len(p) >= len(ids):
-            dropped += 1
-            continue
-        columns["input_ids"].append(ids)
-        columns["completion_mask"].append([0] * len(p) + [1] * (len(ids) - len(p)))
-    return columns, dropped
+    from plasticity.train.tokens import encode_batch
+
+    batch, dropped, _ = encode_batch(pairs["prompt"], pairs["completion"], tokenizer, max_length)
+    columns = batch.to_pydict()
+    return {"input_ids": columns["input_ids"], "completion_mask": columns["completion_mask"]}, len(dropped)
 
 
 def to_dataset(columns: dict[str, list[Any]]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_dict(columns)
+
+
+class CompletionCollator:
+    """Batches of tokenized rows (``input_ids``, ``completion_mask``) for trl's SFT loss.
+
+    The labels are the input ids with -100 where ``completion_mask`` is 0 (completion-only loss),
+    built per micro-batch here rather than by trl's dataset preparation, which would rewrite a
+    memory-mapped set into new cache files; padding and padding-free flattening are trl's own
+    collator's (``DataCollatorForLanguageModeling``).
+    """
+
+    def __init__(self, pad_token_id: int, padding_free: bool):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, padding_free=padding_free)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.inner([{"input_ids": ex["input_ids"],
+                            "labels": [t if m else -100 for t, m in zip(ex["input_ids"], ex["completion_mask"])]}
+                           for ex in examples])
 
 
 def expert_responses(path: str | Path, rows: list[dict[str, Any]], prompts_path: str | Path) -> list[str]:

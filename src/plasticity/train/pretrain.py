@@ -75,7 +75,7 @@ def pretrain_tiny(cfg: ModelSection, tokenizer: Any, out_dir: Path, *, exclude: 
     warmup then cosine, fp32, sequences cut at the model's context.
     """
     from plasticity.train import seed_everything
-    from plasticity.train.data import pretrain_pairs, tokenize_pairs
+    from plasticity.train.data import pretrain_pairs, to_dataset, tokenize_pairs
     from plasticity.train.sft import build_sft_trainer
 
     seed, arch, pre = cfg.seed, cfg.model.arch, cfg.model.pretrain
@@ -86,7 +86,7 @@ def pretrain_tiny(cfg: ModelSection, tokenizer: Any, out_dir: Path, *, exclude: 
     settings = SftRunSettings(batch_size=pre.batch_size, lr=pre.lr, warmup_steps=pre.warmup_steps,
                               weight_decay=0.0, adam_betas=(0.9, 0.999), max_length=arch.max_position_embeddings,
                               precision="fp32", data="pretrain", steps=pre.steps, save_steps=[pre.steps])
-    trainer = build_sft_trainer(model, tokenizer, columns, settings, out_dir / ".trainer", seed=seed,
+    trainer = build_sft_trainer(model, tokenizer, to_dataset(columns), settings, out_dir / ".trainer", seed=seed,
                                 world_size=1, cuda=False)
     trainer.train()
     shutil.rmtree(out_dir / ".trainer", ignore_errors=True)

@@ -46,20 +46,19 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from plasticity.config import RlSection, load_section
 from plasticity.io import MANIFEST, read_json, write_json, write_manifest
+from plasticity.train.preemption import SIGTERM_EXIT, Preemption, stop_callback
 
 log = logging.getLogger(__name__)
 
 CURVE_COLUMNS = ("rl_step", "x_ef", "benchmark", "accuracy", "stderr")
 TRAINER_DIR = ".trainer"
 BRANCH_STATE = "branch_state.json"
-SIGTERM_EXIT = 143
 
 
 # ----------------------------------------------------------------------------- branch start
@@ -214,24 +213,10 @@ def latest_checkpoint(trainer_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
 
 
-class Preemption:
-    """SIGTERM (the scheduler's notice before the time limit or a preemption) -> save and stop."""
-
-    def __init__(self) -> None:
-        self.received = False
-        signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM: saving a checkpoint at the end of this step, then exiting")
-        self.received = True
-
-
-def branch_callback(evaluate: Any, preemption: Preemption, every_updates: int, total_updates: int,
-                    updates_per_step: int, state: Any, log_rows: dict[str, dict[str, float]]) -> Any:
-    """Evaluate before the first step, every ``every_updates`` optimizer steps and at the end; act on
-    SIGTERM at the next RL-step boundary; collect the trainer's logs into ``log_rows`` (per optimizer step)."""
-    import torch
-    from accelerate.utils import reduce
+def branch_callback(evaluate: Any, every_updates: int, total_updates: int, updates_per_step: int,
+                    log_rows: dict[str, dict[str, float]]) -> Any:
+    """Evaluate before the first step, every ``every_updates`` optimizer steps and at the end; collect
+    the trainer's logs into ``log_rows`` (per optimizer step)."""
     from transformers import TrainerCallback
 
     class BranchCallback(TrainerCallback):
@@ -249,10 +234,6 @@ def branch_callback(evaluate: Any, preemption: Preemption, every_updates: int, t
             step = state_.global_step
             if step % every_updates == 0 or step == total_updates:
                 evaluate(model, step // updates_per_step)
-            flag = torch.tensor([int(preemption.received)], device=state.device)
-            if int(reduce(flag, reduction="sum").item()) and step % updates_per_step == 0:
-                control.should_save = True
-                control.should_training_stop = True
             return control
 
     return BranchCallback()
@@ -264,10 +245,12 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
         *, threads: int = 1, experts: str | Path | None = None) -> Path:
     """Train one RL branch and write its curve, logs and final model into ``out``."""
     from plasticity.eval.registry import load_suites
+    from plasticity.features import require
     from plasticity.grading import Grader
     from plasticity.methods import get_method
     from plasticity.models import attn_implementation, load_model_and_tokenizer, save_tokenizer, set_threads
     from plasticity.train import seed_everything
+    from plasticity.train import tracking
     from plasticity.train.data import rl_rows, to_dataset
     from plasticity.train.rewards import make_reward_fn
     from plasticity.train.rollouts import PromptStream, branch_trainer_class
@@ -275,6 +258,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
                                                   resolved_precision)
 
     rl, seed = cfg.rl, cfg.seed
+    require(rl, "rl")   # a package the settings turn on (vllm, deepspeed, a tracker) fails here, not mid-run
     method = get_method(rl.method)
     cuda = cuda_available()
     state = process_state(cuda)
@@ -332,7 +316,9 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
             log.info("rl step %d: x_ef %.3g, micro %.2f%% (se %.2f)", step, x_ef, summary["micro"],
                      summary["micro_stderr"])
 
-        args = grpo_config(rl, output_dir=out / TRAINER_DIR, seed=seed, world_size=state.num_processes, cuda=cuda)
+        rid = tracking.run_id(cfg.model_dump(mode="json"), final)
+        args = grpo_config(rl, output_dir=out / TRAINER_DIR, seed=seed, world_size=state.num_processes, cuda=cuda,
+                           tracking=tracking.trainer_kwargs(rl.report_to, rid, out))
         args.save_strategy, args.save_steps, args.save_total_limit = "steps", rl.save_every * updates, 2
         trainer_cls, sync_kwargs, sync_info = branch_trainer_class(), {}, {}
         if method.sync is not None:   # expert trajectories of the MIX set mixed into the groups
@@ -355,8 +341,9 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
             processing_class=tokenizer, rows=rows, stream=stream, prompts_per_step=rl.prompts_per_step,
             gen_prompts_per_round=rl.gen_prompts_per_round or rl.prompts_per_step,
             max_gen_rounds=rl.max_gen_rounds, dynamic_sampling=method.dynamic_sampling,
-            callbacks=[branch_callback(evaluate, preemption, rl.eval_every * updates, rl.steps * updates,
-                                       updates, state, log_rows)], **sync_kwargs)
+            callbacks=[branch_callback(evaluate, rl.eval_every * updates, rl.steps * updates, updates, log_rows),
+                       stop_callback(preemption, state, boundary=updates)],   # SIGTERM: save at the RL-step boundary
+            **sync_kwargs)
         trainer.generation_records = list(saved.get("records", []))
         running["trainer"] = trainer
         check_strategy(rl.launch.strategy, trainer.accelerator)
@@ -392,7 +379,8 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
         write_manifest(out, stage="rl", config=cfg.model_dump(mode="json"), seed=seed,
                        inputs={"start": start_dir, "prompts": prompts, "benchmarks": benchmarks,
                                **({"experts": experts} if experts else {})},
-                       extra={**sync_info, "precision": resolved_precision(rl.precision, cuda),
+                       extra={**sync_info, **tracking.manifest_entry(rl.report_to, rid),
+                              "precision": resolved_precision(rl.precision, cuda),
                               "world_size": state.num_processes,
                               "vllm_importance_sampling_correction": bool(
                                   rl.use_vllm and rl.vllm_importance_sampling_correction)})

@@ -1,7 +1,8 @@
 """Stage ``sft``: supervised fine-tuning on expert trajectories, with checkpoints and validation loss.
 
-Reads the base model directory and the TRAIN / VAL trajectory tables (schema.TRAJECTORY; the
-``prompt`` and ``response`` columns), writes a run directory::
+Reads the base model directory and the TRAIN / VAL sets as the ``tokenize`` stage wrote them
+(``train.tokens``: memory-mapped Arrow shards of token ids and completion masks, made with this
+model's tokenizer), writes a run directory::
 
     RUN_DIR/checkpoint-<step>/   HF safetensors weights (in the training precision) + tokenizer +
                                  metrics.json, one per save step
@@ -14,8 +15,8 @@ Reads the base model directory and the TRAIN / VAL trajectory tables (schema.TRA
 Run by hand (one process; on several, the same line after ``torchrun --nproc_per_node N`` or
 ``python -m plasticity.launch``)::
 
-    python -m plasticity sft --config CFG.json --base results/tiny/base --train TRAIN.parquet \\
-        --val VAL.parquet --out results/tiny/sft/uniform [--threads 1]
+    python -m plasticity sft --config CFG.json --base results/tiny/base --train results/tiny/tokens/uniform/1024 \\
+        --val results/tiny/tokens/val/1024 --out results/tiny/sft/uniform [--threads 1]
 
 ``CFG.json`` is the ``sft`` section (``plasticity.config.SftSection``): the run's resolved settings,
 whose ``batch_size`` is global. Training is trl's ``SFTTrainer`` (``train.trainer_config.sft_config``)
@@ -27,7 +28,10 @@ trainer's own ``save_model``; the main process alone writes files and the manife
 
 Restartable: the run is built in ``.RUN_DIR.partial`` beside RUN_DIR (checkpoints, and the trainer's
 full state for the latest save step in ``.resume``) and renamed onto RUN_DIR when complete. A killed
-run resumes from that sibling, which survives Snakemake clearing the unfinished output.
+run resumes from that sibling, which survives Snakemake clearing the unfinished output. On SIGTERM
+(the scheduler's notice before the time limit, or a preemption; ``train.preemption``) every rank
+finishes its optimizer step, the trainer saves its full state there, and the job exits 143 for the
+retry to resume: a preempted run ends byte-identical to an uninterrupted one on CPU.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ from typing import Any, Callable
 
 from plasticity.config import SftRunSettings, SftSection, load_section
 from plasticity.io import MANIFEST, read_json, write_json, write_manifest
+from plasticity.train.preemption import SIGTERM_EXIT, Preemption, stop_callback
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +78,26 @@ def horizon_schedule(warmup: int, horizon: int, steps: int, warmup_total: int) -
     return lambda step: cosine(step, warmup, horizon) if step < horizon else cosine(step, warmup_total, steps)
 
 
-def build_sft_trainer(model: Any, tokenizer: Any, columns: dict[str, list], settings: SftRunSettings,
+def build_sft_trainer(model: Any, tokenizer: Any, dataset: Any, settings: SftRunSettings,
                       output_dir: str | Path, *, seed: int, world_size: int, cuda: bool,
-                      callbacks: list[Any] | None = None) -> Any:
-    """trl's ``SFTTrainer`` on tokenized sequences (``train.data.tokenize_pairs``), configured from ``settings``.
+                      callbacks: list[Any] | None = None, tracking: dict[str, Any] | None = None) -> Any:
+    """trl's ``SFTTrainer`` on tokenized rows (``input_ids``, ``completion_mask``: the ``tokenize``
+    stage's memory-mapped shards, or ``train.data.to_dataset`` of a few rows), configured from ``settings``.
 
-    Used by the base pretraining and by SFT. The trainer keeps its resume state only for the latest
-    step the export callback asks it to save.
+    Used by the base pretraining and by SFT. trl's dataset preparation is skipped (it would write the
+    set again as cache files); ``train.data.CompletionCollator`` builds the completion-only labels per
+    micro-batch. The trainer keeps its resume state only for the steps the callbacks ask it to save.
     """
     from trl import SFTTrainer
 
-    from plasticity.train.data import to_dataset
+    from plasticity.train.data import CompletionCollator
     from plasticity.train.trainer_config import sft_config, warmup_steps
 
     args = sft_config(settings, output_dir=output_dir, seed=seed, world_size=world_size, cuda=cuda,
-                      resume_state_at=max(settings.save_steps))
+                      resume_state_at=max(settings.save_steps), tracking=tracking)
+    if tokenizer.pad_token is None:              # as trl does for its own collator: pad with EOS
+        tokenizer.pad_token = tokenizer.eos_token
+    model.config.pad_token_id = tokenizer.pad_token_id
 
     class Trainer(SFTTrainer):
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
@@ -101,50 +111,9 @@ def build_sft_trainer(model: Any, tokenizer: Any, columns: dict[str, list], sett
             self._created_lr_scheduler = True
             return self.lr_scheduler
 
-    return Trainer(model=model, args=args, train_dataset=to_dataset(columns), processing_class=tokenizer,
+    return Trainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                   data_collator=CompletionCollator(tokenizer.pad_token_id, bool(settings.padding_free)),
                    callbacks=callbacks or [])
-
-
-def validation_loss(model: Any, columns: dict[str, list], *, micro_batch_size: int, pad_id: int) -> float:
-    """Token-mean cross-entropy on the completion tokens (+ EOS) of ``columns`` (PAPER 1.4), over all ranks.
-
-    Each process takes every world-th sequence in micro-batches of ``micro_batch_size``; every
-    process runs the same number of forwards (a process short of rows repeats one with weight 0),
-    so sharded models (FSDP, ZeRO-3) gather their parameters in lockstep. Memory is bounded by one
-    micro-batch's logits, never the validation set's.
-    """
-    import torch
-    import torch.distributed as dist
-
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    device = next(model.parameters()).device
-    mine = list(range(rank, len(columns["input_ids"]), world))
-    per_rank = math.ceil(len(columns["input_ids"]) / world)
-    batches = math.ceil(per_rank / micro_batch_size)
-    totals = torch.zeros(2, dtype=torch.float64, device=device)    # summed NLL, token count
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for b in range(batches):
-            rows = mine[b * micro_batch_size:(b + 1) * micro_batch_size]
-            weight = 1.0 if rows else 0.0
-            rows = rows or [0]
-            ids = [columns["input_ids"][i] for i in rows]
-            masks = [columns["completion_mask"][i] for i in rows]
-            width = max(map(len, ids))
-            input_ids = torch.tensor([x + [pad_id] * (width - len(x)) for x in ids], device=device)
-            attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids], device=device)
-            target = torch.tensor([[t if m else -100 for t, m in zip(x, mk)] + [-100] * (width - len(x))
-                                   for x, mk in zip(ids, masks)], device=device)
-            logits = model(input_ids=input_ids, attention_mask=attention).logits
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
-                                                    target[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
-            totals += weight * torch.stack([nll.double(), (target[:, 1:] != -100).sum().double()])
-    model.train(was_training)
-    if dist.is_initialized():
-        dist.all_reduce(totals)
-    return float(totals[0] / totals[1].clamp(min=1))
 
 
 def export_callback(run_dir: Path, settings: SftRunSettings, tokenizer: Any, measure: Callable[[Any], float],
@@ -204,13 +173,17 @@ def export_callback(run_dir: Path, settings: SftRunSettings, tokenizer: Any, mea
 def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, out: str | Path,
         *, threads: int = 1) -> Path:
     """Fine-tune ``base`` on ``train``; write checkpoints, validation loss and regimes into ``out``."""
+    from plasticity.features import require
     from plasticity.models import attn_implementation, load_model_and_tokenizer, set_threads
-    from plasticity.train import seed_everything
-    from plasticity.train.data import tokenize_pairs, trajectory_pairs
+    from plasticity.train import seed_everything, tracking
+    from plasticity.train.tokens import open_tokenized
     from plasticity.train.trainer_config import (check_strategy, cuda_available, model_dtype, process_state,
                                                   resolved_precision)
+    from plasticity.train.val_loss import validation_loss
 
     sft, seed = cfg.sft, cfg.seed
+    require(sft, "sft")   # a package the settings turn on (liger, flash-attn, ...) fails here, not mid-run
+    preemption = Preemption()
     cuda = cuda_available()
     state = process_state(cuda)
     world = state.num_processes
@@ -227,18 +200,23 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
     model, tokenizer = load_model_and_tokenizer(base, trust_remote_code=cfg.model.trust_remote_code,
                                                 dtype=model_dtype(sft.precision, cuda),
                                                 attn_implementation=attn_implementation(cuda))
-    train_cols, train_dropped = tokenize_pairs(tokenizer, trajectory_pairs(tokenizer, train), sft.max_length)
-    val_cols, val_dropped = tokenize_pairs(tokenizer, trajectory_pairs(tokenizer, val), sft.max_length)
+    train_set, val_set = open_tokenized(train, tokenizer), open_tokenized(val, tokenizer)   # memory-mapped
 
     def measure(m: Any) -> float:
-        return validation_loss(m, val_cols, micro_batch_size=micro, pad_id=tokenizer.pad_token_id)
+        return validation_loss(m, val_set, micro_batch_size=micro, pad_id=tokenizer.pad_token_id,
+                               chunk_tokens=sft.val_chunk_tokens)
 
+    rid = tracking.run_id(cfg.model_dump(mode="json"), final)
     callback = export_callback(out, sft, tokenizer, measure, state)
-    trainer = build_sft_trainer(model, tokenizer, train_cols, sft, out / RESUME_DIR, seed=seed, world_size=world,
-                                cuda=cuda, callbacks=[callback])
+    trainer = build_sft_trainer(model, tokenizer, train_set, sft, out / RESUME_DIR, seed=seed, world_size=world,
+                                cuda=cuda, callbacks=[callback, stop_callback(preemption, state)],
+                                tracking=tracking.trainer_kwargs(sft.report_to, rid, out))
     callback.trainer = trainer
     check_strategy(sft.launch.strategy, trainer.accelerator)
     trainer.train(resume_from_checkpoint=resume_from)
+    if preemption.received:
+        log.warning("stopped on SIGTERM at step %d; rerun to resume", trainer.state.global_step)
+        raise SystemExit(SIGTERM_EXIT)
 
     if state.is_main_process:
         points = [read_json(out / "val_loss_step0.json")]
@@ -248,17 +226,18 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
                 raise RuntimeError(f"{checkpoint_dir(out, step)} is missing after training")
             points.append({"step": step, "val_loss": float(read_json(metrics_file)["val_loss"])})
         write_json(out / "val_loss.json", {"points": points})
-        lengths = [len(ids) for ids in train_cols["input_ids"]]
+        train_stats, val_stats = read_json(Path(train) / "stats.json"), read_json(Path(val) / "stats.json")
         write_json(out / "train_stats.json", {
             "model_dir": str(base),
             "batch_size": sft.batch_size,
             # mean prompt + response (+ EOS) tokens as trained, after max_length truncation
-            "mean_seq_len": sum(lengths) / len(lengths),
+            "mean_seq_len": train_stats["mean_length"],
             "steps": sft.save_steps,
             "world_size": world, "per_device_batch": micro, "grad_accum": accum,
             "precision": resolved_precision(sft.precision, cuda),
             # pairs whose prompt alone fills max_length: nothing to train on (PAPER 2.4 right-truncation)
-            "dropped_prompt_fills_max_length": {"train": train_dropped, "val": val_dropped},
+            # (the tokenize stage's ledger lists them)
+            "dropped_prompt_fills_max_length": {"train": train_stats["rows_dropped"], "val": val_stats["rows_dropped"]},
             "train_loss": [{"step": int(e["step"]), "loss": float(e["loss"])}
                            for e in trainer.state.log_history if "loss" in e],
         })
@@ -266,7 +245,8 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
         shutil.rmtree(out / RESUME_DIR, ignore_errors=True)
         (out / "val_loss_step0.json").unlink()
         write_manifest(out, stage="sft", config=cfg.model_dump(mode="json"), seed=seed,
-                       inputs={"base": base, "train": train, "val": val})
+                       inputs={"base": base, "train": train, "val": val},
+                       extra=tracking.manifest_entry(sft.report_to, rid))
         if final.exists():
             shutil.rmtree(final)
         os.replace(out, final)
@@ -313,8 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity sft", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="JSON: the sft section (plasticity.config.SftSection)")
     parser.add_argument("--base", required=True, help="base model directory (safetensors + tokenizer)")
-    parser.add_argument("--train", required=True, help="training trajectories (parquet, schema.TRAJECTORY)")
-    parser.add_argument("--val", required=True, help="validation trajectories (parquet, schema.TRAJECTORY)")
+    parser.add_argument("--train", required=True, help="the training set's tokenize output (train.tokens)")
+    parser.add_argument("--val", required=True, help="the validation set's tokenize output (train.tokens)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of this node's processes (default 1)")
     args = parser.parse_args(argv)

@@ -77,8 +77,12 @@ def warmup_steps(settings: Any, total_steps: int) -> int:
     return int(settings.warmup_steps or 0)
 
 
-def _common(settings: Any, *, output_dir: str | Path, seed: int, cuda: bool, total_steps: int) -> dict[str, Any]:
-    """Optimizer, schedule, precision and bookkeeping arguments shared by both trainers."""
+def _common(settings: Any, *, output_dir: str | Path, seed: int, cuda: bool, total_steps: int,
+            tracking: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Optimizer, schedule, precision and bookkeeping arguments shared by both trainers.
+
+    ``tracking``: ``train.tracking.trainer_kwargs`` (report_to, run name); none: nothing is reported.
+    """
     beta1, beta2 = settings.adam_betas
     bf16 = resolved_precision(settings.precision, cuda) == "bf16"
     return dict(
@@ -96,19 +100,21 @@ def _common(settings: Any, *, output_dir: str | Path, seed: int, cuda: bool, tot
         use_cpu=not cuda,
         seed=int(seed),
         data_seed=int(seed),
-        report_to="none",
+        **(tracking or {"report_to": "none"}),
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
 
 
 def sft_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: int, cuda: bool,
-               resume_state_at: int | None = None) -> Any:
+               resume_state_at: int | None = None, tracking: dict[str, Any] | None = None) -> Any:
     """The SFT trainer's ``SFTConfig``.
 
-    The datasets the stage passes are tokenized and truncated already (``train.data.tokenize_pairs``:
-    the same tokens the validation loss sees), so trl's own truncation is off (``max_length=None``);
-    padding-free micro-batches need exactly that. ``resume_state_at``: the trainer saves its resume
+    The datasets the stage passes are tokenized and truncated already (the ``tokenize`` stage's
+    memory-mapped shards: the same tokens the validation loss sees), so trl's dataset preparation is
+    skipped (it would rewrite the set as cache files, and its truncation is off: ``max_length=None``,
+    which padding-free micro-batches need) and every column reaches the collator
+    (``train.data.CompletionCollator`` turns ``completion_mask`` into labels). ``resume_state_at``: the trainer saves its resume
     state (optimizer, scheduler, RNG) when the export callback asks; the step given here only keeps
     trl's periodic saving out of the way.
     """
@@ -116,14 +122,17 @@ def sft_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: 
 
     micro, accum = settings.batch_layout(world_size)
     return SFTConfig(
-        **_common(settings, output_dir=output_dir, seed=seed, cuda=cuda, total_steps=settings.steps),
+        **_common(settings, output_dir=output_dir, seed=seed, cuda=cuda, total_steps=settings.steps,
+                  tracking=tracking),
         max_steps=int(settings.steps),
         per_device_train_batch_size=micro,
         gradient_accumulation_steps=accum,
         max_length=None,
         completion_only_loss=True,
         packing=False,
-        padding_free=bool(settings.padding_free),
+        # padding-free micro-batches are flattened by the stage's collator (train.data.CompletionCollator,
+        # from ``settings.padding_free``): trl refuses a collator of one's own beside its own flag
+        padding_free=False,
         use_liger_kernel=bool(settings.liger),
         logging_steps=max(1, settings.steps // 100),   # about 100 training-loss points per run
         save_strategy="steps" if resume_state_at else "no",
@@ -131,10 +140,13 @@ def sft_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: 
         save_total_limit=1,
         save_only_model=False,
         dataset_num_proc=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
     )
 
 
-def grpo_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: int, cuda: bool) -> Any:
+def grpo_config(settings: Any, *, output_dir: str | Path, seed: int, world_size: int, cuda: bool,
+                tracking: dict[str, Any] | None = None) -> Any:
     """The RL trainer's ``GRPOConfig``: the method's recipe (plasticity.methods) and the settings' batches.
 
     One RL step is one generation batch of ``prompts_per_step`` prompts x G completions, trained in
@@ -152,7 +164,7 @@ def grpo_config(settings: Any, *, output_dir: str | Path, seed: int, world_size:
         kwargs.update(vllm_mode=settings.vllm_mode,
                       vllm_importance_sampling_correction=bool(settings.vllm_importance_sampling_correction))
     return GRPOConfig(
-        **_common(settings, output_dir=output_dir, seed=seed, cuda=cuda, total_steps=total),
+        **_common(settings, output_dir=output_dir, seed=seed, cuda=cuda, total_steps=total, tracking=tracking),
         max_steps=total,
         per_device_train_batch_size=micro,          # completions per process per forward
         gradient_accumulation_steps=accum,
