@@ -5,11 +5,21 @@ run overrides); the rules take from here both the SLURM resources of the job (``
 and the command prefix that starts the stage (``launcher``):
 
 - one process: ``python -m plasticity <stage> ...``
-- one node, several processes: ``python -m plasticity.launch --procs P --strategy S -- <stage> ...``,
-  which execs ``accelerate launch`` with the shipped configuration ``configs/accelerate/<S>.yaml``
-- several nodes: the same under ``srun --ntasks-per-node=1``: one task per node, each running
-  accelerate for its node's processes; the rendezvous comes from the SLURM environment (the first
-  host of the allocation, a port derived from the job id, the node's rank from ``SLURM_NODEID``).
+- one node, several processes: ``python -m plasticity.launch --procs P --strategy S --grace G -- <stage> ...``,
+  which runs ``accelerate launch`` with the shipped configuration ``configs/accelerate/<S>.yaml``
+- several nodes: the same under ``srun --ntasks-per-node=1 --cpus-per-task=C``: one task per node,
+  each running accelerate for its node's processes (srun is given the node's CPUs: SLURM 22.05 to
+  23.02 do not pass ``--cpus-per-task`` from the allocation to a step); the rendezvous comes from
+  the SLURM environment (the first host of the allocation, a port derived from the job id, the
+  node's rank from ``SLURM_NODEID``).
+
+Preemption (``train.preemption``): the launcher stays the parent of accelerate's elastic agent and its
+workers, which run in a process group of their own. SIGTERM (or SIGINT, SIGUSR1) to the launcher is
+sent once to that whole group; the agent would kill the workers ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT``
+seconds after it forwards the signal (30 by default), so the launcher sets it to ``--grace``: the
+plan's time for one step plus one checkpoint write (``budget.timing``). The launcher then waits
+until every process of the group has exited (a worker still saving outlives an agent that gave up)
+and exits 143, the code a retry resumes from; without a signal it exits with accelerate's code.
 
 By hand, to see the command a node would run::
 
@@ -22,10 +32,14 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from plasticity.train.preemption import SIGTERM_EXIT
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
 PORT_BASE, PORT_SPAN = 20000, 20000   # rendezvous port: PORT_BASE + job id mod PORT_SPAN
@@ -58,15 +72,18 @@ def threads_per_node(launch: Any) -> int:
     return launch.cpus_per_process * launch.procs_per_node
 
 
-def launcher(launch: Any) -> str:
-    """The shell prefix that runs ``<stage> <args>`` with these launch settings (see module docstring)."""
+def launcher(launch: Any, grace_s: int | None = None) -> str:
+    """The shell prefix that runs ``<stage> <args>`` with these launch settings (see module docstring);
+    ``grace_s``: how long the workers may take to save after SIGTERM (``--grace``)."""
     if launch.world_size == 1:
         return "python -m plasticity"
     args = [f"--procs {launch.procs_per_node}", f"--strategy {launch.strategy}"]
+    if grace_s:
+        args.append(f"--grace {int(grace_s)}")
     if launch.nodes == 1:
         return f"python -m plasticity.launch {' '.join(args)} --"
-    return (f"srun --ntasks-per-node=1 --kill-on-bad-exit=1 python -m plasticity.launch "
-            f"--nodes {launch.nodes} {' '.join(args)} --")
+    return (f"srun --ntasks-per-node=1 --cpus-per-task={threads_per_node(launch)} --kill-on-bad-exit=1 "
+            f"python -m plasticity.launch --nodes {launch.nodes} {' '.join(args)} --")
 
 
 def first_host(nodelist: str) -> str:
@@ -108,11 +125,57 @@ def accelerate_command(nodes: int, procs: int, strategy: str, stage_args: list[s
     return cmd + ["-m", "plasticity", *stage_args]
 
 
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+DEFAULT_GRACE_S = 30          # torch elastic's own default
+
+
+def supervise(cmd: list[str], grace_s: int, poll_s: float = 0.2) -> int:
+    """Run ``cmd`` in a process group of its own, forward the first stop signal to the whole group,
+    wait for every process of it, and return 143 if a signal came, else the command's exit code."""
+    env = {**os.environ, "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": str(int(grace_s))}
+    child = subprocess.Popen(cmd, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if not received:
+            print(f"plasticity.launch: {signal.Signals(signum).name}: passed to the workers, which save and "
+                  f"stop within {grace_s} s", file=sys.stderr, flush=True)
+            _signal_group(child.pid, signum)
+        received.append(signum)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    code = child.wait()
+    deadline = time.monotonic() + grace_s + 30
+    while _group_alive(child.pid) and time.monotonic() < deadline:   # workers still saving
+        time.sleep(poll_s)
+    if _group_alive(child.pid):
+        _signal_group(child.pid, signal.SIGKILL)
+    return SIGTERM_EXIT if received else code
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m plasticity.launch", description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--procs", type=int, required=True, help="processes on this node")
     parser.add_argument("--strategy", choices=("ddp", "fsdp", "zero3"), required=True)
+    parser.add_argument("--grace", type=int, default=DEFAULT_GRACE_S,
+                        help="seconds the workers may take to save after SIGTERM (default 30)")
     parser.add_argument("--dry-run", action="store_true", help="print the command instead of running it")
     parser.add_argument("stage", nargs=argparse.REMAINDER, help="-- <stage> <stage args>")
     args = parser.parse_args(argv)
@@ -124,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         print(shlex.join(cmd))
         return 0
     sys.stdout.flush()
-    os.execv(cmd[0], cmd)
-    return 1  # not reached
+    return supervise(cmd, args.grace)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ def test_one_node_several_processes_goes_through_accelerate():
 
 
 def test_multi_node_runs_one_task_per_node_with_rendezvous_from_slurm():
-    prefix = launch.launcher(Launch(nodes=2, gpus_per_node=8, strategy="fsdp"))
-    assert prefix.startswith("srun --ntasks-per-node=1 --kill-on-bad-exit=1 python -m plasticity.launch --nodes 2")
+    prefix = launch.launcher(Launch(nodes=2, gpus_per_node=8, strategy="fsdp", cpus_per_process=8), grace_s=900)
+    # srun gets the node's CPUs itself (SLURM 22.05-23.02 steps do not inherit --cpus-per-task)
+    assert prefix == ("srun --ntasks-per-node=1 --cpus-per-task=64 --kill-on-bad-exit=1 python -m plasticity.launch "
+                      "--nodes 2 --procs 8 --strategy fsdp --grace 900 --")
     env = {"SLURM_JOB_ID": "4242", "SLURM_NODEID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]"}
     cmd = launch.accelerate_command(2, 8, "fsdp", ["sft", "--config", "C.json"], env)
     assert cmd[:3] == [sys.executable, "-m", "accelerate.commands.launch"]

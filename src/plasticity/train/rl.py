@@ -254,8 +254,8 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     from plasticity.train.data import rl_rows, to_dataset
     from plasticity.train.rewards import make_reward_fn
     from plasticity.train.rollouts import PromptStream, branch_trainer_class
-    from plasticity.train.trainer_config import (check_strategy, cuda_available, grpo_config, model_dtype, process_state,
-                                                  resolved_precision)
+    from plasticity.train.trainer_config import (CpuResume, check_strategy, cuda_available, grpo_config, model_dtype,
+                                                  process_state, resolved_precision)
 
     rl, seed = cfg.rl, cfg.seed
     require(rl, "rl")   # a package the settings turn on (vllm, deepspeed, a tracker) fails here, not mid-run
@@ -272,6 +272,8 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
         _prepare_branch_dir(out, cfg)
     state.wait_for_everyone()
     resume = latest_checkpoint(out / TRAINER_DIR)
+    if resume:
+        log.info("resuming from %s", resume)
     saved = read_json(resume / BRANCH_STATE) if resume else {}
     seed_everything(seed)
 
@@ -325,7 +327,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
             from plasticity.train.sync_trainer import sync_setup
             trainer_cls, sync_kwargs, sync_info = sync_setup(rows, experts, prompts, tokenizer, rl, method)
 
-        class Trainer(trainer_cls):  # the branch's own state goes into every trainer checkpoint
+        class Trainer(CpuResume, trainer_cls):  # the branch's own state goes into every trainer checkpoint
             def _save_checkpoint(self, model, trial):
                 super()._save_checkpoint(model, trial)
                 if self.args.should_save:

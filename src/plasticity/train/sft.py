@@ -91,7 +91,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, dataset: Any, settings: SftRun
     from trl import SFTTrainer
 
     from plasticity.train.data import CompletionCollator
-    from plasticity.train.trainer_config import sft_config, warmup_steps
+    from plasticity.train.trainer_config import CpuResume, sft_config, warmup_steps
 
     args = sft_config(settings, output_dir=output_dir, seed=seed, world_size=world_size, cuda=cuda,
                       resume_state_at=max(settings.save_steps), tracking=tracking)
@@ -99,7 +99,7 @@ def build_sft_trainer(model: Any, tokenizer: Any, dataset: Any, settings: SftRun
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id
 
-    class Trainer(SFTTrainer):
+    class Trainer(CpuResume, SFTTrainer):
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
             if settings.schedule_horizon is None:
                 return super().create_scheduler(num_training_steps, optimizer)

@@ -58,6 +58,33 @@ def check_strategy(strategy: str, accelerator: Any) -> None:
                            f"on CPU processes use strategy 'ddp')")
 
 
+class CpuResume:
+    """Trainer mixin: resuming a multi-process CPU job.
+
+    transformers maps the optimizer state onto ``args.device`` when several processes train, which on
+    CPU processes is ``cpu:<rank>``; torch 2.13 restores storages to ``"cpu"`` only and raises
+    "don't know how to restore data location ... (tagged with cpu:0)". The load is mapped to ``"cpu"``
+    instead (the same memory), so a preempted CPU job resumes as a GPU job does.
+    """
+
+    def _load_optimizer_and_scheduler(self, checkpoint: Any) -> Any:
+        if checkpoint is None or self.args.device.type != "cpu":
+            return super()._load_optimizer_and_scheduler(checkpoint)
+        from unittest import mock
+
+        import torch
+
+        load = torch.load
+
+        def load_on_cpu(*args: Any, **kwargs: Any) -> Any:
+            if str(kwargs.get("map_location", "")).startswith("cpu"):
+                kwargs["map_location"] = "cpu"
+            return load(*args, **kwargs)
+
+        with mock.patch.object(torch, "load", load_on_cpu):
+            return super()._load_optimizer_and_scheduler(checkpoint)
+
+
 def resolved_precision(precision: str, cuda: bool) -> str:
     """``bf16`` only where CUDA is present; ``fp32`` otherwise."""
     return "bf16" if precision == "bf16" and cuda else "fp32"
