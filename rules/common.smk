@@ -8,20 +8,15 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from plasticity.codedeps import closure  # noqa: E402
 from plasticity.config import NAME_RE, SWITCH_RULES, validate  # noqa: E402
+from plasticity.config.base import deep_merge, group_entries  # noqa: E402
 from plasticity.launch import job_resources, launcher, threads_per_node  # noqa: E402
 
 SRC = Path(workflow.basedir) / "src"
-
-
-def _deep_update(base, extra):
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _deep_update(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 # No `configfile:` directive on purpose: Snakemake would deep-merge a --configfile onto it and mix
@@ -31,7 +26,7 @@ if workflow.overwrite_configfiles:
     CFG = validate(dict(config), ", ".join(map(str, workflow.overwrite_configfiles)))
 else:
     _default = Path(workflow.basedir) / "config.yaml"
-    CFG = validate(_deep_update(yaml.safe_load(_default.read_text()), dict(config)), str(_default))
+    CFG = validate(deep_merge(yaml.safe_load(_default.read_text()), dict(config)), str(_default))
 
 R = CFG.results_dir.rstrip("/")
 REPORTS = CFG.reports_dir.rstrip("/")
@@ -150,26 +145,40 @@ def rl_settings(w):
     return CFG.rl_settings(CFG.rl_branch(w.model, w.sft_data, w.switch, w.method))
 
 
-def stop_signal(time_min):
-    """sbatch option asking SLURM for SIGTERM before the time limit, which the stages turn into a
-    checkpoint and exit 143 (a retry resumes): a tenth of the limit, between 1 and 10 minutes (SLURM
-    sends it within a minute of that mark)."""
-    return f"--signal=TERM@{min(600, max(60, time_min * 6))}"
+# ---- each training job's time limit, stop signal, elastic grace and retries: plasticity.budget (the
+# model `plan` prints), one JobBudget per SFT run and RL branch, computed once here
+from plasticity.budget import rl_budget, rule_retries, sft_budget  # noqa: E402
+
+SFT_BUDGETS = {(r.model, r.data): sft_budget(CFG, r) for r in CFG.sft.runs}
+RL_BUDGETS = {(b.model, b.sft_data, str(b.switch), b.method or CFG.rl.defaults.method): rl_budget(CFG, b)
+              for b in CFG.rl.branches}
+_BUDGET_ERRORS = [e for b in [*SFT_BUDGETS.values(), *RL_BUDGETS.values()] for e in b.errors]
+if _BUDGET_ERRORS:   # a job that cannot fit its GPUs, node or time limit fails before anything is submitted
+    raise WorkflowError("jobs that would not fit (python -m plasticity plan explains):\n" + "\n".join(group_entries(_BUDGET_ERRORS)))
 
 
-def _training_job(launch):
+def sft_budget_of(w):
+    return SFT_BUDGETS[(w.model, w.sft_data)]
+
+
+def rl_budget_of(w):
+    return RL_BUDGETS[(w.model, w.sft_data, w.switch, w.method)]
+
+
+def _training_job(launch, timing):
     # An empty `mpi` or `gres` becomes unset (None): the slurm-jobstep plugin tests whether `mpi` is
     # present, not its value, and would run a one-node job without its `srun` step, where the stop
     # signal (sent to job steps) reaches nothing.
     resources = {key: None if value == "" else value for key, value in job_resources(launch).items()}
-    return {**resources, "runtime": launch.time_min, "slurm_extra": stop_signal(launch.time_min)}
+    # SIGTERM `lead_s` before the limit: one step and one save (budget.timing), not a fixed cap
+    return {**resources, "runtime": launch.time_min, "slurm_extra": f"--signal=TERM@{timing.lead_s}"}
 
 
-def training_resources(settings_of):
+def training_resources(settings_of, budget_of):
     """Each SLURM resource of a training rule: derived from its launch settings (plasticity.launch),
-    its time limit, and the stop signal."""
-    keys = _training_job(CFG.sft.defaults.launch)
-    return {key: (lambda w, key=key: _training_job(settings_of(w).launch)[key]) for key in keys}
+    its time limit, and the stop signal's lead from its budget."""
+    keys = [*job_resources(CFG.sft.defaults.launch), "runtime", "slurm_extra"]
+    return {key: (lambda w, key=key: _training_job(settings_of(w).launch, budget_of(w).timing)[key]) for key in keys}
 
 
 def job_request(rule):
@@ -185,6 +194,7 @@ def _rl_start(w):
 
 
 # ---- used by rules/eval.smk and rules/rl.smk
+VLLM_CPUS_PER_GPU = 4     # a generate job's CPUs per GPU with the vLLM backend
 def eval_suite(wildcards):
     """What every evaluation reads: with data.decontaminate.benchmark_side, the decontaminate
     output (its benchmarks/ folder is the cleaned suite, the study's 2,157 problems), else the

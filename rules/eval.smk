@@ -13,7 +13,9 @@ rule generate:
     params:
         weights=_eval_weights,
         suite=eval_suite_dir,
-    threads: 1
+    # vLLM: an engine process, a tokenizer and detokenizer per GPU; transformers on CPU: one thread
+    # (the miniature's sampling is pinned to one thread for bytes that do not depend on the machine)
+    threads: VLLM_CPUS_PER_GPU * CFG.eval.tensor_parallel_size if CFG.eval.backend == "vllm" else 1
     resources:
         **job_request("generate"),
         gpu=CFG.eval.tensor_parallel_size if CFG.eval.backend == "vllm" else 0,

@@ -13,15 +13,17 @@ rule rl:
     output:
         directory(f"{R}/{{model}}/rl/{{sft_data}}@{{switch}}/{{method}}"),
     params:
-        launcher=lambda w: launcher(rl_settings(w).launch),
+        launcher=lambda w: launcher(rl_settings(w).launch, rl_budget_of(w).timing.grace_s),
         prompts=lambda w, input: f"{input.sets}/{rl_settings(w).prompts}.parquet",
         # synchronized SFT+RL methods also read the expert trajectories of their (MIX-kind) prompt set
         experts=lambda w, input: (f"--experts {shlex.quote(f'{input.sets}/{rl_settings(w).prompts}.parquet')}"
                                   if METHODS[w.method].sync else ""),
         suite=eval_suite_dir,
     threads: lambda w: threads_per_node(rl_settings(w).launch)
+    # a job longer than its time limit runs as several segments, each a retry resuming the last
+    retries: rule_retries(list(RL_BUDGETS.values()))
     resources:
-        **training_resources(rl_settings),
+        **training_resources(rl_settings, rl_budget_of),
     log:
         log("{model}/rl/{sft_data}@{switch}/{method}"),
     conda:

@@ -73,10 +73,12 @@ rule sft:
     output:
         directory(f"{R}/{{model}}/sft/{{sft_data}}"),
     params:
-        launcher=lambda w: launcher(sft_settings(w).launch),
+        launcher=lambda w: launcher(sft_settings(w).launch, sft_budget_of(w).timing.grace_s),
     threads: lambda w: threads_per_node(sft_settings(w).launch)
+    # a job longer than its time limit runs as several segments, each a retry resuming the last
+    retries: rule_retries(list(SFT_BUDGETS.values()))
     resources:
-        **training_resources(sft_settings),
+        **training_resources(sft_settings, sft_budget_of),
     log:
         log("{model}/sft/{sft_data}"),
     conda:

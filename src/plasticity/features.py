@@ -73,16 +73,10 @@ def require(settings: Any, where: str, needs: tuple[Need, ...] = TRAINING_NEEDS)
 
 def config_warnings(cfg: Any) -> list[str]:
     """Every missing package of a whole config (``Config``): one line per key, with the entries it holds for."""
-    found: dict[str, list[int]] = {}
-    for section, entries, settings in (("sft.runs", cfg.sft.runs, cfg.sft_settings),
-                                       ("rl.branches", cfg.rl.branches, cfg.rl_settings)):
-        for i, entry in enumerate(entries):
-            for line in missing(settings(entry), f"{section}.*"):
-                found.setdefault(line, []).append(i)
-    lines = []
-    for line, idx in found.items():
-        size = len(cfg.sft.runs) if line.startswith("sft.") else len(cfg.rl.branches)
-        lines.append(f"{line} ({'all ' + str(size) if len(idx) == size else 'entries ' + ', '.join(map(str, idx))})")
-    return lines + missing(cfg.eval, "eval", BACKEND_NEEDS) + missing(cfg.data.difficulty, "data.difficulty",
-                                                                      BACKEND_NEEDS)
+    from plasticity.config.base import group_entries
 
+    lines = [line for i, run in enumerate(cfg.sft.runs) for line in missing(cfg.sft_settings(run), f"sft.runs.{i}")]
+    lines += [line for i, branch in enumerate(cfg.rl.branches)
+              for line in missing(cfg.rl_settings(branch), f"rl.branches.{i}")]
+    return group_entries(lines) + missing(cfg.eval, "eval", BACKEND_NEEDS) + \
+        missing(cfg.data.difficulty, "data.difficulty", BACKEND_NEEDS)

@@ -76,7 +76,7 @@ def test_a_missing_package_names_the_key_and_the_extra(monkeypatch):
     with pytest.raises(RuntimeError, match=r"sft\.liger: needs the package 'liger_kernel' \(pip install -e '\.\[gpu\]'\)"):
         features.require(settings, "sft")
     assert features.config_warnings(cfg) == [
-        "sft.runs.*.liger: needs the package 'liger_kernel' (pip install -e '.[gpu]') (all 7)"]
+        "sft.runs.*.liger: needs the package 'liger_kernel' (pip install -e '.[gpu]') (entries 0, 1, 2, 3, 4, 5, 6)"]
     monkeypatch.setattr(features, "importable", lambda module: True)
     features.require(settings, "sft")
     assert features.config_warnings(cfg) == []

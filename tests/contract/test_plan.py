@@ -29,4 +29,25 @@ def test_plan_of_the_qwen_matrix():
     totals = result["totals"]
     assert totals["jobs"]["sft"] == 7 and totals["jobs"]["rl"] == 40 and totals["jobs"]["generate"] == 104
     assert totals["sft_ef"] == sum(j["ef"] for j in result["jobs"] if j["rule"] == "sft")
-    assert totals["gpu_hours"] > 0 and totals["checkpoint_gb"] > 0
+    assert totals["gpu_hours"] > 0 and totals["checkpoint_gb"] > 0 and result["errors"] == []
+    # the memory and time model (plasticity.budget) per job
+    for job in result["jobs"]:
+        assert {"host_mem_gb_per_rank", "gpu_mem_gb", "checkpoint_gb", "resume_state_gb", "segments"} <= set(job)
+        assert job["gpu_mem_gb"] <= 80 and job["segments"] >= 1
+    assert sft["segments"] == 2                       # 14,080 steps take more than one 72 h job
+    assert rl["rl_gen_hours"] > rl["rl_train_hours"] > 0 and rl["hours"] == rl["rl_gen_hours"] + rl["rl_train_hours"]
+    assert rl["vllm"]["kv_cache_gb"] > rl["vllm"]["one_sequence_gb"]
+
+
+def test_plan_fails_a_job_that_does_not_fit(tmp_path):
+    import yaml
+
+    raw = yaml.safe_load((ROOT / "configs" / "paper-qwen2.5-7b.yaml").read_text())
+    raw["rl"]["defaults"]["micro_batch_size"] = 8
+    raw["rl"]["defaults"]["vllm_enable_sleep_mode"] = False
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(raw))
+    out = subprocess.run([sys.executable, "-m", "plasticity", "plan", "--configfile", str(tmp_path / "big.yaml")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 1
+    assert "plan: rl.branches.*.micro_batch_size: about" in out.stderr and "exceeds cluster.gpu_mem_gb 80" in out.stderr
+    assert "(entries 0, 1, 2," in out.stderr

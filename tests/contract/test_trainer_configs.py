@@ -104,6 +104,10 @@ def test_paper_rl_trains_as_the_study(path):
         assert (args.adam_beta1, args.adam_beta2, args.weight_decay, args.max_grad_norm) == (0.9, 0.999, 0.01, 1.0)
         assert args.bf16 and args.use_vllm and args.vllm_importance_sampling_correction is False
         assert args.max_completion_length == 8192
+        # the colocated engine as plan budgets it: the study's tensor parallelism 2, half of each GPU,
+        # asleep while the trainer trains, a context of the study's max prompt + response
+        assert (args.vllm_mode, args.vllm_tensor_parallel_size, args.vllm_gpu_memory_utilization) == ("colocate", 2, 0.5)
+        assert args.vllm_enable_sleep_mode and args.vllm_max_model_length == 1024 + 8192
 
 
 def _grpo_args(method: str):

@@ -58,7 +58,9 @@ def capture_paper_sft_lines(tmp: Path) -> str:
     model, data = PAPER_SFT
     workdir, fake = tmp / "work", tmp / "bin"
     results = workdir / "results-qwen2.5-7b"
-    for done in (results / model / "base", results / "data" / "sets"):   # the job's inputs, as if built
+    inputs = (results / model / "base", results / model / "tokens" / data / "16384",
+              results / model / "tokens" / "Val-199" / "16384")
+    for done in inputs:   # the job's inputs, as if built
         done.mkdir(parents=True)
         (done / "manifest.json").write_text("{}\n")
     fake.mkdir()
@@ -128,13 +130,20 @@ def paper_sft_lines(tmp_path_factory) -> str:
 
 
 def test_paper_sft_job_asks_for_what_the_config_says(paper_sft_lines):
-    """2 nodes x 8 GPUs, FSDP, 8 CPUs and 64 GB per process, 3 days, SIGTERM 10 minutes before."""
+    """2 nodes x 8 GPUs, FSDP, 8 CPUs and 64 GB per process, 3 days, SIGTERM one step and one save
+    before the limit (the plan's estimate, budget.timing), the same grace for the elastic agent."""
+    from plasticity.budget import sft_budget
+    from plasticity.config import load_config
+
+    cfg = load_config(ROOT / PAPER)
+    timing = sft_budget(cfg, cfg.sft_run(*PAPER_SFT)).timing
     sbatch = paper_sft_lines.splitlines()[1]
     for option in ("-p gpu", "-t 4320", "--mem 524288", "--nodes=2", "--ntasks=2", "--cpus-per-task=64",
-                   "--gres=gpu:8", "--signal=TERM@600", "--requeue"):
+                   "--gres=gpu:8", f"--signal=TERM@{timing.lead_s}", "--requeue"):
         assert f" {option} " in f" {sbatch} ", option
     assert " --gpus" not in sbatch   # GPUs per node via --gres, not a job-wide count
-    assert "srun --ntasks-per-node=1 --kill-on-bad-exit=1 python -m plasticity.launch --nodes 2" in paper_sft_lines
+    assert (f"srun --ntasks-per-node=1 --cpus-per-task=64 --kill-on-bad-exit=1 python -m plasticity.launch --nodes 2 "
+            f"--procs 8 --strategy fsdp --grace {timing.grace_s} --") in paper_sft_lines
     assert "--threads 64" in paper_sft_lines
     if (ROOT / "configs" / "accelerate" / "fsdp.yaml").is_file():
         assert "--num_machines 2 --num_processes 16" in paper_sft_lines and "--machine_rank 0" in paper_sft_lines

@@ -15,6 +15,7 @@ One module per section of the file, each the only definition of its keys and def
 ``sft``            ``sft``: defaults, runs, regimes
 ``rl``             ``rl``: defaults, synchronized methods, branches
 ``report``         ``report`` and ``resources``
+``cluster``        ``cluster``: the GPU machines plan's estimates assume
 ``root``           ``Config``: the whole file, cross-references, resolved views
 ``sections``       what each stage reads (``results/configs/<stage>/...json``)
 ``load``           YAML -> ``Config``
@@ -25,6 +26,7 @@ validates a file and prints the size of its matrix.
 """
 from plasticity.config.base import (NAME_RE, REGIMES, SET_KINDS, SOURCE_FORMATS, SWITCH_RULES, ConfigError,
                                     Strict)
+from plasticity.config.cluster import Cluster
 from plasticity.config.data import (BenchmarkSide, Data, DataSet, Decontaminate, Difficulty, Faults, Filter,
                                     Source, Teacher)
 from plasticity.config.eval import Eval, GraderCfg, Judge, Sampling

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -23,6 +23,29 @@ class ConfigError(ValueError):
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, nested mappings key by key: a run's override ``launch: {strategy: ddp}``
+    keeps the defaults' nodes, GPUs and time limit rather than falling back to the schema's."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+_ENTRY = re.compile(r"^(sft\.runs|rl\.branches)\.(\d+)\.")
+
+
+def group_entries(lines: list[str]) -> list[str]:
+    """Messages that differ only in the run or branch they name, once each with the entries listed:
+    ``rl.branches.*.use_vllm: ... (entries 0, 1, 2)``."""
+    grouped: dict[str, list[str]] = {}
+    for line in lines:
+        match = _ENTRY.match(line)
+        key = _ENTRY.sub(r"\1.*.", line) if match else line
+        grouped.setdefault(key, []).extend([match[2]] if match else [])
+    return [f"{key} (entries {', '.join(idx)})" if idx else key for key, idx in grouped.items()]
 
 
 def _check_name(value: str, what: str) -> str:

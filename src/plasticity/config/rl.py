@@ -51,10 +51,24 @@ class RlSettings(TrainSettings):
     # avg@k of the in-loop evaluation, per benchmark as eval.samples ({default: k, name: k}); None: eval.samples
     eval_samples: dict[str, int] | None = None
     save_every: int = Field(50, gt=0)             # RL steps between resume checkpoints (and on SIGTERM)
+    # prompt tokens at most, chat template included (the study: 1,024; data.filter.max_prompt_tokens keeps
+    # longer prompts out): with max_completion_length, the context vLLM must hold and plan's KV cache
+    max_prompt_length: int = Field(1024, gt=0)
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
     # trl's correction of the vLLM / trainer probability mismatch; the study trained without it
     vllm_importance_sampling_correction: bool = False
+    # The colocated engine (trl's GRPOConfig keys; plan checks them against cluster.gpu_mem_gb). vLLM takes
+    # this share of each GPU (weights + KV cache); the trainer keeps the rest. trl caps the sequences
+    # decoded at once at per-device batch x tensor parallel x steps per generation (plan reports it).
+    vllm_gpu_memory_utilization: float = Field(0.3, gt=0, lt=1)
+    vllm_max_model_length: int | None = Field(None, gt=0)   # None: max_prompt_length + max_completion_length
+    vllm_enable_sleep_mode: bool = False   # colocate: vLLM frees its memory while the trainer trains
+    vllm_tensor_parallel_size: int = Field(1, gt=0)
+    # dynamic sampling: the share of generated groups with 1..G-1 correct, from which plan derives the
+    # expected generation rounds per step (budget.timing.expected_rounds). PAPER.md gives no value: 0.5
+    # is an assumption; a pilot run's train_log.jsonl (kept_groups over drawn groups) gives yours.
+    expected_keep_rate: float = Field(0.5, gt=0, le=1)
     scheduler: Literal["cosine", "constant", "linear"] = "constant"
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -85,8 +99,20 @@ class RlSettings(TrainSettings):
         return batch_layout(update * self.num_generations, self.micro_batch_size, world_size,
                             "prompts_per_update x num_generations (completions)")
 
+    @property
+    def max_model_length(self) -> int:
+        """The context vLLM is started with: prompt + completion unless configured."""
+        return self.vllm_max_model_length or self.max_prompt_length + self.max_completion_length
+
     @model_validator(mode="after")
     def _batches(self) -> "RlSettings":
+        if self.vllm_max_model_length is not None and \
+                self.vllm_max_model_length < self.max_prompt_length + self.max_completion_length:
+            raise ValueError(f"vllm_max_model_length ({self.vllm_max_model_length}) is below max_prompt_length + "
+                             f"max_completion_length ({self.max_prompt_length + self.max_completion_length})")
+        if self.use_vllm and self.launch.world_size % self.vllm_tensor_parallel_size:
+            raise ValueError(f"vllm_tensor_parallel_size ({self.vllm_tensor_parallel_size}) does not divide the "
+                             f"{self.launch.world_size} processes")
         update = self.prompts_per_update or self.prompts_per_step
         if self.prompts_per_step % update:
             raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must be a multiple of "

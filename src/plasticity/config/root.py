@@ -6,7 +6,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from plasticity.analysis.flops import MODEL_REGISTRY
-from plasticity.config.base import Strict, _check_name, _format_errors
+from plasticity.config.base import Strict, _check_name, _format_errors, deep_merge
+from plasticity.config.cluster import Cluster
 from plasticity.config.data import Data
 from plasticity.config.eval import Eval
 from plasticity.config.models import ModelSpec
@@ -31,6 +32,7 @@ class Config(Strict):
     rl: Rl
     report: Report = Report()
     resources: dict[str, JobRequest] = {}   # by rule name (JOB_RULES)
+    cluster: Cluster = Cluster()            # what plan's estimates assume of the GPU machines
 
     @model_validator(mode="after")
     def _cross_refs(self) -> "Config":
@@ -105,7 +107,7 @@ class Config(Strict):
     # -- resolved views used by the workflow and the stages ------------------------------------
     def sft_settings(self, run: SftRun) -> SftRunSettings:
         """One run's settings: defaults, then the run's overrides, then its own keys; batch layout checked."""
-        merged = {**self.sft.defaults.model_dump(exclude_unset=True), **run.overrides}
+        merged = deep_merge(self.sft.defaults.model_dump(exclude_unset=True), run.overrides)
         settings = SftRunSettings(**merged, data=run.data, steps=run.steps, save_steps=run.save_steps,
                                   schedule_horizon=run.schedule_horizon)
         settings.batch_layout(settings.launch.world_size)
@@ -113,7 +115,7 @@ class Config(Strict):
 
     def rl_settings(self, branch: RlBranch) -> RlBranchSettings:
         """One branch's settings: defaults, the branch's overrides and method; batch layout checked."""
-        merged = {**self.rl.defaults.model_dump(exclude_unset=True), **branch.overrides}
+        merged = deep_merge(self.rl.defaults.model_dump(exclude_unset=True), branch.overrides)
         if branch.method:
             merged["method"] = branch.method
         settings = RlBranchSettings(**merged, sft_data=branch.sft_data, switch=branch.switch,

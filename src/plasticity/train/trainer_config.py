@@ -189,7 +189,11 @@ def grpo_config(settings: Any, *, output_dir: str | Path, seed: int, world_size:
     kwargs: dict[str, Any] = {}
     if settings.use_vllm:
         kwargs.update(vllm_mode=settings.vllm_mode,
-                      vllm_importance_sampling_correction=bool(settings.vllm_importance_sampling_correction))
+                      vllm_importance_sampling_correction=bool(settings.vllm_importance_sampling_correction),
+                      vllm_gpu_memory_utilization=float(settings.vllm_gpu_memory_utilization),
+                      vllm_max_model_length=int(settings.max_model_length),
+                      vllm_enable_sleep_mode=bool(settings.vllm_enable_sleep_mode and settings.vllm_mode == "colocate"),
+                      vllm_tensor_parallel_size=int(settings.vllm_tensor_parallel_size))
     return GRPOConfig(
         **_common(settings, output_dir=output_dir, seed=seed, cuda=cuda, total_steps=total, tracking=tracking),
         max_steps=total,
