@@ -4,13 +4,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
 
 import pyarrow.parquet as pq
 import pytest
 
 from plasticity.io import is_complete, read_json
-from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts,
-                            trajectories, write_json_file)
+from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, kill_rl_stage, rl_argv,
+                            rl_prompts, timed_rl_run, trajectories, write_json_file)
+
+TRAINING_S: dict[str, float] = {}   # the uninterrupted branch's seconds of training (random kills' range)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +148,7 @@ def branch(work, sft_dir, bench, rl_parquet):
     cfg = write_json_file(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
                                     "regimes": REGIMES, "eval": EVAL})
     out = work / "branch"
-    assert rl.main(rl_argv(cfg, sft_dir, rl_parquet, bench, out)) == 0
+    TRAINING_S["branch"] = timed_rl_run(rl.main, rl_argv(cfg, sft_dir, rl_parquet, bench, out))
     return out
 
 
@@ -213,6 +216,26 @@ def test_rl_branch_resumes_from_its_last_checkpoint(work, branch, sft_dir, bench
     assert rl.main(rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
         assert (out / name).read_bytes() == (branch / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("kill", ["at_save", (0.05, 0.5), (0.5, 0.85)])
+def test_rl_branch_killed_at_any_moment_reruns_to_the_same_bytes(work, branch, sft_dir, bench, rl_parquet, kill):
+    """kill -9 of the DAPO branch (refill on) between the trainer's save of its last checkpoint and that
+    checkpoint's branch state (the rerun resumes from the one before), or at a seeded random moment of its
+    training (one in each half of the uninterrupted run's training time); the rerun ends with the
+    uninterrupted branch's bytes."""
+    from plasticity.train import rl
+
+    rng = random.Random(f"dapo-{kill}")
+    out = work / f"branch_kill_{kill if kill == 'at_save' else kill[0]}"
+    argv = rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)
+    where = kill_rl_stage(argv, out, at_save=2) if kill == "at_save" else \
+        kill_rl_stage(argv, out, after_s=rng.uniform(*kill) * TRAINING_S["branch"])
+    assert not out.exists()
+    print(f"killed {where}")
+    assert rl.main(argv) == 0, where
+    for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
+        assert (out / name).read_bytes() == (branch / name).read_bytes(), f"{name} differs after a kill {where}"
 
 
 def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
