@@ -276,3 +276,31 @@ def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):
     with pytest.raises(ValueError, match="does not match the pinned"):
         pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
     assert not (tmp_path / "m2").exists()
+
+
+def test_config_overrides_replace_keys_of_the_written_config(base_dir, tmp_path):
+    """LUFFY's recipe on Qwen2.5-Math-7B widens its context (rope_theta, max_position_embeddings of its hub
+    config): the base stage writes the pinned model with such keys replaced and its weights untouched."""
+    import shutil
+
+    from plasticity import models
+    from plasticity.io import sha256_tree
+    from plasticity.train import pretrain
+
+    local = tmp_path / "local_model"
+    shutil.copytree(base_dir, local, ignore=shutil.ignore_patterns("manifest.json"))
+    spec = {"source": "path", "path": str(local), "sha256": sha256_tree(local), "trust_remote_code": False,
+            "config_overrides": {"attention_dropout": 0.5, "max_position_embeddings": 320}}
+    cfg = write_json_file(tmp_path / "cfg.json", {"seed": SEED, "model_name": "local", "model": spec})
+    assert models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m")]) == 0
+    written, source = read_json(tmp_path / "m" / "config.json"), read_json(local / "config.json")
+    assert (written["attention_dropout"], written["max_position_embeddings"]) == (0.5, 320)
+    assert {k: v for k, v in written.items() if k not in spec["config_overrides"]} == \
+        {k: v for k, v in source.items() if k not in spec["config_overrides"]}
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
+    bad = write_json_file(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {
+        **spec, "config_overrides": {"rope_thetta": 1.0}}})
+    with pytest.raises(ValueError, match=r"\['rope_thetta'\] are not keys of"):
+        pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
+    assert not (tmp_path / "m2").exists()
