@@ -33,13 +33,12 @@ than a per-row mean would make it, as in the scripts. The scripts balance micro-
 mini-batch's, so their divisor is 1 and their micro-batches simply add up: the RL:SFT:entropy weights
 here equal theirs when ``rl.micro_batch_size`` holds as many rows as their micro-batches, and the
 gradient (which clipping at ``max_grad_norm`` and UPT's skip above 80 see) is theirs divided by the
-accumulation.
-``rl.sync.agg: token_mean`` divides the RL term by
-the update's trained RL tokens instead (trl's ``dapo`` normaliser; PAPER 4's "token-mean"), the SFT
-and entropy terms unchanged. CHORD mixes two token means over the update, (1 - mu) x the RL term and
-mu x the SFT term, as the CHORD paper writes its objective (whatever ``agg`` says; mu read at the RL
-step being trained, counted from 0 like Prefix-RFT's schedule). With ``method=grpo`` the trainer
-reproduces trl's own loss exactly (the tests check loss and gradients bit for bit).
+accumulation. ``rl.sync.agg: token_mean`` divides the RL term by the update's trained RL tokens
+instead (trl's ``dapo`` normaliser; PAPER 4's "token-mean"), the SFT and entropy terms unchanged.
+CHORD mixes two token means over the update, (1 - mu) x the RL term and mu x the SFT term, as the
+CHORD paper writes its objective (whatever ``agg`` says; mu read at the RL step being trained,
+counted from 0 like Prefix-RFT's schedule). With ``method=grpo`` the trainer reproduces trl's own
+loss exactly (the tests check loss and gradients bit for bit).
 
 Every random choice (Prefix-RFT's prefix ratio) is drawn from the run seed, the RL step and the
 process, so a resumed branch draws what the uninterrupted one drew.
@@ -375,7 +374,7 @@ def sync_trainer_class() -> type:
                     loss, metrics["mu"] = (1.0 - mu) * loss + mu * sft, mu
                 else:
                     loss = loss + sft
-                # logged as a mean per SFT token (the micro-batch's, or the update's for CHORD)
+                # logged as the micro-batch's mean per SFT token, whatever the normaliser
                 metrics["sft_loss"] = (sft.detach() * sft_norm / sft_mask.sum().clamp(min=1.0)).item()
             if self.method.entropy_coef:
                 accum = self.current_gradient_accumulation_steps if self.model.training else 1.0
