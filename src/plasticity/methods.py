@@ -28,7 +28,12 @@ them) mix expert trajectories of the MIX set into the RL step. Their fixed hyper
 - ``prefix_rft``: 7 rollouts + 1 hybrid row (a demonstration prefix, then the policy's continuation),
   GRPO's clipped surrogate, the advantage kept only on the top 20% entropy prefix tokens.
 - ``chord`` (beyond the study): (1 - mu) GRPO on 7 rollouts + mu SFT on the prompt's expert row,
-  mu on a warm-up / cosine schedule, optionally phi(p) = p (1 - p) token weights.
+  both token means over the update, mu on a warm-up / cosine schedule from the branch's step 0,
+  optionally phi(p) = p (1 - p) token weights.
+
+The study's methods aggregate their losses as the released scripts do (``train.sync_trainer``):
+per micro-batch the RL token losses over the padded response width, the SFT term and the entropy
+bonus as the micro-batch's means, each micro-batch over the gradient accumulation.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ def test_plan_of_the_qwen_matrix():
     assert (rl["global_batch"], rl["completions_per_step"], rl["world_size"]) == (64, 512, 8)
     assert rl["study"]["global_batch"] == 64 and rl["ef"] > 0 and rl["gpu_hours"] > 0
     totals = result["totals"]
-    assert totals["jobs"]["sft"] == 7 and totals["jobs"]["rl"] == 40 and totals["jobs"]["generate"] == 104
+    assert totals["jobs"]["sft"] == 7 and totals["jobs"]["rl"] == 58 and totals["jobs"]["generate"] == 105
     assert totals["sft_ef"] == sum(j["ef"] for j in result["jobs"] if j["rule"] == "sft")
     assert totals["gpu_hours"] > 0 and totals["checkpoint_gb"] > 0 and result["errors"] == []
     # the memory and time model (plasticity.budget) per job

@@ -56,6 +56,22 @@ def test_rl_compute_ef_is_cumulative_and_uses_logged_lengths():
         rl_compute_ef(QWEN, "ppo", recs)
 
 
+def test_dapo_charges_masked_groups_and_the_trained_rows_length():
+    """A step that kept 40 of 64 groups after its rounds trains 24 masked groups too: they run forward and
+    backward, so B_train = 64; the rollout term uses the generated rows' S (1000), the training term the
+    trained rows' S (200 + 1300)."""
+    rec = {"prompts": 128, "group": 8, "mean_prompt_tokens": 200, "mean_completion_tokens": 800,
+           "gen_rounds": 10, "train_prompts": 40, "masked_groups": 24,
+           "mean_train_prompt_tokens": 200, "mean_train_completion_tokens": 1300}
+    f = forward_flops_per_token
+    by_hand = (10 * 128 * 1000 * f(QWEN, 1000) + 3 * 64 * 1500 * f(QWEN, 1500)) * 8
+    assert rl_compute_ef(QWEN, "dapo_dc", [rec])[0] == pytest.approx(by_hand / EF)
+    assert dapo_step_flops(QWEN, 10, 128, 64, 8, 1000, 1500) == pytest.approx(by_hand)
+    # a record without the new fields (older logs, imported curves): kept groups at the one S
+    old = {k: v for k, v in rec.items() if not k.startswith("mean_train_") and k != "masked_groups"}
+    assert rl_compute_ef(QWEN, "dapo_dc", [old])[0] == pytest.approx(dapo_step_flops(QWEN, 10, 128, 40, 8, 1000) / EF)
+
+
 def test_cli_sft_and_model_dir(tmp_path, capsys):
     assert flops.main(["sft", "--model", "qwen2.5-7b", "--batch", "512", "--seq-len", "3771",
                        "--steps", "360"]) == 0

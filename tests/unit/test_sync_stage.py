@@ -16,8 +16,10 @@ import pytest
 from plasticity import schema
 from plasticity.io import is_complete, read_json, write_manifest
 from plasticity.problems import problem_id, sample_problem
+from train_builders import kill_rl_stage, timed_rl_run
 
 ROOT = Path(__file__).resolve().parents[2]
+TRAINING_S: dict[str, float] = {}   # the uninterrupted LUFFY branch's seconds of training (random kills' range)
 SEED = 5
 MODEL = {"source": "tiny", "trust_remote_code": False,   # the section's record; the start is tiny_model_dir
          "arch": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
@@ -83,7 +85,7 @@ def luffy_branch(inputs, tiny_model_dir):
 
     work, mix, bench = inputs
     out = work / "luffy"
-    assert rl.main(_argv(work, "luffy", tiny_model_dir, mix, bench, out)) == 0
+    TRAINING_S["luffy"] = timed_rl_run(rl.main, _argv(work, "luffy", tiny_model_dir, mix, bench, out))
     return out
 
 
@@ -121,6 +123,25 @@ def test_sync_branch_resumes_from_its_last_checkpoint(inputs, tiny_model_dir, lu
     assert rl.main(_argv(work, "luffy", tiny_model_dir, mix, bench, out)) == 0
     for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
         assert (out / name).read_bytes() == (luffy_branch / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("kill", ["at_save", "random"])
+def test_sync_branch_killed_at_any_moment_reruns_to_the_same_bytes(inputs, tiny_model_dir, luffy_branch, kill):
+    """kill -9 of a LUFFY branch between the trainer's save of its last checkpoint and its branch state (the
+    rerun resumes from the one before), or at a seeded random moment of the second half of its training;
+    the rerun ends with the uninterrupted branch's bytes."""
+    from plasticity.train import rl
+
+    work, mix, bench = inputs
+    rng = random.Random(f"luffy-{kill}")
+    out = work / f"luffy_kill_{kill}"
+    argv = _argv(work, "luffy", tiny_model_dir, mix, bench, out)
+    where = kill_rl_stage(argv, out, at_save=2) if kill == "at_save" else \
+        kill_rl_stage(argv, out, after_s=rng.uniform(0.5, 0.85) * TRAINING_S["luffy"])
+    print(f"killed {where}")
+    assert rl.main(argv) == 0, where
+    for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
+        assert (out / name).read_bytes() == (luffy_branch / name).read_bytes(), f"{name} differs after a kill {where}"
 
 
 @pytest.mark.parametrize("method", ["srft", "upt", "chord"])

@@ -13,7 +13,7 @@ from plasticity.train.sync_trainer import EXPERT, HYBRID, ROLLOUT, SFT
 G = 4
 
 
-def _trainer(tiny_model_dir, tmp_path, method: str, **sync):
+def _trainer(tiny_model_dir, tmp_path, method: str, settings=None, **sync):
     from plasticity.config import RlSettings
     from plasticity.grading import Grader
     from plasticity.methods import METHODS
@@ -23,8 +23,9 @@ def _trainer(tiny_model_dir, tmp_path, method: str, **sync):
     from plasticity.train.rollouts import PromptStream
     from plasticity.train.trainer_config import grpo_config
 
-    settings = RlSettings(method=method, steps=4, lr=1e-4, prompts_per_step=2, num_generations=G, temperature=1.0,
-                          max_completion_length=12, eval_every=10, precision="fp32", sync=sync)
+    settings = RlSettings(**{"method": method, "steps": 4, "lr": 1e-4, "prompts_per_step": 2, "num_generations": G,
+                             "temperature": 1.0, "max_completion_length": 12, "eval_every": 10, "precision": "fp32",
+                             "sync": sync, **(settings or {})})
     model, tok = load_model_and_tokenizer(tiny_model_dir, trust_remote_code=False, dtype=torch.float32)
     rows = [{"prompt": [{"role": "user", "content": f"{a}+{a}="}], "reference_answer": str(2 * a)}
             for a in range(1, 5)]
@@ -48,8 +49,8 @@ def _trainer(tiny_model_dir, tmp_path, method: str, **sync):
 def make(tiny_model_dir, tmp_path):
     graders = []
 
-    def build(method: str, **sync):
-        trainer, tok, grader = _trainer(tiny_model_dir, tmp_path / method, method, **sync)
+    def build(method: str, settings=None, **sync):
+        trainer, tok, grader = _trainer(tiny_model_dir, tmp_path / f"{method}{len(graders)}", method, settings, **sync)
         graders.append(grader)
         return trainer, tok
 
@@ -58,17 +59,46 @@ def make(tiny_model_dir, tmp_path):
         grader.close()
 
 
-def test_grpo_loss_is_trls_bit_for_bit(make):
-    from trl import GRPOTrainer
+def _grads(model):
+    return [p.grad.clone() for p in model.parameters()]
 
-    trainer, _ = make("grpo")
+
+def test_grpo_loss_and_gradients_are_trls_bit_for_bit_off_policy(make):
+    """One generation serves two updates of two micro-batches (accumulation 2, four micro-batches per
+    generation); the old log-probabilities are those of an earlier policy, so ratios differ from 1 and
+    tokens are clipped on both sides: the loss and every gradient equal trl's own, bit for bit."""
+    from trl import GRPOTrainer
+    from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict
+
+    trainer, _ = make("grpo", settings={"prompts_per_update": 1, "micro_batch_size": 2})
+    assert (trainer.args.gradient_accumulation_steps, trainer.args.steps_per_generation) == (2, 4)
     torch.manual_seed(0)
     batch = trainer._generate_and_score_completions(None)
     assert batch["row_kind"].tolist() == [ROLLOUT] * 2 * G
+    assert int(batch["rl_tokens"]) == int(batch["num_items_in_batch"]) > 0
     batch["advantages"] = torch.linspace(-1, 1, 2 * G)   # a non-trivial advantage on every row
-    ours = trainer._compute_loss(trainer.model, batch)
-    theirs = GRPOTrainer._compute_loss(trainer, trainer.model, batch)
-    assert torch.equal(ours, theirs) and ours.item() != 0.0
+    model, clipped = trainer.model, {"low": 0, "high": 0}
+    for micro in split_tensor_dict(shuffle_sequence_dict(batch), trainer.args.steps_per_generation):
+        ids = torch.cat([micro["prompt_ids"], micro["completion_ids"]], dim=1)
+        attention = torch.cat([micro["prompt_mask"], micro["completion_mask"]], dim=1)
+        with torch.no_grad():
+            logp, _, _ = trainer._get_per_token_logps_and_entropies(model, ids, attention,
+                                                                    micro["completion_ids"].size(1))
+        micro["old_per_token_logps"] = logp + (torch.rand_like(logp) - 0.5)   # ratios e^-0.5 .. e^0.5
+        ratio, adv, mask = (logp - micro["old_per_token_logps"]).exp(), micro["advantages"].unsqueeze(1), \
+            micro["completion_mask"].bool()
+        clipped["low"] += int(((ratio < 0.8) & (adv < 0) & mask).sum())
+        clipped["high"] += int(((ratio > 1.2) & (adv > 0) & mask).sum())
+        model.zero_grad()
+        ours = trainer._compute_loss(model, micro)
+        ours.backward()
+        ours_grads = _grads(model)
+        model.zero_grad()
+        theirs = GRPOTrainer._compute_loss(trainer, model, micro)
+        theirs.backward()
+        assert torch.equal(ours, theirs) and ours.item() != 0.0
+        assert all(torch.equal(a, b) for a, b in zip(ours_grads, _grads(model)))
+    assert clipped["low"] > 0 and clipped["high"] > 0, clipped
 
 
 def test_luffy_groups_hold_seven_rollouts_and_the_expert(make):
@@ -194,44 +224,172 @@ def test_prefix_rft_builds_hybrid_rows(make):
         assert batch["completion_ids"][row, :n].tolist() in [e[:n] for e in experts]
 
 
-def test_chord_mixes_sft_with_the_mu_schedule(make):
-    trainer, _ = make("chord", chord_mu_warmup_steps=0, chord_mu_decay_steps=2, chord_mu_peak=0.5,
-                      chord_mu_valley=0.5)
-    batch = trainer._generate_and_score_completions(None)
-    assert batch["row_kind"].tolist() == ([ROLLOUT] * (G - 1) + [SFT]) * 2
-    assert (batch["advantages"].view(2, G)[:, -1] == 0).all()
-    assert trainer.generation_records[-1]["mu"] == 0.5
-    loss = trainer._compute_loss(trainer.model, batch)
-    assert torch.isfinite(loss) and trainer._metrics["train"]["mu"] == [0.5]
-
-
-def test_upt_skips_an_update_with_a_huge_gradient(make):
-    trainer, _ = make("upt")
-    p = next(trainer.model.parameters())
-    p.grad = torch.full_like(p, 1e3)
-    trainer._clip_grad_norm(trainer.model)
-    assert p.grad is None and trainer.skipped_updates == 1
-
-
-def test_srft_loss_composes_its_terms(make):
-    """SYNC_METHODS.md's SRFT vectors through the trainer's loss: rollout term / (rows x L_max), the expert
-    row's entropy-weighted SFT term as a mean over expert tokens, minus 0.001 x mean entropy."""
-    trainer, _ = make("srft")
+def test_chord_mu_follows_the_schedule_from_step_zero(make):
+    """Three RL steps on a warm-up of 2 and a decay of 2: mu(0) = 0, mu(1) = 0.45, mu(2) = 0.9 (the schedule's
+    first values, indexed from the branch's step 0); each step's loss is (1 - mu) x RL + mu x SFT."""
+    trainer, _ = make("chord", chord_mu_warmup_steps=2, chord_mu_decay_steps=2, chord_mu_peak=0.9,
+                      chord_mu_valley=0.1, chord_phi=False)
     trainer.current_gradient_accumulation_steps = trainer.args.steps_per_generation = 1
-    inputs = {**_fixed_inputs([ROLLOUT, EXPERT], [0, 1], [1.0, 1.0], [1.0, 1.0], width=1),
-              "sft_tokens": torch.tensor(1)}
-    logp = torch.log(torch.full((2, 1), 0.5, dtype=torch.float64))
-    ent = torch.tensor([[0.2], [0.5]], dtype=torch.float64)
-    loss, metrics = trainer.sync_loss(inputs, logp, ent)
-    rollout = 0.084661 / (2 * 12)   # a = 0.1 e^0.2; the expert's off-policy term is 0 (A* = 0 here)
-    assert metrics["sft_loss"] == pytest.approx(0.210208, abs=1e-6)
-    assert loss.item() == pytest.approx(rollout + 0.210208 - 0.001 * 0.35, abs=1e-6)
+    for step, mu in enumerate([0.0, 0.45, 0.9]):
+        batch = trainer._generate_and_score_completions(None)
+        assert batch["row_kind"].tolist() == ([ROLLOUT] * (G - 1) + [SFT]) * 2
+        assert (batch["advantages"].view(2, G)[:, -1] == 0).all()
+        assert trainer.generation_records[-1]["mu"] == pytest.approx(mu)
+        trainer._metrics["train"].clear()
+        loss = trainer._compute_loss(trainer.model, batch)
+        m = trainer._metrics["train"]
+        assert m["mu"] == [pytest.approx(mu)]
+        # both terms are token means: the SFT term is the expert rows' mean NLL (phi off)
+        assert loss.item() == pytest.approx((1 - mu) * m["policy_loss"][0] + mu * m["sft_loss"][0], rel=1e-6)
+        assert m["sft_loss"][0] > 0
+        if step == 0:   # mu(0) = 0: nothing of the SFT term
+            assert loss.item() == pytest.approx(m["policy_loss"][0], abs=1e-12)
 
 
-def test_aggregation_setting_picks_the_normaliser(make):
-    inputs = _fixed_inputs([ROLLOUT, ROLLOUT], [0, 0], [1.0, 0.0], [1.0, 1.0], width=3)
-    for agg, expected in (("seq_sum_over_lmax", 2 * 12), ("token_mean", 6)):
-        trainer, _ = make("luffy", agg=agg)
-        trainer.current_gradient_accumulation_steps = trainer.args.steps_per_generation = 1
-        rl_norm, _ = trainer._normalisers(inputs, rows=2)
-        assert float(rl_norm) == expected
+def test_upt_skipped_update_leaves_the_weights_unchanged(make):
+    """A real optimizer step (trainer.train) whose gradient norm exceeds the skip limit changes no weight;
+    the same step under the study's limit of 80 does."""
+    from dataclasses import replace
+
+    before = None
+    for limit in (1e-9, 80.0):
+        trainer, _ = make("upt")
+        trainer.args.max_steps = 1
+        trainer.recipe = replace(trainer.recipe, skip_grad_norm=limit)
+        if before is None:
+            before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        trainer.train()
+        after = trainer.model.state_dict()
+        unchanged = all(torch.equal(before[k], after[k]) for k in before)
+        assert trainer.state.global_step == 1
+        assert (unchanged, trainer.skipped_updates) == ((True, 1) if limit < 1 else (False, 0))
+
+
+# ----------------------------------------------------------------------------- one update by hand
+
+LOG = {0.5: math.log(0.5), 0.25: math.log(0.25), 0.9: math.log(0.9)}
+
+
+def _row(kind, p, old=None, h=1.0, reward=0.0, adv=0.0, expert_len=0, weight=1.0):
+    """One row of a fixed micro-batch: token probabilities ``p`` (current policy), ``old`` those of the policy
+    that generated it (default: the same, ratio 1), entropies ``h`` (a number or one per token)."""
+    old = p if old is None else old
+    h = [h] * len(p) if not isinstance(h, list) else h
+    return dict(kind=kind, p=p, old=old, h=h, reward=reward, adv=adv, expert_len=expert_len, weight=weight)
+
+
+def _micro(rows, rl_tokens=0, sft_tokens=0):
+    """(inputs, log-probabilities, entropies) of a micro-batch of ``rows``, right-padded."""
+    width = max(len(r["p"]) for r in rows)
+    pad = lambda xs, fill: list(xs) + [fill] * (width - len(xs))   # noqa: E731
+    f64 = dict(dtype=torch.float64)
+    logp = torch.tensor([pad([math.log(x) for x in r["p"]], 0.0) for r in rows], **f64)
+    inputs = {"row_kind": torch.tensor([r["kind"] for r in rows]),
+              "expert_len": torch.tensor([r["expert_len"] for r in rows]),
+              "reward": torch.tensor([r["reward"] for r in rows], **f64),
+              "loss_weight": torch.tensor([r["weight"] for r in rows], **f64),
+              "advantages": torch.tensor([r["adv"] for r in rows], **f64),
+              "completion_mask": torch.tensor([pad([1] * len(r["p"]), 0) for r in rows]),
+              "old_per_token_logps": torch.tensor([pad([math.log(x) for x in r["old"]], 0.0) for r in rows], **f64),
+              "rl_tokens": torch.tensor(rl_tokens), "sft_tokens": torch.tensor(sft_tokens)}
+    ent = torch.tensor([pad(r["h"], 0.0) for r in rows], **f64)
+    return inputs, logp.requires_grad_(), ent
+
+
+L = 12   # max_completion_length of the test trainer: the padded response width
+F = 0.5 / 0.6   # LUFFY's shaping f(p) = p / (p + 0.1) at p = 0.5 (SYNC_METHODS.md 1: 0.833333)
+
+# Each method's update: two micro-batches of several rows (accumulation 2), from SYNC_METHODS.md's vectors.
+# The expected loss is written out by hand: per micro-batch, sum of RL token losses / L + SFT mean - 0.001 x
+# mean entropy, each micro-batch / 2 (CHORD: two token means over the update, mixed by mu).
+UPDATES = {
+    # group 1: rollouts r = [1, 0, 0] + expert r* = 1 -> mean 0.5, A = [.5, -.5, -.5], A* = .5; one rollout token
+    # at ratio 2; group 2: rollouts [0, 0, 0] + expert -> A = -.25, A* = .75 (expert tokens -0.75 f = -0.625)
+    "luffy": ([[_row(ROLLOUT, [.5, .5, .5], adv=.5, h=1.0), _row(ROLLOUT, [.5, .5], old=[.5, .25], adv=-.5, h=2.0),
+                _row(ROLLOUT, [.5], adv=-.5, h=3.0), _row(EXPERT, [.5, .5], adv=.5, expert_len=2, h=.5)],
+               [_row(ROLLOUT, [.5, .5], adv=-.25), _row(ROLLOUT, [.5, .5], adv=-.25), _row(ROLLOUT, [.5, .5], adv=-.25),
+                _row(EXPERT, [.5, .5, .5], adv=.75, expert_len=3)]],
+              ((-1.5 + (0.5 + 1.0) + 0.5 - 2 * 0.5 * F) / L - 0.001 * 11 / 8) / 2
+              + ((6 * 0.25 - 3 * 0.75 * F) / L - 0.001 * 1.0) / 2),
+    # SRFT: correct rollout H = 0.2 -> +0.084661 per token (p = .5); wrong rollouts -0.693147 per token; the expert
+    # row (H = 0.5): LUFFY's shaped term with A* = r* - mean = 0.5 (group 1) / 0.75 (group 2), and the SFT term
+    # w1 (-log p) = 0.210208 per token, a mean over the micro-batch's expert tokens
+    "srft": ([[_row(ROLLOUT, [.5, .5], reward=1.0, h=.2), _row(ROLLOUT, [.5], h=1.0), _row(ROLLOUT, [.5, .5], h=1.0),
+               _row(EXPERT, [.5, .5], reward=1.0, adv=.5, expert_len=2, h=.5)],
+              [_row(ROLLOUT, [.5], h=.5), _row(ROLLOUT, [.5], h=.5), _row(ROLLOUT, [.5], h=.5),
+               _row(EXPERT, [.5], reward=1.0, adv=.75, expert_len=1, h=.5)]],
+             ((2 * 0.084661 - 3 * 0.693147 - 2 * 0.5 * F) / L + 0.210208 - 0.001 * 4.4 / 7) / 2
+             + ((-3 * 0.693147 - 0.75 * F) / L + 0.210208 - 0.001 * 0.5) / 2),
+    # UPT: a solved group r = [1, 0, 0, 0] (A = [.75, -.25, -.25, -.25], no clipping) beside an unsolved one whose
+    # 3 dropped rollouts carry nothing (entropy 7 would show) and whose expert row's SFT loss at p = [.5, .25]
+    # is 1.039721; micro-batch 2: r = [1, 1, 0, 0] with one token at ratio 2 (-2 x .5) and an SFT row at p = .5
+    "upt": ([[_row(ROLLOUT, [.5, .5], adv=.75), _row(ROLLOUT, [.5], adv=-.25), _row(ROLLOUT, [.5], adv=-.25),
+              _row(ROLLOUT, [.5], adv=-.25), *[_row(ROLLOUT, [.5, .5], weight=0.0, h=7.0)] * 3,
+              _row(SFT, [.5, .25], expert_len=2, h=0.0)],
+             [_row(ROLLOUT, [.5], old=[.25], adv=.5), _row(ROLLOUT, [.5], adv=.5), _row(ROLLOUT, [.5], adv=-.5),
+              _row(ROLLOUT, [.5], adv=-.5), *[_row(ROLLOUT, [.5], weight=0.0, h=7.0)] * 3,
+              _row(SFT, [.5], expert_len=1)]],
+            ((-1.5 + 3 * 0.25) / L + 1.039721 - 0.001 * 5 / 7) / 2
+            + ((-1.0 - 0.5 + 0.5 + 0.5) / L + 0.693147 - 0.001 * 1.0) / 2),
+    # Prefix-RFT: GRPO's clipped surrogate (0.8 .. 1.2); the hybrid row's prefix keeps its advantage on its top
+    # 20% entropy tokens only (1 of 5: H = .5; 2 of 10: H = .9, 1.0), its continuation everywhere
+    "prefix_rft": ([[_row(ROLLOUT, [.5, .5], old=[.5, .25], adv=.5), _row(ROLLOUT, [.25], old=[.5], adv=-.5),
+                     _row(ROLLOUT, [.5], adv=-.5),
+                     _row(HYBRID, [.5] * 6, adv=.5, expert_len=5, h=[.1, .2, .3, .4, .5, 1.0])],
+                    [_row(ROLLOUT, [.5], adv=-.25), _row(ROLLOUT, [.5], adv=-.25), _row(ROLLOUT, [.5], adv=-.25),
+                     _row(HYBRID, [.5] * 10, adv=.75, expert_len=10, h=[.1 * (i + 1) for i in range(10)])]],
+                   ((-0.5 - 1.2 * 0.5 + 0.8 * 0.5 + 0.5 - 2 * 0.5) / L - 0.001 * 6.5 / 10) / 2
+                   + ((3 * 0.25 - 2 * 0.75) / L - 0.001 * 8.5 / 13) / 2),
+}
+
+
+@pytest.mark.parametrize("method", sorted(UPDATES))
+def test_one_update_equals_the_scripts_by_hand(make, method):
+    trainer, _ = make(method)
+    trainer.current_gradient_accumulation_steps, trainer.args.steps_per_generation = 2, 2
+    micro_batches, expected = UPDATES[method]
+    total = sum(trainer.sync_loss(*_micro(rows))[0].item() for rows in micro_batches)
+    assert total == pytest.approx(expected, abs=1e-6)
+
+
+def test_chord_update_mixes_two_token_means_by_hand(make):
+    """CHORD at mu(5) = 0.45 (warm-up 10 to 0.9): (1 - mu) x the clipped surrogate's token mean over the update's
+    7 rollout tokens + mu x the phi-weighted NLL's token mean over its 3 expert tokens (p = .5: 0.173287 per
+    token, p = .9: 0.009482), whatever the aggregation setting says."""
+    micro_batches = [[_row(ROLLOUT, [.5, .5], adv=2 / 3), _row(ROLLOUT, [.5], adv=-1 / 3), _row(ROLLOUT, [.5], adv=-1 / 3),
+                      _row(SFT, [.5, .5], expert_len=2)],
+                     [_row(ROLLOUT, [.5], adv=-1 / 3), _row(ROLLOUT, [.5], adv=-1 / 3),
+                      _row(ROLLOUT, [.5], old=[.25], adv=2 / 3), _row(SFT, [.9], expert_len=1)]]
+    expected = 0.55 * (-4 / 3 + 2 / 3 + 2 / 3 - 1.2 * 2 / 3) / 7 + 0.45 * (2 * 0.173287 + 0.009482) / 3
+    for agg in ("seq_sum_over_lmax", "token_mean"):
+        trainer, _ = make("chord", agg=agg)
+        trainer.current_gradient_accumulation_steps, trainer.args.steps_per_generation = 2, 2
+        trainer._chord_mu = trainer._mu(5)
+        total = sum(trainer.sync_loss(*_micro(rows, rl_tokens=7, sft_tokens=3))[0].item() for rows in micro_batches)
+        assert trainer._chord_mu == pytest.approx(0.45) and total == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("rollouts", [3, 7])
+def test_rl_to_sft_gradient_ratio_is_the_scripts(make, rollouts):
+    """UPT, one micro-batch of ``rollouts`` one-token rollouts (A = 0.5, ratio 1) and an SFT row of 4 tokens,
+    accumulation 2: d loss / d log p is -A / (L x 2) on a rollout token and -1 / (4 x 2) on an expert token, so
+    their ratio is A x 4 / L whatever the number of rows (a per-row mean would divide it by the rows)."""
+    trainer, _ = make("upt")
+    trainer.current_gradient_accumulation_steps, trainer.args.steps_per_generation = 2, 2
+    inputs, logp, ent = _micro([_row(ROLLOUT, [.5], adv=.5)] * rollouts + [_row(SFT, [.5] * 4, expert_len=4)])
+    loss, _ = trainer.sync_loss(inputs, logp, ent)
+    loss.backward()
+    rl_grad, sft_grad = logp.grad[0, 0].item(), logp.grad[-1, 0].item()
+    assert rl_grad == pytest.approx(-0.5 / (L * 2)) and sft_grad == pytest.approx(-1 / (4 * 2))
+    assert rl_grad / sft_grad == pytest.approx(0.5 * 4 / L)
+
+
+def test_token_mean_divides_the_rl_term_by_the_update_tokens(make):
+    """``agg: token_mean``: the RL term over the update's trained RL tokens (trl's dapo normaliser); the SFT
+    term stays the micro-batch's mean / accumulation."""
+    trainer, _ = make("upt", agg="token_mean")
+    trainer.current_gradient_accumulation_steps, trainer.args.steps_per_generation = 2, 2
+    inputs, logp, ent = _micro([_row(ROLLOUT, [.5, .5], adv=.5, h=0.0), _row(SFT, [.5, .25], expert_len=2, h=0.0)],
+                               rl_tokens=10, sft_tokens=4)
+    loss, _ = trainer.sync_loss(inputs, logp, ent)
+    assert loss.item() == pytest.approx(-2 * 0.5 / 10 + 1.039721 / 2, abs=1e-6)

@@ -30,10 +30,11 @@ from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks
 pytestmark = pytest.mark.slow
 
 SFT_2 = {**SFT, "steps": 4, "save_steps": [2, 4], "micro_batch_size": 4}          # 8 = 2 x 4 either way
-# DAPO_dc without refill: the groups a step keeps do not depend on the layout (with refill, each process
-# fills its own quota), and no entropy bonus (trl averages it per micro-batch: a layout-dependent term)
+# DAPO_dc (no entropy bonus: trl averages it per micro-batch, a layout-dependent term), one round a step
 RL_2 = {**RL, "method": "dapo_dc", "max_gen_rounds": 1, "prompts_per_step": 4, "num_generations": 4,
         "micro_batch_size": 8, "lr": 1.0e-3, "steps": 2, "eval_every": 2, "save_every": 1}   # 16 = 2 x 8
+# ... and with refill: rounds of 4 prompts (2 per process) until 4 groups are kept, at most 4 rounds a step
+RL_REFILL = {**RL_2, "max_gen_rounds": 4, "gen_prompts_per_round": 4}
 
 
 def _torchrun(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
@@ -148,6 +149,39 @@ def test_rl_on_two_processes_equals_one_process_with_accumulation(work, boxed_st
     rows = (two / "curve.csv").read_text().splitlines()[1:]
     assert sorted({int(r.split(",")[0]) for r in rows}) == [0, 2]
     assert len(rows) == 2 * 3   # two steps x (two benchmarks + overall)
+
+
+def test_rl_refill_pools_the_rounds_over_processes(work, boxed_start):
+    """Dynamic sampling with refill on two processes keeps what one process keeps (verl's pooled round).
+
+    Planted: every round's first two prompts (process 0's share) ask for 1, which the start answers often
+    but not always (mixed groups, kept); the last two (process 1's share) ask for 999, never answered (all
+    wrong, dropped). Pooled, a step keeps the round's groups wherever they were generated and needs about
+    two rounds, as one process does; a per-process quota would leave process 1 short for all 4 rounds. The
+    kept groups of later slots move from process 0 to process 1 to be trained there.
+    """
+    from plasticity.train import rl
+    from plasticity.train.rollouts import PromptStream
+
+    table = rl_prompts(32, 3).to_pylist()
+    order = PromptStream(len(table), SEED).take(len(table))   # 2 steps x 4 rounds x 4 prompts: one pass
+    for position, index in enumerate(order):
+        table[index]["reference_answer"] = "1" if position % 4 < 2 else "999"
+    pq.write_table(pa.Table.from_pylist(table, schema=schema.RL_PROMPT), work / "rl_refill.parquet")
+    cfg = write_json_file(work / "rl_refill.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL,
+                                                    "rl": RL_REFILL, "regimes": REGIMES, "eval": EVAL})
+    prompts = work / "rl_refill.parquet"
+    assert rl.main(rl_argv(cfg, boxed_start, prompts, work / "bench", work / "refill_1proc")) == 0
+    _torchrun(["rl", *rl_argv(cfg, boxed_start, prompts, work / "bench", work / "refill_2proc")], work)
+    one, two = work / "refill_1proc", work / "refill_2proc"
+    logs = [[json.loads(line) for line in (d / "train_log.jsonl").read_text().splitlines()] for d in (one, two)]
+    keys = ("gen_rounds", "train_prompts", "masked_groups", "discarded_groups", "mean_completion_tokens")
+    for a, b in zip(*logs):
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+    assert [r["gen_rounds"] for r in logs[0]] != [4, 4] and max(r["gen_rounds"] for r in logs[0]) > 1
+    assert sum(r["train_prompts"] for r in logs[0]) > 2, "too few kept groups: the exchange would not run"
+    start = _weights(boxed_start / f"checkpoint-{read_json(one / 'branch.json')['resolved_step']}")
+    _assert_close(_weights(one / "model"), _weights(two / "model"), start)
 
 
 def _launch(strategy: str, args: list[str], tmp: Path) -> subprocess.CompletedProcess:

@@ -4,13 +4,16 @@ from __future__ import annotations
 import csv
 import json
 import math
+import random
 
 import pyarrow.parquet as pq
 import pytest
 
 from plasticity.io import is_complete, read_json
-from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts,
-                            tokenized, trajectories, write_json_file)
+from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, kill_rl_stage, rl_argv,
+                            rl_prompts, timed_rl_run, tokenized, trajectories, write_json_file)
+
+TRAINING_S: dict[str, float] = {}   # the uninterrupted branch's seconds of training (random kills' range)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +147,7 @@ def branch(work, sft_dir, bench, rl_parquet):
     cfg = write_json_file(work / "rl.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": RL,
                                     "regimes": REGIMES, "eval": EVAL})
     out = work / "branch"
-    assert rl.main(rl_argv(cfg, sft_dir, rl_parquet, bench, out)) == 0
+    TRAINING_S["branch"] = timed_rl_run(rl.main, rl_argv(cfg, sft_dir, rl_parquet, bench, out))
     return out
 
 
@@ -214,6 +217,26 @@ def test_rl_branch_resumes_from_its_last_checkpoint(work, branch, sft_dir, bench
         assert (out / name).read_bytes() == (branch / name).read_bytes(), name
 
 
+@pytest.mark.parametrize("kill", ["at_save", (0.05, 0.5), (0.5, 0.85)])
+def test_rl_branch_killed_at_any_moment_reruns_to_the_same_bytes(work, branch, sft_dir, bench, rl_parquet, kill):
+    """kill -9 of the DAPO branch (refill on) between the trainer's save of its last checkpoint and that
+    checkpoint's branch state (the rerun resumes from the one before), or at a seeded random moment of its
+    training (one in each half of the uninterrupted run's training time); the rerun ends with the
+    uninterrupted branch's bytes."""
+    from plasticity.train import rl
+
+    rng = random.Random(f"dapo-{kill}")
+    out = work / f"branch_kill_{kill if kill == 'at_save' else kill[0]}"
+    argv = rl_argv(work / "rl.json", sft_dir, rl_parquet, bench, out)
+    where = kill_rl_stage(argv, out, at_save=2) if kill == "at_save" else \
+        kill_rl_stage(argv, out, after_s=rng.uniform(*kill) * TRAINING_S["branch"])
+    assert not out.exists()
+    print(f"killed {where}")
+    assert rl.main(argv) == 0, where
+    for name in ("model/model.safetensors", "curve.csv", "train_log.jsonl"):
+        assert (out / name).read_bytes() == (branch / name).read_bytes(), f"{name} differs after a kill {where}"
+
+
 def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
     from plasticity.train import rl
 
@@ -250,5 +273,33 @@ def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):
 
     bad = write_json_file(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {**spec, "sha256": "0" * 64}})
     with pytest.raises(ValueError, match="does not match the pinned"):
+        pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
+    assert not (tmp_path / "m2").exists()
+
+
+def test_config_overrides_replace_keys_of_the_written_config(base_dir, tmp_path):
+    """LUFFY's recipe on Qwen2.5-Math-7B widens its context (rope_theta, max_position_embeddings of its hub
+    config): the base stage writes the pinned model with such keys replaced and its weights untouched."""
+    import shutil
+
+    from plasticity import models
+    from plasticity.io import sha256_tree
+    from plasticity.train import pretrain
+
+    local = tmp_path / "local_model"
+    shutil.copytree(base_dir, local, ignore=shutil.ignore_patterns("manifest.json"))
+    spec = {"source": "path", "path": str(local), "sha256": sha256_tree(local), "trust_remote_code": False,
+            "config_overrides": {"attention_dropout": 0.5, "max_position_embeddings": 320}}
+    cfg = write_json_file(tmp_path / "cfg.json", {"seed": SEED, "model_name": "local", "model": spec})
+    assert models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m")]) == 0
+    written, source = read_json(tmp_path / "m" / "config.json"), read_json(local / "config.json")
+    assert (written["attention_dropout"], written["max_position_embeddings"]) == (0.5, 320)
+    assert {k: v for k, v in written.items() if k not in spec["config_overrides"]} == \
+        {k: v for k, v in source.items() if k not in spec["config_overrides"]}
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == (local / "model.safetensors").read_bytes()
+    bad = write_json_file(tmp_path / "bad.json", {"seed": SEED, "model_name": "local", "model": {
+        **spec, "config_overrides": {"rope_thetta": 1.0}}})
+    with pytest.raises(ValueError, match=r"\['rope_thetta'\] are not keys of"):
         pretrain.main(["--config", str(bad), "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "m2")])
     assert not (tmp_path / "m2").exists()

@@ -295,28 +295,47 @@ def _refill_trainer(micro, tmp_path, prompts_per_step, gen_per_round, max_rounds
     return trainer
 
 
-def test_refill_draws_rounds_until_the_step_is_full_and_drops_the_surplus(micro, tmp_path):
-    # prompts with an even index are solved 2 of 4 times (kept); odd ones never (dropped)
+def _batch_prompts(batch, tok, group=4):
+    """The prompt index of each group of a batch (rows ``{i}+0=``), from its prompt tokens."""
+    import re
+
+    texts = tok.batch_decode(batch["prompt_ids"][::group], skip_special_tokens=True)
+    return [int(re.search(r"(\d+)\+0=", t).group(1)) for t in texts]
+
+
+def test_refill_keeps_exactly_the_first_mixed_reward_groups(micro, tmp_path):
+    # planted rewards: prompts i % 3 == 0 solved 4 of 4 (dropped), i % 3 == 1 solved 2 of 4 (kept), i % 3 == 2
+    # never (dropped)
     trainer = _refill_trainer(micro, tmp_path, prompts_per_step=4, gen_per_round=3, max_rounds=10, dynamic=True,
-                              correct=lambda p, j: p % 2 == 0 and j < 2)
-    order = PromptStream(40, 0).take(12)
+                              correct=lambda p, j: p % 3 == 0 or (p % 3 == 1 and j < 2))
+    order = PromptStream(40, 0).take(30)
     batch = trainer._generate_and_score_completions(None)
     rec = trainer.generation_records[-1]
-    rounds = next(r for r in range(1, 5) if sum(i % 2 == 0 for i in order[:3 * r]) >= 4)
-    assert (rec["gen_rounds"], rec["train_prompts"], rec["filled"]) == (rounds, 4, True)
+    rounds = next(r for r in range(1, 11) if sum(i % 3 == 1 for i in order[:3 * r]) >= 4)
+    assert (rec["gen_rounds"], rec["train_prompts"], rec["filled"], rec["masked_groups"]) == (rounds, 4, True, 0)
     assert rec["discarded_groups"] == 3 * rounds - 4 and trainer.stream.position == 3 * rounds
+    # exactly the first four mixed-reward groups of the stream, in order, each with its four rows
+    assert _batch_prompts(batch, micro[1]) == [i for i in order[:3 * rounds] if i % 3 == 1][:4]
     assert batch["completion_ids"].size(0) == 16 and batch["completion_mask"].sum() > 0
+    assert rec["mean_train_prompt_tokens"] > 0 and rec["mean_train_completion_tokens"] > 0
 
 
 def test_refill_stops_at_max_rounds_and_masks_the_missing_groups(micro, tmp_path):
+    first = PromptStream(40, 0).take(1)[0]
     trainer = _refill_trainer(micro, tmp_path, prompts_per_step=4, gen_per_round=2, max_rounds=2, dynamic=True,
-                              correct=lambda p, j: p == PromptStream(40, 0).take(1)[0] and j == 0)
+                              correct=lambda p, j: p == first and j == 0)
     batch = trainer._generate_and_score_completions(None)
     rec = trainer.generation_records[-1]
     assert (rec["gen_rounds"], rec["train_prompts"], rec["filled"], rec["discarded_groups"]) == (2, 1, False, 3)
+    assert rec["masked_groups"] == 3   # charged: they run forward and backward
     assert batch["completion_ids"].size(0) == 16                # the batch keeps its shape ...
     assert batch["completion_mask"][4:].sum() == 0               # ... the 3 missing groups carry no loss
     assert batch["num_items_in_batch"] == batch["completion_mask"][:4].sum()
+    assert _batch_prompts(batch, micro[1])[0] == first
+    # the trained rows' lengths count the masked rows at the lengths of the generated rows they copy
+    prompt_lengths = batch["prompt_mask"].sum(dim=1).float()
+    assert rec["mean_train_prompt_tokens"] == pytest.approx(prompt_lengths.mean().item())
+    assert rec["mean_train_completion_tokens"] > batch["completion_mask"].sum().item() / 16
 
 
 def test_grpo_trains_every_group_of_one_round(micro, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,3 +88,97 @@ def benchmarks(directory: Path) -> Path:
 def rl_argv(cfg: Path, start: Path, rl_parquet: Path, bench: Path, out: Path) -> list[str]:
     return ["--config", str(cfg), "--start-from", str(start), "--prompts", str(rl_parquet), "--benchmarks", str(bench),
             "--out", str(out)]
+
+
+# ----------------------------------------------------------------------------- kill -9 and resume
+
+# The rl stage in a child process that SIGKILLs itself right after the trainer saved checkpoint-N and
+# before the branch's own state (branch_state.json) joins it: the window a resume must not mistake for a
+# complete checkpoint.
+_KILL_AT_SAVE = """
+import os, signal, sys
+from plasticity.train import rl
+
+step, argv = sys.argv[1], sys.argv[2:]
+write_json = rl.write_json
+
+def dying_write_json(path, obj):
+    if os.path.basename(str(path)) == rl.BRANCH_STATE and os.path.basename(os.path.dirname(str(path))) == f"checkpoint-{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write_json(path, obj)
+
+rl.write_json = dying_write_json
+sys.exit(rl.main(argv))
+"""
+
+
+TRAINING_STARTS = "rl step 0:"   # the rl stage's log line after the evaluation before the first step
+
+
+def timed_rl_run(main: Any, argv: list[str]) -> float:
+    """Run the rl stage in this process; seconds from its ``rl step 0`` log line (training starts) to its end."""
+    import logging
+    import time
+
+    logger, started = logging.getLogger("plasticity.train.rl"), []
+
+    class Start(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if not started and record.getMessage().startswith(TRAINING_STARTS):
+                started.append(time.monotonic())
+
+    handler, level = Start(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert main(argv) == 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert started, "the stage never logged the start of training"
+    return time.monotonic() - started[0]
+
+
+def kill_rl_stage(argv: list[str], out: Path, *, at_save: int | None = None, after_s: float | None = None) -> str:
+    """Run ``python -m plasticity rl ARGV`` in a child process group and kill it with SIGKILL, either
+    between the trainer's save of checkpoint-``at_save`` and that checkpoint's ``branch_state.json``, or
+    ``after_s`` seconds after its training started (its ``rl step 0`` log line). Returns where it died;
+    fails if the stage finished first (the kill would have tested nothing)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    partial = out.with_name(f".{out.name}.partial")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if at_save is not None:
+        done = subprocess.run([sys.executable, "-c", _KILL_AT_SAVE, str(at_save), *argv], env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+        ckpt = partial / ".trainer" / f"checkpoint-{at_save}"
+        assert ckpt.is_dir() and not (ckpt / "branch_state.json").exists()
+        return f"between the trainer's save of checkpoint-{at_save} and its branch_state.json"
+    proc = subprocess.Popen([sys.executable, "-m", "plasticity", "rl", *argv], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines, training = [], threading.Event()
+
+    def drain() -> None:   # keep reading: a full pipe would stall the stage
+        for line in proc.stderr:
+            lines.append(line)
+            if TRAINING_STARTS in line:
+                training.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    while not training.wait(0.05):
+        assert proc.poll() is None, "".join(lines)[-3000:]
+    time.sleep(after_s)
+    running = proc.poll() is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    reader.join(timeout=60)
+    assert running, f"the stage ended before the kill {after_s:.2f} s into training: {''.join(lines)[-2000:]}"
+    saved = sorted(p.parent.name for p in (partial / ".trainer").glob("checkpoint-*/branch_state.json"))
+    return f"{after_s:.2f} s into training (complete checkpoints: {saved or 'none'})"

@@ -28,8 +28,8 @@ def test_default_dry_run(tmp_path):
     assert jobs["rl"] == 3 and jobs["sft"] == 1 and jobs["generate"] == 5 and jobs["table"] == 4 and jobs["figure"] == 2
 
 
-@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 40, 104), ("mini-study.yaml", 4, 23, 17),
-                                               ("paper-llama3.2-3b.yaml", 5, 21, 61)])
+@pytest.mark.parametrize("name,sft,rl,evals", [("paper-qwen2.5-7b.yaml", 7, 58, 105), ("mini-study.yaml", 4, 23, 17),
+                                               ("paper-llama3.2-3b.yaml", 5, 11, 61)])
 def test_paper_dry_runs(tmp_path, name, sft, rl, evals):
     jobs = job_counts(snakemake("-n", "--configfile", f"configs/{name}",
                                 "--config", f"results_dir={tmp_path}/r", f"reports_dir={tmp_path}/p"))
@@ -132,4 +132,4 @@ def test_slurm_profile_parses(tmp_path):
     """The SLURM profile's keys are valid for the installed executor plugin (dry run, no cluster)."""
     jobs = job_counts(snakemake("--profile", "profiles/slurm", "-n", "-d", str(tmp_path),
                                 "--configfile", str(ROOT / "configs" / "paper-qwen2.5-7b.yaml")))
-    assert jobs["rl"] == 40
+    assert jobs["rl"] == 58

@@ -10,6 +10,8 @@ Per-step costs (backward = 2x forward, so a training pass is 3x; a rollout is 1x
 
     SFT         3 * B * S * F_fwd(S)
     DAPO        (K * B_gen + 3 * B_train) * G * S * F_fwd(S)      K = generation rounds of the step
+                (the rollout term at S over the generated rows, the training term at S_train over the
+                rows that ran forward and backward: B_train counts kept and masked groups)
     GRPO        4 * B * G * S * F_fwd(S)                           (also Prefix-RFT)
     LUFFY/SRFT  4 * [B * G * S_on * F_fwd(S_on) + B * N * S_off * F_fwd(S_off)]   G = 7, N = 1
     UPT         B * [G * S_on * F_fwd(S_on) + 3 * (N_on * S_on * F_fwd(S_on) + N_off * S_off * F_fwd(S_off))]
@@ -138,10 +140,15 @@ def grpo_step_flops(m: ModelConstants, prompts: int, group: int, seq_len: float)
 
 
 def dapo_step_flops(m: ModelConstants, gen_rounds: int, gen_batch: int, train_batch: int,
-                    group: int, seq_len: float) -> float:
-    """(K * B_gen + 3 * B_train) * G * S * F_fwd: K generation rounds, then training on B_train prompts."""
-    return (gen_rounds * gen_batch + 3.0 * train_batch) * group * _tokens_cost(
-        m, _positive("seq_len", seq_len))
+                    group: int, seq_len: float, train_seq_len: float | None = None) -> float:
+    """(K * B_gen + 3 * B_train) * G * S * F_fwd: K generation rounds, then training on B_train prompts.
+
+    ``train_seq_len``: the mean length of the trained rows where it differs from the generated rows'
+    ``seq_len`` (the study logs one S; default: ``seq_len``).
+    """
+    gen = _tokens_cost(m, _positive("seq_len", seq_len))
+    train = gen if train_seq_len is None else _tokens_cost(m, _positive("train_seq_len", train_seq_len))
+    return (gen_rounds * gen_batch * gen + 3.0 * train_batch * train) * group
 
 
 def luffy_step_flops(m: ModelConstants, prompts: int, seq_on: float, seq_off: float,
@@ -193,7 +200,9 @@ def rl_step_flops(m: ModelConstants, method: str, rec: Mapping[str, Any], index:
 
     Record fields: ``prompts`` (prompts per generation round, B or B_gen), ``group`` (G),
     ``mean_prompt_tokens`` and ``mean_completion_tokens`` (S = their sum), and per formula:
-    dapo ``gen_rounds`` (K, default 1) and ``train_prompts`` (B_train, default ``prompts``);
+    dapo ``gen_rounds`` (K, default 1), ``train_prompts`` (kept groups, default ``prompts``) plus
+    ``masked_groups`` (missing slots trained as masked rows, default 0): B_train, and
+    ``mean_train_prompt_tokens`` + ``mean_train_completion_tokens`` (S of the trained rows, default S);
     luffy (LUFFY, SRFT) ``off_policy`` (N, default 1) and ``mean_offpolicy_tokens`` (S_off: prompt +
     expert trace, default S); upt ``n_on`` (default G), ``n_off`` (default 1), ``mean_offpolicy_tokens``;
     chord as luffy (G the rollouts, N the SFT rows per prompt). The synchronized methods' trainer logs
@@ -208,8 +217,11 @@ def rl_step_flops(m: ModelConstants, method: str, rec: Mapping[str, Any], index:
     group = _field(rec, "group", index)
     seq = _field(rec, "mean_prompt_tokens", index) + _field(rec, "mean_completion_tokens", index)
     if formula == "dapo":
+        train_seq = (_field(rec, "mean_train_prompt_tokens", index) + _field(rec, "mean_train_completion_tokens", index)
+                     if "mean_train_completion_tokens" in rec else seq)
         return dapo_step_flops(m, _field(rec, "gen_rounds", index, 1), prompts,
-                               _field(rec, "train_prompts", index, prompts), group, seq)
+                               _field(rec, "train_prompts", index, prompts) + _field(rec, "masked_groups", index, 0),
+                               group, seq, train_seq)
     if formula == "grpo":
         return grpo_step_flops(m, prompts, group, seq)
     if formula == "prefix_rft":

@@ -1,7 +1,7 @@
 """``models``: where each model comes from (built here, a pinned hub revision, or a hashed local path)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Union
 
 from pydantic import Field, model_validator
 
@@ -45,6 +45,9 @@ class ModelSpec(Strict):
     path: str | None = None
     sha256: str | None = None
     flops_constants: str | None = None   # key of analysis.flops.MODEL_REGISTRY
+    # keys of a hub / path model's config.json replaced when the base is written (e.g. LUFFY's recipe on
+    # Qwen2.5-Math-7B: rope_theta 40000, max_position_embeddings 16384 for 1K + 8K-token rollouts)
+    config_overrides: dict[str, Union[int, float]] = {}
 
     @model_validator(mode="after")
     def _source_fields(self) -> "ModelSpec":
@@ -52,6 +55,8 @@ class ModelSpec(Strict):
         missing = [k for k in need[self.source] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"source {self.source!r} requires {missing}")
+        if self.config_overrides and self.source == "tiny":
+            raise ValueError("config_overrides: a tiny model's shape is its arch")
         return self
 
 

@@ -4,7 +4,8 @@
 tokenizer) and gives it a short "pretraining" on problem -> direct answer pairs (``7-3+5=`` ->
 ``\\boxed{9}``, levels 2..6) with trl's SFTTrainer, so the base is weak but not zero (about 10-15%
 on the embedded suites). ``source: hub`` downloads the pinned revision (cluster only);
-``source: path`` verifies the pinned sha256 of a local directory and copies it.
+``source: path`` verifies the pinned sha256 of a local directory and copies it; for both,
+``model.config_overrides`` replaces keys of the written ``config.json``.
 
 Writes DIR with safetensors weights, config and tokenizer, ``manifest.json`` last. Run by hand::
 
@@ -17,6 +18,7 @@ byte-identical weights.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -93,6 +95,18 @@ def pretrain_tiny(cfg: ModelSection, tokenizer: Any, out_dir: Path, *, exclude: 
     return trainer.model
 
 
+def override_config(model_dir: Path, overrides: dict[str, Any]) -> None:
+    """Replace keys of ``model_dir/config.json`` (``model.config_overrides``); every key must exist there."""
+    if not overrides:
+        return
+    path = model_dir / "config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    unknown = sorted(set(overrides) - set(config))
+    if unknown:
+        raise ValueError(f"model.config_overrides: {unknown} are not keys of {path}")
+    path.write_text(json.dumps({**config, **overrides}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def run(cfg: ModelSection, tokenizer_dir: str | Path, out: str | Path, *, threads: int = 1,
         exclude: list[str | Path] | None = None) -> Path:
     """Write the base model of ``cfg.model`` into ``out`` (atomically, manifest last)."""
@@ -121,6 +135,7 @@ def run(cfg: ModelSection, tokenizer_dir: str | Path, out: str | Path, *, thread
             shutil.copytree(src, tmp, dirs_exist_ok=True)
             inputs["model_path"] = src
         require_safetensors(tmp)
+        override_config(tmp, spec.config_overrides)
         for i, path in enumerate(exclude or []):
             inputs[f"exclude_{i}"] = path
         write_manifest(tmp, stage="base", config=cfg.model_dump(mode="json"), inputs=inputs, seed=cfg.seed)

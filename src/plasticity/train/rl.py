@@ -6,9 +6,9 @@ table (schema.RL_PROMPT) and the benchmark directory; writes the branch director
     BRANCH_DIR/curve.csv         rl_step, x_ef, benchmark (role), accuracy, stderr (percent);
                                  "overall" = micro-average over problems
     BRANCH_DIR/branch.json       {"sft_data", "switch", "resolved_step", "method", "start_dir"}
-    BRANCH_DIR/train_log.jsonl   one line per RL step: generation rounds, kept and discarded groups,
-                                 prompts trained on, lengths, reward, clip ratios, entropy, loss, lr,
-                                 cumulative x_ef (EF)
+    BRANCH_DIR/train_log.jsonl   one line per RL step: generation rounds, kept, masked and discarded
+                                 groups, prompts trained on, lengths (generated and trained rows), reward,
+                                 clip ratios, entropy, loss, lr, cumulative x_ef (EF)
     BRANCH_DIR/eval.json         the full evaluation summary at every evaluated step
     BRANCH_DIR/model/            final weights (safetensors) + tokenizer
     BRANCH_DIR/manifest.json     last

@@ -13,16 +13,33 @@ part of a branch's resume state, so a resumed branch draws exactly the prompts i
   trains on what was collected, the missing slots carried as masked rows so every process keeps
   the batch shape.
 
-Several processes: each round's prompts are split evenly over the processes and every process keeps
-the first ``prompts_per_step / world`` of its own kept groups, so no rollout crosses processes; the
-rounds continue until every process has its share. One process keeps exactly the study's first
-``prompts_per_step`` kept groups of the step.
+Several processes, pooled as verl pools a round (its DAPO trainer generates the round's batch over
+all ranks, filters it whole and keeps the first ``train_batch_size`` groups): generation stays
+sharded, each process generating a contiguous share of each round's prompts; the rewards are
+gathered, so every process knows which groups of the round, in global prompt order, were kept, and
+all take the same decisions without talking: the step keeps the first ``prompts_per_step`` kept
+groups in (round, global prompt) order, and stops drawing rounds once it has them. Slot k of that
+list is trained by process ``k // (prompts_per_step / world)``: each process takes a contiguous
+share, as one process with gradient accumulation takes contiguous micro-batches. A kept group
+generated on another process than the one that trains it is moved by an all-gather of the round's
+kept groups (every per-row tensor padded to the largest width and count over the processes); the
+receiving process keeps its slots and drops the rest. When no slot of a round changes process (one
+process; every group kept, as without dynamic sampling) nothing is exchanged. Masked rows for
+missing slots are copies of the training process's own last-round rows with a zero loss mask.
 
 Rollouts do not depend on the process count: on the transformers generation path every group is
 sampled in its own call, seeded by (seed, the prompt's position in the stream), so one process with
 gradient accumulation and N processes generate the same completions for the same prompts (vLLM
-seeds its own sampling). Each step appends a record to ``trainer.generation_records``: prompts per round, rounds, kept and
-discarded groups, prompts trained on, mean prompt / completion tokens (the FLOPs formula's S).
+seeds its own sampling), keep the same groups and train the same rows.
+
+Each step appends a record to ``trainer.generation_records`` (the FLOPs formula's inputs, PAPER 2.6,
+charging what ran): ``prompts`` per round, ``gen_rounds`` (K), ``train_prompts`` (kept groups
+trained on), ``masked_groups`` (missing slots: masked rows that still run forward and backward),
+``discarded_groups`` (generated, not trained), ``filled``; ``mean_prompt_tokens`` and
+``mean_completion_tokens`` over every generated row (the rollout term's S), and
+``mean_train_prompt_tokens`` and ``mean_train_completion_tokens`` over the rows that ran forward and
+backward, kept and masked (the training term's S; a masked row counts the tokens of the generated
+row it copies: the same tokens run through the model, only their loss mask is zero).
 """
 from __future__ import annotations
 
@@ -122,7 +139,11 @@ def branch_trainer_class() -> type:
             return rewards_per_func
 
         def _round(self) -> tuple[dict[str, Any], Any]:
-            """One generation round of this process's share of the next prompts: (output, kept per local group)."""
+            """One generation round of this process's share of the next prompts.
+
+            Returns (this process's output, kept flag per group of the whole round in global prompt
+            order: the same on every process, from the gathered rewards).
+            """
             world, rank = self.accelerator.num_processes, self.accelerator.process_index
             share = self.gen_prompts_per_round // world
             mine = slice(rank * share, (rank + 1) * share)
@@ -132,7 +153,7 @@ def branch_trainer_class() -> type:
             inputs = [self.rows[i] for i in indices for _ in range(self.num_generations)]
             out = self._score_round(inputs)
             rewards = (self._last_rewards * self.reward_weights.to(self._last_rewards.device)).nansum(dim=1)
-            keep = kept_groups(rewards, self.num_generations)[rank * share:(rank + 1) * share]
+            keep = kept_groups(rewards, self.num_generations)
             return out, keep if self.dynamic_sampling else torch.ones_like(keep)
 
         def _score_round(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -159,45 +180,81 @@ def branch_trainer_class() -> type:
         def _generate_and_score_completions(self, inputs):
             if not self.model.training:
                 return super()._generate_and_score_completions(inputs)
-            world = self.accelerator.num_processes
-            quota, group = self.prompts_per_step // world, self.num_generations
-            parts, generated, kept_local, rounds = [], [], 0, 0
-            while rounds < self.max_gen_rounds:
+            world, rank = self.accelerator.num_processes, self.accelerator.process_index
+            quota, group = self.prompts_per_step, self.num_generations
+            share, slots_per_rank = self.gen_prompts_per_round // world, quota // world
+            parts, generated, kept, rounds = [], [], 0, 0
+            while rounds < self.max_gen_rounds and kept < quota:   # the same decision on every process
                 out, keep = self._round()
                 rounds += 1
                 generated.append(out)
-                chosen = torch.nonzero(keep).flatten()[:quota - kept_local]
-                if chosen.numel():
-                    rows = (chosen.unsqueeze(1) * group + torch.arange(group, device=chosen.device)).flatten()
-                    parts.append(take_rows(out, rows.to(out["completion_ids"].device)))
-                    kept_local += int(chosen.numel())
-                short = torch.tensor([int(kept_local < quota)], device=self.accelerator.device)
-                if int(self.accelerator.reduce(short, reduction="sum").item()) == 0:
-                    break
-            trained_local = kept_local
-            if kept_local < quota:   # max_gen_rounds spent: the missing groups are masked rows
-                last = generated[-1]["completion_ids"]
-                rows = torch.arange((quota - kept_local) * group, device=last.device) % last.size(0)
-                filler = take_rows(generated[-1], rows)
+                chosen = torch.nonzero(keep).flatten()[:quota - kept].cpu()   # global groups, in order
+                slots = torch.arange(kept, kept + chosen.numel())
+                kept += int(chosen.numel())
+                part = self._route(out, chosen // share, chosen % share, slots // slots_per_rank, rank)
+                if part is not None:
+                    parts.append(part)
+            trained_here = sum(p["completion_ids"].size(0) for p in parts) // group
+            if trained_here < slots_per_rank:   # max_gen_rounds spent: the missing slots are masked rows
+                last = generated[-1]
+                rows = torch.arange((slots_per_rank - trained_here) * group, device=last["completion_ids"].device)
+                filler = take_rows(last, rows % last["completion_ids"].size(0))
+                filler["_ran_completion_tokens"] = filler["completion_mask"].sum(dim=1)
                 filler["completion_mask"] = torch.zeros_like(filler["completion_mask"])
                 if "tool_mask" in filler:
                     filler["tool_mask"] = torch.zeros_like(filler["tool_mask"])
                 parts.append(filler)
+            for part in parts:   # completion tokens that run forward and backward, before any masking
+                part.setdefault("_ran_completion_tokens", part["completion_mask"].sum(dim=1))
             batch = concat_rows(parts, self._tokenizer.pad_token_id)
+            ran = batch.pop("_ran_completion_tokens").float()
             loss_mask = batch["completion_mask"] * batch.get("tool_mask", 1)
             batch["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
-            counts = torch.tensor([trained_local, sum(int(g["completion_ids"].size(0)) for g in generated) // group],
-                                  device=self.accelerator.device)
-            trained, drawn = (int(x) for x in self.accelerator.reduce(counts, reduction="sum").tolist())
-            prompt_tokens = torch.cat([g["prompt_mask"].sum(dim=1) for g in generated]).float()
-            completion_tokens = torch.cat([g["completion_mask"].sum(dim=1) for g in generated]).float()
+            gather = lambda t: self.accelerator.gather(t.float()).mean().item()   # noqa: E731
             self.generation_records.append({
                 "prompts": self.gen_prompts_per_round, "group": group, "gen_rounds": rounds,
-                "train_prompts": trained, "discarded_groups": drawn - trained,
-                "filled": trained == self.prompts_per_step,
-                "mean_prompt_tokens": float(self.accelerator.gather(prompt_tokens).mean()),
-                "mean_completion_tokens": float(self.accelerator.gather(completion_tokens).mean()),
+                "train_prompts": kept, "masked_groups": quota - kept,
+                "discarded_groups": rounds * self.gen_prompts_per_round - kept, "filled": kept == quota,
+                "mean_prompt_tokens": gather(torch.cat([g["prompt_mask"].sum(dim=1) for g in generated])),
+                "mean_completion_tokens": gather(torch.cat([g["completion_mask"].sum(dim=1) for g in generated])),
+                "mean_train_prompt_tokens": gather(batch["prompt_mask"].sum(dim=1)),
+                "mean_train_completion_tokens": gather(ran),
             })
             return batch
+
+        def _route(self, out: dict[str, Any], owner: Any, local: Any, dest: Any, rank: int) -> dict[str, Any] | None:
+            """The rows of this process's slots among one round's chosen groups (in slot order), or None.
+
+            ``owner`` / ``local``: the process that generated each chosen group and its index there;
+            ``dest``: the process that trains it. Every process holds the same three lists.
+            """
+            group = self.num_generations
+
+            def rows_of(groups: Any) -> Any:
+                groups = groups.to(out["completion_ids"].device)
+                return (groups.unsqueeze(1) * group + torch.arange(group, device=groups.device)).flatten()
+
+            mine = dest == rank
+            if bool((owner == dest).all()):   # no group changes process: take the local rows
+                return take_rows(out, rows_of(local[mine])) if bool(mine.any()) else None
+            world = self.accelerator.num_processes
+            width = int(torch.bincount(owner, minlength=world).max())   # groups per process in the exchange
+            n_out = out["completion_ids"].size(0)   # the same on every process: one share of the round
+            sent = take_rows(out, rows_of(local[owner == rank]))
+            n, gathered = sent["completion_ids"].size(0), {}
+            for key, value in out.items():   # the same keys, in the same order, on every process
+                if not (torch.is_tensor(value) and value.dim() > 0 and value.size(0) == n_out):
+                    continue   # scalars are recomputed for the assembled batch
+                value, pad = sent[key], self._tokenizer.pad_token_id if key in ("prompt_ids", "completion_ids") else 0
+                if value.dim() == 2:   # one width over the processes; prompts are left-padded
+                    value = self.accelerator.pad_across_processes(value, dim=1, pad_index=pad, pad_first=key in _LEFT)
+                value = torch.nn.functional.pad(value, (0, 0) * (value.dim() - 1) + (0, width * group - n), value=pad)
+                gathered[key] = self.accelerator.gather(value)
+            if not bool(mine.any()):
+                return None
+            # each chosen group's place among its owner's contributions, then its rows in the gathered tensors
+            place = torch.tensor([int((owner[:i] == owner[i]).sum()) for i in range(owner.numel())], dtype=torch.long)
+            picked = rows_of((owner * width + place)[mine])
+            return {k: gathered[k][picked.to(gathered[k].device)] if k in gathered else v for k, v in sent.items()}
 
     return BranchTrainer

@@ -12,17 +12,33 @@ stream, refill and resume) and overrides three of trl's steps, never copying the
   mean-centred group advantage over all G rows, LUFFY's union group): per-row ``row_kind``,
   ``expert_len``, ``reward`` and ``loss_weight``; UPT replaces the rollouts of a prompt none of them
   solved by one SFT row on its expert trajectory; CHORD's advantage is recomputed over its rollouts.
-- ``_compute_loss``: the method's per-token loss (``train.sync_losses``) aggregated as ``rl.sync.agg``
-  says, SFT terms as the mean over the update's expert tokens, minus the entropy bonus.
+- ``_compute_loss``: the method's per-token loss (``train.sync_losses``) aggregated as below.
 
 Rows per kind (``row_kind``): 0 rollout, 1 expert trained off-policy (LUFFY, SRFT), 2 hybrid
 (Prefix-RFT), 3 expert trained with SFT only (UPT's unsolved prompts, CHORD).
 
-Aggregation (``rl.sync.agg``): ``seq_sum_over_lmax`` divides the summed token losses by
-rows x ``max_completion_length`` of the update (the UPT codebase's ``loss_remove_token_mean``; the
-scripts divide per micro-batch, a constant factor away, which Adam's scale invariance absorbs up to
-gradient clipping); ``token_mean`` by the update's trained RL tokens, as trl's ``dapo`` loss. With
-``method=grpo`` the trainer reproduces trl's own loss exactly (the tests check it bit for bit).
+Aggregation, as the study's scripts compute it (../shared/SYNC_METHODS.md section 0; the UPT
+codebase's ``mix_core_alg.py`` ``loss_remove_token_mean`` and ``mix_actor.py``): one micro-batch's
+loss is
+
+    sum over its trained RL tokens of l / max_completion_length      (the padded response width)
+    + the SFT term: a masked mean over the micro-batch's SFT tokens (SRFT's, UPT's)
+    - entropy_coef x the masked mean entropy of its trained tokens
+
+and each micro-batch's loss is divided by the gradient accumulation (trl's loop sums the update's
+micro-batches; DDP averages the processes, as verl's FSDP does). Nothing is divided by the rows of a
+micro-batch, so the RL term weighs (rows per micro-batch) times more beside the SFT and entropy terms
+than a per-row mean would make it, as in the scripts. The scripts balance micro-batches by tokens
+(``use_dynamic_bsz``, at most 32,768 tokens per GPU) and configure the micro-batch size equal to the
+mini-batch's, so their divisor is 1 and their micro-batches simply add up: the RL:SFT:entropy weights
+here equal theirs when ``rl.micro_batch_size`` holds as many rows as their micro-batches, and the
+gradient (which clipping at ``max_grad_norm`` and UPT's skip above 80 see) is theirs divided by the
+accumulation. ``rl.sync.agg: token_mean`` divides the RL term by the update's trained RL tokens
+instead (trl's ``dapo`` normaliser; PAPER 4's "token-mean"), the SFT and entropy terms unchanged.
+CHORD mixes two token means over the update, (1 - mu) x the RL term and mu x the SFT term, as the
+CHORD paper writes its objective (whatever ``agg`` says; mu read at the RL step being trained,
+counted from 0 like Prefix-RFT's schedule). With ``method=grpo`` the trainer reproduces trl's own
+loss exactly (the tests check loss and gradients bit for bit).
 
 Every random choice (Prefix-RFT's prefix ratio) is drawn from the run seed, the RL step and the
 process, so a resumed branch draws what the uninterrupted one drew.
@@ -141,6 +157,7 @@ def sync_trainer_class() -> type:
                 raise ValueError(f"{method.name}: skipping updates with a large gradient norm needs the "
                                  "trainer's own clipping, not DeepSpeed's")
             self._plan: dict[str, Any] | None = None
+            self._chord_mu = self._mu(0) if method.name == "chord" else 0.0   # set at each step's generation
             self.skipped_updates = 0
 
         # ------------------------------------------------------------------ generation
@@ -237,6 +254,8 @@ def sync_trainer_class() -> type:
                     "mean_offpolicy_tokens": s_off / max(n_off, 1.0)}
 
         def _generate_and_score_completions(self, inputs):
+            if self.model.training and self.method.name == "chord":
+                self._chord_mu = self._mu(self._rl_step())   # the step about to be generated and trained
             batch = super()._generate_and_score_completions(inputs)
             if self.model.training and self.recipe is not None:
                 rec, lengths = self.generation_records[-1], dict(self._round_lengths)
@@ -249,27 +268,39 @@ def sync_trainer_class() -> type:
                     rec.update(lengths, group=self.num_generations - 1, off_policy=1)
                 # Prefix-RFT is costed as GRPO over all G rows, the hybrid row's prefix included
                 if self.method.name == "chord":
-                    rec["mu"] = self._mu()
+                    rec["mu"] = self._chord_mu
             return batch
 
         # ------------------------------------------------------------------ loss
-        def _mu(self) -> float:
+        def _mu(self, step: int) -> float:
+            """CHORD's mu at RL step ``step`` (0 for the branch's first step)."""
             s = self.sync
-            return sl.chord_mu(self._rl_step(), s.chord_mu_warmup_steps, s.chord_mu_decay_steps,
-                               s.chord_mu_peak, s.chord_mu_valley)
+            return sl.chord_mu(step, s.chord_mu_warmup_steps, s.chord_mu_decay_steps, s.chord_mu_peak,
+                               s.chord_mu_valley)
 
-        def _normalisers(self, inputs: dict[str, Any], rows: int) -> tuple[Any, Any]:
-            """(RL-term, SFT-term) denominators of one micro-batch, so that the DDP-averaged sum over the
-            update's micro-batches is the update-level aggregate."""
+        def _normalisers(self, inputs: dict[str, Any], sft_mask: Any) -> tuple[Any, Any]:
+            """(RL-term, SFT-term) denominators of one micro-batch's summed token losses (module docstring).
+
+            trl's loop adds the update's micro-batches, so every denominator carries the accumulation.
+            A token mean over the update divides by the update's tokens on this process: the generation
+            batch's count (gathered over the processes) / processes x accumulation / micro-batches per
+            generation, trl's own ``dapo`` normaliser.
+            """
             world = self.accelerator.num_processes
             accum, spg = self.current_gradient_accumulation_steps, self.args.steps_per_generation
             if not self.model.training:
                 accum = spg = 1
-            if self.recipe is None or self.sync.agg == "token_mean":   # as trl's "dapo" normaliser
-                rl = inputs["rl_tokens"].clamp(min=1.0) / world * accum / spg
-            else:
-                rl = rows * accum * self.max_completion_length
-            return rl, inputs["sft_tokens"].clamp(min=1.0) / world * accum / spg
+
+            def update_mean(key: str) -> Any:
+                return inputs[key].clamp(min=1.0) / world * accum / spg
+
+            if self.method.name == "chord":   # two token means over the update (the CHORD paper)
+                return update_mean("rl_tokens"), update_mean("sft_tokens")
+            if self.recipe is None or self.sync.agg == "token_mean":
+                rl = update_mean("rl_tokens")
+            else:   # the scripts: the padded response width, then the accumulation; never the rows
+                rl = accum * self.max_completion_length
+            return rl, sft_mask.sum().clamp(min=1.0) * accum   # the micro-batch's SFT mean, / accumulation
 
         def _compute_loss(self, model, inputs):
             if "row_kind" not in inputs:   # not a training batch of this trainer (trl's evaluation)
@@ -300,7 +331,6 @@ def sync_trainer_class() -> type:
             old = logp.detach() if old is None else old
             adv = inputs["advantages"]
             adv = adv.unsqueeze(1) if adv.dim() == 1 else adv
-            rl_norm, sft_norm = self._normalisers(inputs, logp.size(0))
             clipped = torch.zeros((), device=logp.device)
 
             if name == "luffy":
@@ -310,7 +340,7 @@ def sync_trainer_class() -> type:
                 shaped = sl.luffy_token_loss(logp, old, adv, expert_tok, self.recipe.shaping_gamma)
                 rollout = sl.srft_rollout_token_loss(logp, sl.srft_rollout_weight(inputs["reward"], h))
                 rl_tok = torch.where(expert_tok, shaped, rollout)
-                # the expert rows' entropy-weighted SFT term: a mean over the update's expert tokens
+                # the expert rows' entropy-weighted SFT term: a mean over the micro-batch's expert tokens
                 sft_mask = mask * expert_tok
                 sft_tok = sl.sft_token_loss(logp, sl.srft_sft_weight(h))
             else:   # grpo, upt, prefix_rft, chord: the policy-gradient surrogate on the rollouts
@@ -334,16 +364,18 @@ def sync_trainer_class() -> type:
                 ratio = inputs["importance_sampling_ratio"]
                 rl_tok = rl_tok * torch.where(expert_tok, torch.ones_like(rl_tok), ratio)
 
+            rl_norm, sft_norm = self._normalisers(inputs, sft_mask)
             loss = sl.aggregate(rl_tok, rl_mask, rl_norm)
             metrics = {"policy_loss": loss.detach().item()}
             if name in ("srft", "upt", "chord"):
                 sft = sl.aggregate(sft_tok, sft_mask, sft_norm)
                 if name == "chord":
-                    mu = self._mu()
+                    mu = self._chord_mu
                     loss, metrics["mu"] = (1.0 - mu) * loss + mu * sft, mu
                 else:
                     loss = loss + sft
-                metrics["sft_loss"] = sft.detach().item()
+                # logged as the micro-batch's mean per SFT token, whatever the normaliser
+                metrics["sft_loss"] = (sft.detach() * sft_norm / sft_mask.sum().clamp(min=1.0)).item()
             if self.method.entropy_coef:
                 accum = self.current_gradient_accumulation_steps if self.model.training else 1.0
                 loss = loss - self.method.entropy_coef * (
