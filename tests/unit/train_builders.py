@@ -142,9 +142,11 @@ def timed_rl_run(main: Any, argv: list[str]) -> float:
 def kill_rl_stage(argv: list[str], out: Path, *, at_save: int | None = None, after_s: float | None = None) -> str:
     """Run ``python -m plasticity rl ARGV`` in a child process group and kill it with SIGKILL, either
     between the trainer's save of checkpoint-``at_save`` and that checkpoint's ``branch_state.json``, or
-    ``after_s`` seconds after its training started (its ``rl step 0`` log line). Returns where it died;
-    fails if the stage finished first (the kill would have tested nothing)."""
+    ``after_s`` seconds after its training started (its ``rl step 0`` log line). Returns where it died. A
+    stage that finished (or renamed its output) before the kill tested nothing: it is run again with half
+    the delay, three times at most, then the test fails."""
     import os
+    import shutil
     import signal
     import subprocess
     import sys
@@ -160,25 +162,31 @@ def kill_rl_stage(argv: list[str], out: Path, *, at_save: int | None = None, aft
         ckpt = partial / ".trainer" / f"checkpoint-{at_save}"
         assert ckpt.is_dir() and not (ckpt / "branch_state.json").exists()
         return f"between the trainer's save of checkpoint-{at_save} and its branch_state.json"
-    proc = subprocess.Popen([sys.executable, "-m", "plasticity", "rl", *argv], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines, training = [], threading.Event()
+    for _ in range(3):   # a machine faster than the reference run may finish first: then kill earlier
+        proc = subprocess.Popen([sys.executable, "-m", "plasticity", "rl", *argv], env=env, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        lines, training = [], threading.Event()
 
-    def drain() -> None:   # keep reading: a full pipe would stall the stage
-        for line in proc.stderr:
-            lines.append(line)
-            if TRAINING_STARTS in line:
-                training.set()
+        def drain() -> None:   # keep reading: a full pipe would stall the stage
+            for line in proc.stderr:
+                lines.append(line)
+                if TRAINING_STARTS in line:
+                    training.set()
 
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    while not training.wait(0.05):
-        assert proc.poll() is None, "".join(lines)[-3000:]
-    time.sleep(after_s)
-    running = proc.poll() is None
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=60)
-    reader.join(timeout=60)
-    assert running, f"the stage ended before the kill {after_s:.2f} s into training: {''.join(lines)[-2000:]}"
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        while not training.wait(0.05):
+            assert proc.poll() is None, "".join(lines)[-3000:]
+        time.sleep(after_s)
+        in_time = proc.poll() is None and not out.exists()
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        reader.join(timeout=60)
+        if in_time:
+            break
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
+        after_s /= 2
+    assert in_time, f"the stage ended before every kill (last {after_s * 2:.2f} s into training): {''.join(lines)[-2000:]}"
     saved = sorted(p.parent.name for p in (partial / ".trainer").glob("checkpoint-*/branch_state.json"))
     return f"{after_s:.2f} s into training (complete checkpoints: {saved or 'none'})"
