@@ -68,7 +68,7 @@ def make_set(path: Path, rows: int, scale: int, seed: int = 0) -> dict:
         }, schema=schema.TRAJECTORY)
         writer.write_table(table)
     writer.close()
-    return {"rows": rows, "chars": chars}
+    return {"rows": rows, "chars": int(chars)}
 
 
 def tokenizer_dir(work: Path) -> Path:
