@@ -38,12 +38,17 @@ LOGS = f"{R}/logs"
 # set here (before `envvars`, which requires them defined), so it holds for local jobs and for every
 # cluster job (which parses this file again).
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+# Compute jobs read local files only: the hub clients' offline switches are set for every job (the
+# download rules, local on the submit host, lift them for themselves: plasticity.download).
+OFFLINE = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+os.environ.update({name: "1" for name in OFFLINE})
 os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
                                                         if p and p != str(SRC)])
 
 envvars:
     "PATH",
     "PYTHONPATH",
+    *OFFLINE,
 
 NAME = NAME_RE
 TABLES = ("table1", "table2", "table4", "table5", "table6")
@@ -55,6 +60,7 @@ wildcard_constraints:
     tok_set=NAME,
     max_length=r"\d+",
     method=NAME,
+    source=NAME,
     step=r"\d+",
     switch=r"\d+|" + "|".join(SWITCH_RULES),
     run=rf"base|sft[/]{NAME}[/]\d+",
@@ -115,6 +121,32 @@ def log(name):
 def write_section(path, section):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(section, indent=2, sort_keys=True) + "\n")
+
+
+# ---- downloads: the only jobs that reach the hub, local rules on the submit host (plasticity.download);
+# every other job runs with the hub's offline switches set (envvars above)
+from plasticity.download import MODEL_PATTERNS  # noqa: E402
+
+HUB_SOURCES = {s.name: s for s in [*CFG.data.sources, CFG.data.rl_source] if s.hub_id}
+
+
+def download_args(spec, patterns=None):
+    """The download stage's arguments for a hub model or data source (quoted: config values)."""
+    kind = "model" if patterns is not None else "dataset"
+    if patterns is None and (spec.files or spec.split):   # a source's files, or a split's shards
+        patterns = spec.files or [f"*{spec.split}-*", f"*{spec.split}.*"]
+    args = ["--repo", spec.hub_id, "--revision", spec.revision, "--type", kind]
+    args += [a for p in patterns or [] for a in ("--pattern", p)]
+    return shlex.join(args)
+
+
+def model_snapshot(w):
+    """A hub model's downloaded snapshot (rule download_model); nothing for tiny and path models."""
+    return f"{R}/downloads/models/{w.model}" if CFG.models[w.model].source == "hub" else []
+
+
+def snapshot_arg(w, input):
+    return f"--snapshot {shlex.quote(input.snapshot)}" if CFG.models[w.model].source == "hub" else ""
 
 
 # ---- used by rules/data.smk

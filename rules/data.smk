@@ -17,12 +17,27 @@ rule stage_config:
         write_section(output[0], params.section)
 
 
+rule download_source:
+    """A hub data source's pinned snapshot, fetched on the submit host (plasticity.download)."""
+    output:
+        directory(f"{DATA}/downloads/{{source}}"),
+    params:
+        args=lambda w: download_args(HUB_SOURCES[w.source]),
+    log:
+        log("data/downloads/{source}"),
+    localrule: True
+    shell:
+        "python -m plasticity download {params.args} --out {output:q} > {log:q} 2>&1"
+
+
 rule benchmarks:
+    """The benchmark suites: fetched from the hub where the registry says so, hence on the submit host."""
     input:
         cfg=stage_config("benchmarks"),
         code=code("plasticity.eval.registry"),
     output:
         directory(f"{R}/benchmarks"),
+    localrule: True
     resources:
         **job_request("benchmarks"),
     log:
@@ -54,11 +69,13 @@ rule ingest:
     input:
         cfg=stage_config("ingest"),
         raw=_raw_input,
+        downloads=[f"{DATA}/downloads/{name}" for name in HUB_SOURCES],
         code=code("plasticity.data.ingest"),
     output:
         directory(f"{DATA}/ingested"),
     params:
         raw=f"{DATA}/raw",
+        downloads=f"{DATA}/downloads",
     resources:
         **job_request("ingest"),
     log:
@@ -66,7 +83,8 @@ rule ingest:
     conda:
         "../envs/data.yaml"
     shell:
-        "python -m plasticity ingest --config {input.cfg:q} --raw {params.raw:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity ingest --config {input.cfg:q} --raw {params.raw:q} --downloads {params.downloads:q}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule filter:

@@ -1,12 +1,28 @@
 # Models and SFT: tokenizer -> base model -> SFT run (checkpoints, validation loss, regimes).
 
 
+rule download_model:
+    """A hub model's pinned snapshot (weights, config, tokenizer), fetched on the submit host."""
+    output:
+        directory(f"{R}/downloads/models/{{model}}"),
+    params:
+        args=lambda w: download_args(CFG.models[w.model], MODEL_PATTERNS),
+    log:
+        log("{model}/download"),
+    localrule: True
+    shell:
+        "python -m plasticity download {params.args} --out {output:q} > {log:q} 2>&1"
+
+
 rule tokenizer:
     input:
         cfg=stage_config("tokenizer", "{model}"),
+        snapshot=model_snapshot,
         code=code("plasticity.models"),
     output:
         directory(f"{R}/{{model}}/tokenizer"),
+    params:
+        snapshot=snapshot_arg,
     resources:
         **job_request("tokenizer"),
     log:
@@ -14,7 +30,7 @@ rule tokenizer:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m plasticity tokenizer --config {input.cfg:q} --out {output:q} > {log:q} 2>&1"
+        "python -m plasticity tokenizer --config {input.cfg:q} {params.snapshot} --out {output:q} > {log:q} 2>&1"
 
 
 rule base:
@@ -22,12 +38,14 @@ rule base:
         cfg=stage_config("base", "{model}"),
         tokenizer=rules.tokenizer.output[0],
         benchmarks=rules.benchmarks.output[0],
+        snapshot=model_snapshot,
         code=code("plasticity.train.pretrain"),
     output:
         directory(f"{R}/{{model}}/base"),
     params:
         # benchmark problems are kept out of the tiny base's pretraining draws
         exclude=lambda w, input: [f"{input.benchmarks}/{b}.parquet" for b in CFG.eval.benchmarks],
+        snapshot=snapshot_arg,
     threads: 1
     resources:
         **job_request("base"),
@@ -36,8 +54,8 @@ rule base:
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m plasticity base --config {input.cfg:q} --tokenizer {input.tokenizer:q} --out {output:q}"
-        " --exclude {params.exclude:q} --threads {threads} > {log:q} 2>&1"
+        "python -m plasticity base --config {input.cfg:q} --tokenizer {input.tokenizer:q} {params.snapshot}"
+        " --out {output:q} --exclude {params.exclude:q} --threads {threads} > {log:q} 2>&1"
 
 
 rule tokenize:

@@ -19,6 +19,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "difficulty": ("plasticity.data.difficulty", "per-prompt win rates from metadata or sampling"),
     "subsets": ("plasticity.data.subsets", "build the named SFT / validation / RL / MIX sets"),
     # models and training
+    "download": ("plasticity.download", "fetch a pinned hub snapshot (run on the submit host)"),
     "tokenizer": ("plasticity.models", "build or fetch a model's tokenizer"),
     "base": ("plasticity.train.pretrain", "build the base model (tiny: short pretraining; hub: pinned fetch)"),
     "tokenize": ("plasticity.train.tokens", "tokenize an SFT set once into memory-mapped Arrow shards"),

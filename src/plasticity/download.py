@@ -33,9 +33,18 @@ MODEL_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "config.json", "g
                   "tokenizer.model", "chat_template.jinja", "added_tokens.json")
 
 
+def hub_online() -> None:
+    """Let this process reach the hub: the download jobs (and the benchmarks rule, local too) only.
+    The workflow sets the offline switches for every job; huggingface_hub reads them at import."""
+    os.environ["HF_HUB_OFFLINE"] = "0"
+    import huggingface_hub.constants
+
+    huggingface_hub.constants.HF_HUB_OFFLINE = False
+
+
 def run(repo: str, revision: str, repo_type: str, patterns: list[str] | None, out: str | Path) -> Path:
     """Fetch ``repo`` at ``revision`` (only ``patterns``, when given) into ``out``, manifest last."""
-    os.environ["HF_HUB_OFFLINE"] = "0"          # this job is the one that may reach the hub
+    hub_online()
     from huggingface_hub import HfApi, snapshot_download
 
     commit = HfApi().repo_info(repo, revision=revision, repo_type=repo_type).sha

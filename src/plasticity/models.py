@@ -2,12 +2,13 @@
 
 Stage ``tokenizer`` reads the model's config section and writes a tokenizer directory:
 
-    python -m plasticity tokenizer --config CFG.json --out results/tiny/tokenizer
+    python -m plasticity tokenizer --config CFG.json --out results/tiny/tokenizer [--snapshot DOWNLOAD_DIR]
 
 ``CFG.json`` is the model's section (``plasticity.config.ModelSection``). For
-``source: tiny`` it builds the character-level tokenizer below; for ``source: hub`` it fetches the
-tokenizer files of the pinned ``hub_id`` + ``revision`` (a cluster-only code path); for
-``source: path`` it copies them from the pinned local directory after checking its sha256.
+``source: tiny`` it builds the character-level tokenizer below; for ``source: hub`` it copies the
+tokenizer files from the snapshot the ``download`` rule fetched on the submit host (``--snapshot``;
+compute jobs never reach the hub); for ``source: path`` it copies them from the pinned local directory
+after checking its sha256.
 
 The tiny tokenizer is a ``tokenizers`` WordLevel model over a small fixed vocabulary, split by a
 regex that keeps the multi-character markers (``<think>``, ``\\boxed{``, the chat markers, ``<eos>``
@@ -175,7 +176,19 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_m
                     "merges.txt", "tokenizer.model", "chat_template.jinja", "added_tokens.json")
 
 
-def run(cfg: Any, out: str | Path) -> Path:
+def model_files(spec: Any, snapshot: str | Path | None) -> Path:
+    """Where a hub or path model's files are: the downloaded snapshot (hub; ``plasticity.download``), or
+    the pinned local directory after its sha256 is checked (path)."""
+    if spec.source == "path":
+        verify_sha256(spec.path, spec.sha256)
+        return Path(spec.path)
+    if snapshot is None or not (Path(snapshot) / "manifest.json").is_file():
+        raise FileNotFoundError(f"model {spec.hub_id}@{spec.revision}: no downloaded snapshot at {snapshot} "
+                                "(the download_model rule fetches it on the submit host)")
+    return Path(snapshot)
+
+
+def run(cfg: Any, out: str | Path, snapshot: str | Path | None = None) -> Path:
     """Write the tokenizer of ``cfg.model`` (a ``config.ModelSection``) into ``out`` (atomically, manifest last)."""
     spec = cfg.model
     out = Path(out)
@@ -184,19 +197,12 @@ def run(cfg: Any, out: str | Path) -> Path:
         tmp.mkdir(parents=True)
         if spec.source == "tiny":
             save_tiny_tokenizer(build_tiny_tokenizer(), tmp)
-        elif spec.source == "hub":
-            from huggingface_hub import snapshot_download
-
-            snapshot_download(repo_id=spec.hub_id, revision=spec.revision, local_dir=str(tmp),
-                              allow_patterns=list(_TOKENIZER_FILES))
-            shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        else:   # path: a pinned local directory
-            src = Path(spec.path)
-            verify_sha256(src, spec.sha256)
+        else:
+            src = model_files(spec, snapshot)
             for name in _TOKENIZER_FILES:
                 if (src / name).is_file():
                     shutil.copy2(src / name, tmp / name)
-            inputs["model_path"] = src
+            inputs["model_files"] = src
         load_tokenizer(tmp)  # fail here, not in a later stage, if the files do not load
         write_manifest(tmp, stage="tokenizer", config=cfg.model_dump(mode="json"), inputs=inputs, seed=cfg.seed)
     return out
@@ -216,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Build (tiny) or fetch (hub/path) a model's tokenizer.")
     parser.add_argument("--config", required=True, help="JSON: the model section (plasticity.config.ModelSection)")
     parser.add_argument("--out", required=True, help="output tokenizer directory")
+    parser.add_argument("--snapshot", help="source: hub: the downloaded snapshot (stage download)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     from plasticity.config import ModelSection, load_section
 
-    run(load_section(args.config, ModelSection), args.out)
+    run(load_section(args.config, ModelSection), args.out, args.snapshot)
     return 0
 
 

@@ -97,3 +97,24 @@ def test_unknown_source_is_an_error_naming_the_file_and_key(tmp_path):
     with pytest.raises(ConfigError, match=r"cfg.json(.|\n)*model.source"):
         models.main(["--config", str(cfg), "--out", str(tmp_path / "tok")])
     assert not (tmp_path / "tok").exists()
+
+
+def test_a_hub_model_is_read_from_its_downloaded_snapshot(tmp_path, tiny_model_dir):
+    """The tokenizer and base stages of a hub model copy the snapshot the download rule fetched; without it
+    they fail at once, naming the rule, instead of reaching for the network on a compute node."""
+    import shutil
+
+    from plasticity import models
+    from plasticity.config import ModelSection
+    from plasticity.train import pretrain
+
+    cfg = ModelSection(seed=0, model_name="m", model={"source": "hub", "hub_id": "org/model", "revision": "a" * 40})
+    with pytest.raises(FileNotFoundError, match="download_model"):
+        models.run(cfg, tmp_path / "tok")
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(tiny_model_dir, snapshot)
+    (snapshot / "manifest.json").write_text("{}\n")
+    models.run(cfg, tmp_path / "tok", snapshot)
+    assert (tmp_path / "tok" / "tokenizer.json").read_bytes() == (snapshot / "tokenizer.json").read_bytes()
+    pretrain.run(cfg, tmp_path / "tok", tmp_path / "base", snapshot=snapshot)
+    assert (tmp_path / "base" / "model.safetensors").read_bytes() == (snapshot / "model.safetensors").read_bytes()

@@ -2,13 +2,15 @@
 
 Reads:  the config sections ``data.sources`` (SFT trajectory sources) and ``data.rl_source``; each
         source is read from a local path (``path: teacher`` = RAW_DIR/<name>; otherwise a file or a
-        directory of .jsonl / .jsonl.zst / .json / .parquet files) or fetched from the hub by
-        ``hub_id`` + pinned ``revision`` (optionally ``files`` / ``split``) into RAW_DIR/hub/.
+        directory of .jsonl / .jsonl.zst / .json / .parquet files) or, for ``hub_id`` + pinned
+        ``revision``, the snapshot the ``download_source`` rule fetched on the submit host
+        (DOWNLOADS/<name>; compute jobs never reach the hub).
 Writes: OUT/trajectories.parquet (schema.TRAJECTORY), OUT/rl_prompts.parquet (schema.RL_PROMPT),
         OUT/ledger.parquet (schema.LEDGER), OUT/manifest.json (counts per source and reason).
 
 Run by hand:
-    python -m plasticity ingest --config ingest.json --raw results/data/raw --out results/data/ingested
+    python -m plasticity ingest --config ingest.json --raw results/data/raw --out results/data/ingested \
+        [--downloads results/data/downloads]
 
 Rows are streamed (one line / one record batch at a time) in config order, then sorted file order,
 then row order, so "first occurrence" downstream means the first by (source, file, row).
@@ -47,22 +49,19 @@ ARROW_BLOCKS = True      # AM-40M JSONL through am40m_blocks (same rows as the r
 _PROGRESS_EVERY = 2000
 
 
-def resolve_source(source: dict[str, Any], raw_dir: Path) -> Path:
-    """The local file or directory holding ``source``; fetches a pinned hub snapshot if needed."""
+def resolve_source(source: dict[str, Any], raw_dir: Path, downloads: Path | None = None) -> Path:
+    """The local file or directory holding ``source`` (a hub source: its downloaded snapshot)."""
     if source.get("path") == "teacher":
         return raw_dir / source["name"]
     if source.get("path"):
         return Path(source["path"])
     if not source.get("hub_id") or not source.get("revision"):
         raise DataError(f"source {source.get('name')!r}: needs `path` or `hub_id` + pinned `revision`")
-    from huggingface_hub import snapshot_download
-
-    patterns = source.get("files") or ([f"*{source['split']}-*", f"*{source['split']}.*"]
-                                       if source.get("split") else None)
-    local = snapshot_download(repo_id=source["hub_id"], repo_type="dataset",
-                              revision=source["revision"], allow_patterns=patterns,
-                              local_dir=raw_dir / "hub" / source["name"])
-    return Path(local)
+    snapshot = Path(downloads or raw_dir / "downloads") / source["name"]
+    if not (snapshot / "manifest.json").is_file():
+        raise DataError(f"source {source['name']!r}: no downloaded snapshot of {source['hub_id']}@{source['revision']} "
+                        f"at {snapshot} (the download_source rule fetches it on the submit host)")
+    return snapshot
 
 
 def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledger: Ledger,
@@ -139,14 +138,16 @@ def _with_provenance(mapped: pa.Table, name: str, source_file: str, first_row: i
 
 
 def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str | Path,
-        out: str | Path, *, seed: int | None = None, config: Any = None) -> dict[str, Any]:
+        out: str | Path, *, seed: int | None = None, config: Any = None,
+        downloads: str | Path | None = None) -> dict[str, Any]:
     """Ingest every source into ``out``; return the manifest's counts."""
     tune_stage_process()
     raw_dir = Path(raw_dir)
     names = [s["name"] for s in sources] + [rl_source["name"]]
     if len(set(names)) != len(names):
         raise DataError(f"source names must be unique, got {names}")
-    roots = {s["name"]: resolve_source(s, raw_dir) for s in [*sources, rl_source]}
+    roots = {s["name"]: resolve_source(s, raw_dir, Path(downloads) if downloads else None)
+             for s in [*sources, rl_source]}
     check_out_outside(out, roots)
     digests = InputDigests(roots)            # the manifest's input hashes, computed meanwhile
     with atomic_path(out) as tmp:
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="plasticity ingest", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True,
                         help='JSON: {"seed": int, "sources": [...], "rl_source": {...}}')
-    parser.add_argument("--raw", required=True, help="raw directory (teacher output, hub cache)")
+    parser.add_argument("--raw", required=True, help="raw directory (the simulated teacher's output)")
+    parser.add_argument("--downloads", help="directory of the hub sources' snapshots (stage download)")
     parser.add_argument("--out", required=True, help="output directory")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     seed, sources = load_stage_config(args.config, "sources")
     _, rl_source = load_stage_config(args.config, "rl_source")
     counts = run(sources, rl_source, args.raw, args.out, seed=seed,
-                 config={"sources": sources, "rl_source": rl_source})
+                 config={"sources": sources, "rl_source": rl_source}, downloads=args.downloads)
     print(json.dumps({"stage": STAGE, "in": counts["in"], "kept": counts["kept"],
                       "dropped": counts["dropped"]}))
     return 0

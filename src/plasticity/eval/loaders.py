@@ -427,7 +427,11 @@ def generate_embedded(name: str, role: str, level: int, count: int, seed: int,
 # The hub (cluster only; never exercised in tests)
 
 def fetch_from_hub(hub_id: str, filename: str, revision: str | None, cache_dir: str | None = None) -> Path:
-    """Download one file of a dataset repository at ``revision`` and return its local path."""
+    """Download one file of a dataset repository at ``revision`` and return its local path (the
+    benchmarks rule runs on the submit host for this: ``plasticity.download``)."""
+    from plasticity.download import hub_online
+
+    hub_online()
     from huggingface_hub import hf_hub_download
 
     return Path(hf_hub_download(repo_id=hub_id, filename=filename, revision=revision,

@@ -3,14 +3,15 @@
 ``source: tiny`` builds a Qwen2ForCausalLM from ``model.arch`` (tied embeddings, vocabulary from the
 tokenizer) and gives it a short "pretraining" on problem -> direct answer pairs (``7-3+5=`` ->
 ``\\boxed{9}``, levels 2..6) with trl's SFTTrainer, so the base is weak but not zero (about 10-15%
-on the embedded suites). ``source: hub`` downloads the pinned revision (cluster only);
-``source: path`` verifies the pinned sha256 of a local directory and copies it; for both,
+on the embedded suites). ``source: hub`` copies the snapshot the ``download`` rule fetched on the
+submit host (``--snapshot``); ``source: path`` verifies the pinned sha256 of a local directory and
+copies it; for both,
 ``model.config_overrides`` replaces keys of the written ``config.json``.
 
 Writes DIR with safetensors weights, config and tokenizer, ``manifest.json`` last. Run by hand::
 
     python -m plasticity base --config CFG.json --tokenizer results/tiny/tokenizer \\
-        --out results/tiny/base [--threads 1] [--exclude BENCH.parquet ...]
+        --out results/tiny/base [--threads 1] [--exclude BENCH.parquet ...] [--snapshot DOWNLOAD_DIR]
 
 ``CFG.json`` is the model's section (``plasticity.config.ModelSection``). On CPU the same seed gives
 byte-identical weights.
@@ -29,9 +30,6 @@ from plasticity.config import ModelSection, SftRunSettings, load_section
 from plasticity.io import atomic_path, write_manifest
 
 log = logging.getLogger(__name__)
-
-_HUB_PATTERNS = ["*.safetensors", "*.json", "*.jinja", "*.txt", "*.model"]
-
 
 def build_tiny_model(arch: Any, tokenizer: Any, seed: int) -> Any:
     """A freshly initialised Qwen2ForCausalLM for the tiny tokenizer (fp32, tied embeddings)."""
@@ -108,10 +106,9 @@ def override_config(model_dir: Path, overrides: dict[str, Any]) -> None:
 
 
 def run(cfg: ModelSection, tokenizer_dir: str | Path, out: str | Path, *, threads: int = 1,
-        exclude: list[str | Path] | None = None) -> Path:
+        exclude: list[str | Path] | None = None, snapshot: str | Path | None = None) -> Path:
     """Write the base model of ``cfg.model`` into ``out`` (atomically, manifest last)."""
-    from plasticity.models import (load_tokenizer, require_safetensors, save_model_and_tokenizer, set_threads,
-                                   verify_sha256)
+    from plasticity.models import load_tokenizer, model_files, require_safetensors, save_model_and_tokenizer, set_threads
 
     spec = cfg.model
     set_threads(threads)
@@ -123,17 +120,10 @@ def run(cfg: ModelSection, tokenizer_dir: str | Path, out: str | Path, *, thread
             tokenizer = load_tokenizer(tokenizer_dir)
             model = pretrain_tiny(cfg, tokenizer, tmp, exclude=exclude_prompts(list(exclude or [])))
             save_model_and_tokenizer(model, tokenizer, tmp)
-        elif spec.source == "hub":
-            from huggingface_hub import snapshot_download
-
-            snapshot_download(repo_id=spec.hub_id, revision=spec.revision, local_dir=str(tmp),
-                              allow_patterns=_HUB_PATTERNS)
-            shutil.rmtree(tmp / ".cache", ignore_errors=True)
-        else:   # path: a pinned local directory
-            src = Path(spec.path)
-            verify_sha256(src, spec.sha256)
-            shutil.copytree(src, tmp, dirs_exist_ok=True)
-            inputs["model_path"] = src
+        else:   # hub (the downloaded snapshot) or path (a pinned local directory)
+            src = model_files(spec, snapshot)
+            shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("manifest.json"))
+            inputs["model_files"] = src
         require_safetensors(tmp)
         override_config(tmp, spec.config_overrides)
         for i, path in enumerate(exclude or []):
@@ -150,10 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     parser.add_argument("--exclude", nargs="*", default=[],
                         help="parquet files whose `prompt` column is kept out of the pretraining data")
+    parser.add_argument("--snapshot", help="source: hub: the downloaded snapshot (stage download)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     run(load_section(args.config, ModelSection), args.tokenizer, args.out, threads=args.threads,
-        exclude=args.exclude)
+        exclude=args.exclude, snapshot=args.snapshot)
     return 0
 
 
