@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from plasticity.io import is_complete, read_json
-from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_prompts, tokenized, \
-    trajectories, write_json_file
+from train_builders import (EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, micro_base, rl_prompts,
+                            tokenized, trajectories, write_json_file)
 
 pytestmark = pytest.mark.slow
 
@@ -31,13 +31,8 @@ RL_P = {**RL, "method": "dapo_dc", "max_gen_rounds": 1, "prompts_per_step": 4, "
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    from plasticity import models
-    from plasticity.train import pretrain
-
     work = tmp_path_factory.mktemp("preempt")
-    cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
-    assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
-    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
+    micro_base(work)
     tokenized(work, "train", trajectories(96, 1))
     tokenized(work, "val", trajectories(12, 2))
     pq.write_table(rl_prompts(32, 3), work / "rl.parquet")

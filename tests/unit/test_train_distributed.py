@@ -24,7 +24,7 @@ import pytest
 
 from plasticity import schema
 from plasticity.io import is_complete, read_json
-from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, rl_argv, rl_prompts, \
+from train_builders import EVAL, MICRO_MODEL, REGIMES, RL, SEED, SFT, benchmarks, micro_base, rl_argv, rl_prompts, \
     tokenized, trajectories, write_json_file
 
 pytestmark = pytest.mark.slow
@@ -62,13 +62,8 @@ def _assert_close(one: dict, two: dict, start: dict) -> None:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
-    from plasticity import models
-    from plasticity.train import pretrain
-
     work = tmp_path_factory.mktemp("distributed")
-    cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
-    assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
-    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
+    micro_base(work)
     tokenized(work, "train", trajectories(48, 1))
     tokenized(work, "val", trajectories(12, 2))
     benchmarks(work / "bench")

@@ -48,6 +48,17 @@ def trajectories(n: int, seed: int) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema.TRAJECTORY)
 
 
+def micro_base(work: Path) -> Path:
+    """The micro model's tokenizer (``work/tok``) and pretrained base (``work/base``), as the stages build them."""
+    from plasticity import models
+    from plasticity.train import pretrain
+
+    cfg = write_json_file(work / "model.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL})
+    assert models.main(["--config", str(cfg), "--out", str(work / "tok")]) == 0
+    assert pretrain.main(["--config", str(cfg), "--tokenizer", str(work / "tok"), "--out", str(work / "base")]) == 0
+    return work / "base"
+
+
 def tokenized(work: Path, name: str, table: pa.Table, max_length: int = SFT["max_length"]) -> Path:
     """``table`` (trajectories) written and tokenized with ``work/tok`` as the tokenize stage does for SFT."""
     from plasticity.train import tokens
