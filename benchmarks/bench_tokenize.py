@@ -8,11 +8,13 @@ and hours of tokenizing on 2 cores), the max length with them; the number of row
 
 Measured, each in a fresh process:
 - ``tokenize`` (``python -m plasticity tokenize``, ``--workers`` processes): wall seconds, tokens/s,
-  peak RSS of the largest process and peak PSS of the process tree;
+  peak RSS of the largest process and peak PSS of the process tree (``wait4``'s maxrss carries the
+  forking parent's high-water mark across exec: the sets are generated in a child, so the parent
+  stays small);
 - one SFT rank: ``train.tokens.open_tokenized`` (memory-mapped shards), the length column's mean,
   then ``--batches`` micro-batches of 4 random rows through ``train.data.CompletionCollator`` as the
-  trainer's sampler and collator draw them: peak RSS, and peak anonymous RSS (the rank's own memory;
-  the shards' pages it touched are file cache the kernel can drop);
+  trainer's sampler and collator draw them: peak RSS (the process's own ``VmHWM``), and peak
+  anonymous RSS (the rank's own memory; the shards' pages it touched are file cache the kernel can drop);
 - optionally (``--lists``) the previous path at the small size: the whole set tokenized into Python
   lists (``train.data.tokenize_pairs``) and ``Dataset.from_dict``.
 
@@ -101,7 +103,9 @@ tokens = 0
 for _ in range({batches}):
     batch = collate([data[rng.randrange(len(data))] for _ in range(4)])
     tokens += int(batch["input_ids"].numel())
-print(json.dumps({{"rows": len(data), "mean_length": mean, "tokens_collated": tokens}}))
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
+print(json.dumps({{"rows": len(data), "mean_length": mean, "tokens_collated": tokens,
+                  "vm_hwm_mib": int(status["VmHWM"].split()[0]) / 1024}}))
 """
 
 LISTS = """
@@ -141,8 +145,9 @@ def rank_loading(src: str, tok: Path, shards: Path, batches: int) -> dict:
     sampler.join()
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError("rank loading failed")
-    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "peak_anon_rss_mib": round(peak[0] / 1024, 1), **json.loads(proc.stdout.read())}
+    out = json.loads(proc.stdout.read())
+    return {"seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": round(out.pop("vm_hwm_mib"), 1),
+            "peak_anon_rss_mib": round(peak[0] / 1024, 1), **out}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=2000)
     parser.add_argument("--lists", action="store_true", help="also the in-memory list path at the first size")
     parser.add_argument("--work", default="/tmp/bench-tokenize")
+    parser.add_argument("--make-set", nargs=3, metavar=("PATH", "ROWS", "SCALE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.make_set:
+        path, rows, scale = args.make_set
+        make_set(Path(path), int(rows), int(scale))
+        return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     src, tok = str(ROOT / "src"), tokenizer_dir(work)
@@ -162,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for rows in args.rows:
         data = work / f"set-{rows}.parquet"
-        made = make_set(data, rows, args.scale) if not data.is_file() else {"rows": rows}
+        if not data.is_file():   # in a child: this process stays small (its RSS would count in its children's)
+            subprocess.run([sys.executable, __file__, "--make-set", str(data), str(rows), str(args.scale)], check=True)
         shards = work / f"tokens-{rows}"
         subprocess.run(["rm", "-rf", str(shards)], check=True)
         code = (f"import sys; sys.path.insert(0, {src!r}); from plasticity.train import tokens; "
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         tokenize["tokens_per_s"] = round(stats["tokens"] / tokenize["seconds"])
         entry = {"rows": rows, "tokens": stats["tokens"], "mean_length": stats["mean_length"],
                  "shard_gb": round(sum(p.stat().st_size for p in shards.glob("*.arrow")) / 1e9, 2),
-                 "tokenize": tokenize, "rank": rank_loading(src, tok, shards, args.batches), **made}
+                 "tokenize": tokenize, "rank": rank_loading(src, tok, shards, args.batches)}
         if args.lists and rows == args.rows[0]:
             entry["lists"] = timed(LISTS.format(src=src, tok=str(tok), data=str(data), max_length=max_length))
         results.append(entry)
