@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from plasticity.locks import WAIT_ENV, default_wait
+from plasticity.locks import WAIT_ENV
 
 # stage name -> (module, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -64,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         if len(argv) < 3:
             print(_usage(), file=sys.stderr)
             return 2
-        os.environ[WAIT_ENV] = argv[1]            # seen by every output lock of this stage
         try:
-            default_wait()
-        except ValueError as exc:
-            print(f"--lock-wait: {exc}", file=sys.stderr)
+            float(argv[1])
+        except ValueError:
+            print(f"--lock-wait {argv[1]!r}: expected seconds (a number, or inf)", file=sys.stderr)
             return 2
+        os.environ[WAIT_ENV] = argv[1]            # seen by every output lock of this stage
         argv = argv[2:]
     name, rest = argv[0], argv[1:]
     if name not in STAGES:

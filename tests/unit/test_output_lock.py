@@ -169,10 +169,10 @@ def test_many_runs_finding_one_stale_lock_let_exactly_one_in(tmp_path):
 
 
 def test_cli_lock_wait_sets_the_wait_for_the_stage(monkeypatch):
-    monkeypatch.delenv(locks.WAIT_ENV, raising=False)
+    monkeypatch.setenv(locks.WAIT_ENV, "0")            # restored (removed) after the test
     seen = {}
     monkeypatch.setitem(cli.STAGES, "probe", (__name__, "test stage"))
     monkeypatch.setattr(sys.modules[__name__], "main", lambda argv: seen.update(wait=locks.default_wait()) or 0,
                         raising=False)
     assert cli.main(["--lock-wait", "inf", "probe"]) == 0 and seen["wait"] == float("inf")
-    assert cli.main(["--lock-wait", "soon", "probe"]) == 2
+    assert cli.main(["--lock-wait", "soon", "probe"]) == 2 and locks.default_wait() == float("inf")
