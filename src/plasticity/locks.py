@@ -3,6 +3,8 @@
 ``output_lock(final)`` creates ``.<name>.lock`` next to ``final``. The file is written complete under
 a private name first and then hard-linked to the lock name: ``link`` fails when the name exists, on
 local disks and on NFS alike, so exactly one process gets it and a reader never sees half a lock.
+On a filesystem without hard links the lock is created with ``O_CREAT | O_EXCL`` and then written;
+a lock read in the moment between is unreadable and counts as held by an unknown holder.
 It records who holds it: host, boot id, pid and the process's start time, a random token, since
 when, and the command line.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import json
 import math
 import os
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 WAIT_ENV = "PLASTICITY_LOCK_WAIT"
+_NO_LINKS = (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK)
 POLL_S = 0.5
 BREAK_STALE_S = 60.0
 
@@ -103,15 +107,26 @@ def _identity() -> dict[str, Any]:
 def _create(path: Path, content: dict[str, Any]) -> bool:
     """Create ``path`` holding ``content`` if it does not exist; False if it does."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(content, sort_keys=True) + "\n"
     private = path.with_name(f"{path.name}.{content['token']}")
-    private.write_text(json.dumps(content, sort_keys=True) + "\n", encoding="utf-8")
+    private.write_text(text, encoding="utf-8")
     try:
         os.link(private, path)
         return True
     except FileExistsError:
         return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINKS:
+            raise
     finally:
         private.unlink()
+    try:                                         # no hard links here: create exclusively, then write
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return True
 
 
 def _read(path: Path) -> dict[str, Any] | None:

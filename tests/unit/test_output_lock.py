@@ -176,3 +176,25 @@ def test_cli_lock_wait_sets_the_wait_for_the_stage(monkeypatch):
                         raising=False)
     assert cli.main(["--lock-wait", "inf", "probe"]) == 0 and seen["wait"] == float("inf")
     assert cli.main(["--lock-wait", "soon", "probe"]) == 2 and locks.default_wait() == float("inf")
+
+
+def test_without_hard_links_the_lock_is_still_exclusive(tmp_path, monkeypatch):
+    def no_link(src, dst):
+        raise PermissionError(1, "Operation not permitted")      # what vfat / some FUSE mounts say
+    monkeypatch.setattr(os, "link", no_link)
+    out = tmp_path / "out"
+    with output_lock(out):
+        assert json.loads(lock_path(out).read_text())["pid"] == os.getpid()
+        with pytest.raises(OutputLocked):
+            with output_lock(out):
+                pass
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_a_lock_file_that_does_not_parse_is_never_broken(tmp_path):
+    out = tmp_path / "out"
+    lock_path(out).write_text("written by something else")
+    with pytest.raises(OutputLocked, match="written by something else|pid \\?"):
+        with output_lock(out):
+            pass
+    assert lock_path(out).read_text() == "written by something else"

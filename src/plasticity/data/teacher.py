@@ -253,8 +253,10 @@ def run(cfg: dict[str, Any], seed: int, bench_dir: str | Path, out: str | Path) 
     import pyarrow as pa
 
     from plasticity import parquet_io
+    from plasticity.data.tables import InputDigests
 
     rng = random.Random(seed)
+    digests = InputDigests({"benchmarks": bench_dir})
     benchmarks = _read_benchmarks(Path(bench_dir))
     rows, clean, sft_counts = build_sft_rows(cfg, rng, benchmarks)
     rl_rows, rl_counts = build_rl_rows(cfg, rng, clean, {p.prompt for p in clean}
@@ -272,8 +274,8 @@ def run(cfg: dict[str, Any], seed: int, bench_dir: str | Path, out: str | Path) 
                                tmp / RL_DIR / "math-00000.parquet")
         counts = {"sft_rows": len(rows), "sft_faults": sft_counts, "rl_rows": len(rl_rows),
                   "rl_composition": rl_counts, "benchmark_prompts": len(benchmarks)}
-        write_manifest(tmp, stage=STAGE, config=cfg, seed=seed, inputs={"benchmarks": bench_dir},
-                       extra={"counts": counts})
+        write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
+                       extra={"inputs": digests.manifest_inputs(), "counts": counts})
     return counts
 
 
