@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -49,16 +50,15 @@ def iter_records(stream: SourceStream, batch_size: int = 1024, *, max_record_byt
     name = stream.path.name
     if name.endswith(".parquet"):
         yield from _parquet_records(stream, batch_size)
-    elif name.endswith(".json") and _starts_with_bracket(stream.path):
+    elif name.endswith(".json") and _starts_with_bracket(stream):
         yield from _json_array_records(stream)
     else:
         yield from _jsonl_records(stream, max_record_bytes)
 
 
-def _starts_with_bracket(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).removeprefix(BOM).lstrip()
-    return head.startswith(b"[")
+def _starts_with_bracket(stream: SourceStream) -> bool:
+    head = os.pread(stream.file.fileno(), 4096, 0)           # the file position is not moved
+    return head.removeprefix(BOM).lstrip().startswith(b"[")
 
 
 def too_long(line: LongLine, max_record_bytes: int) -> RowError:

@@ -84,7 +84,6 @@ class SourceStream:
         self._before = os.fstat(self.file.fileno())
         self._digest = hashlib.sha256()
         self._hashed = 0
-        self._sequential = True
 
     def read(self, size: int) -> bytes:
         data = self.file.read(size)
@@ -102,7 +101,6 @@ class SourceStream:
 
     def hash_for_random_access(self, chunk: int = 1 << 20) -> None:
         """Hash the whole file in one sequential pass (``pread``: the file position is not moved)."""
-        self._sequential = False
         offset = 0
         while data := os.pread(self.file.fileno(), chunk, offset):
             self._digest.update(data)
@@ -121,7 +119,7 @@ class SourceStream:
             change = describe_change(self._before, after)
         elif named is None or (named.st_dev, named.st_ino) != (after.st_dev, after.st_ino):
             change = describe_change(self._before, named)
-        elif self._hashed != after.st_size and (self._sequential or self._hashed):
+        elif self._hashed != after.st_size:
             change = f"{self._hashed} of its {after.st_size} bytes were read"
         if change is not None:
             raise DataError(f"{self.path}: the file changed while it was read ({change}); the rows "
