@@ -194,7 +194,7 @@ def line_blocks(chunks: Iterable[bytes], block_bytes: int, max_line: int) -> Ite
     Chunks are cut to at most ``max_line + 1`` bytes, so a line that starts and ends inside one
     chunk is never too long: only the line carried over from earlier chunks needs counting.
     """
-    done: list[bytes] = []                # complete lines waiting for the block to fill
+    done: list[bytes | memoryview] = []   # complete lines waiting for the block (views: one copy, at the join)
     done_size = 0
     partial: list[bytes] = []             # the line being read, up to max_line bytes of it
     partial_size = 0
@@ -228,7 +228,7 @@ def line_blocks(chunks: Iterable[bytes], block_bytes: int, max_line: int) -> Ite
                 continue
         last = chunk.rfind(b"\n") + 1
         done += partial
-        done.append(chunk[:last])
+        done.append(memoryview(chunk)[:last])
         done_size += partial_size + last
         partial, partial_size = ([chunk[last:]], len(chunk) - last) if last < len(chunk) else ([], 0)
         if done_size + partial_size >= block_bytes:
