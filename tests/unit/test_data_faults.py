@@ -23,7 +23,7 @@ from plasticity import parquet_io
 from plasticity import schema as S
 from plasticity.data import am40m_blocks, filters, ingest, source_files, tables
 from plasticity.data.source_stream import LongLine, SourceStream, decompressed, line_blocks
-from plasticity.data.tables import DataError, InputDigests, TableWriter
+from plasticity.data.tables import DataError, InputDigests
 from plasticity.io import OutputWriteError, sha256_file, sha256_tree
 from plasticity.locks import lock_path
 
@@ -140,10 +140,9 @@ def _rows(schema: pa.Schema, n: int) -> list[dict]:
     return [{f.name: value(f, i) for f in schema} for i in range(n)]
 
 
-MATCHED_SCHEMA = filters.MATCHED
-WRITTEN = [          # (schema, how the project writes it)
+WRITTEN = [          # (name, schema, how the project writes it)
     ("trajectory", S.TRAJECTORY, "table_writer"), ("rl_prompt", S.RL_PROMPT, "table_writer"),
-    ("mix", S.MIX, "table_writer"), ("ledger", S.LEDGER, "table_writer"), ("matched", MATCHED_SCHEMA, "table_writer"),
+    ("mix", S.MIX, "table_writer"), ("ledger", S.LEDGER, "table_writer"), ("matched", filters.MATCHED, "table_writer"),
     ("benchmark", S.BENCHMARK, "write_table"), ("generation", S.GENERATION, "write_table"),
     ("sample", S.SAMPLE, "write_table"),
 ]
