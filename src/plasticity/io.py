@@ -158,7 +158,8 @@ def _sigterm_as_exit() -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGTERM) is handler:    # unless the block set its own since
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _remove(path: Path) -> None:
