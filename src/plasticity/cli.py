@@ -3,11 +3,17 @@
 Each stage lives in its own module exposing ``main(argv) -> int``; this table only routes to it,
 importing the stage lazily so ``--help`` of one stage never pays for another's imports.
 Run ``python -m plasticity <stage> --help`` for a stage's arguments.
+
+``python -m plasticity --lock-wait SECONDS <stage> ...`` makes the stage wait up to SECONDS (``inf``:
+no limit) for another run holding the lock on its output, instead of failing at once (locks.py).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from plasticity.locks import WAIT_ENV
 
 # stage name -> (module, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -44,7 +50,9 @@ STAGES: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     width = max(map(len, STAGES))
-    lines = ["usage: python -m plasticity <stage> [args...]", "", "stages:"]
+    lines = ["usage: python -m plasticity [--lock-wait SECONDS] <stage> [args...]", "",
+             "  --lock-wait SECONDS  wait for another run writing the same output (default: fail at once)",
+             "", "stages:"]
     lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in STAGES.items()]
     return "\n".join(lines)
 
@@ -54,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
         return 0
+    if argv[0] == "--lock-wait":
+        if len(argv) < 3:
+            print(_usage(), file=sys.stderr)
+            return 2
+        try:
+            float(argv[1])
+        except ValueError:
+            print(f"--lock-wait {argv[1]!r}: expected seconds (a number, or inf)", file=sys.stderr)
+            return 2
+        os.environ[WAIT_ENV] = argv[1]            # seen by every output lock of this stage
+        argv = argv[2:]
     name, rest = argv[0], argv[1:]
     if name not in STAGES:
         print(f"unknown stage {name!r}\n\n{_usage()}", file=sys.stderr)

@@ -3,7 +3,6 @@ file-level faults stop the stage naming the file, row-level faults become ledger
 row and field columns, and every reader gives the same verdict for the same bytes."""
 from __future__ import annotations
 
-import builtins
 import gzip
 import json
 import os
@@ -89,7 +88,7 @@ def test_unreadable_directory_and_file_are_errors(tmp_path, monkeypatch):
     root = tmp_path / "src"
     good_shard(root)
     locked = good_shard(root / "locked")
-    real_scandir, real_open = os.scandir, builtins.open
+    real_scandir, real_open = os.scandir, os.open
 
     def scandir(path):           # the tests may run as root, which reads any mode: deny by path
         if Path(path) == root / "locked":
@@ -105,7 +104,7 @@ def test_unreadable_directory_and_file_are_errors(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", open_)
+    monkeypatch.setattr(os, "open", open_)              # source files are opened with os.open
     fails_naming(root, locked, "unreadable file")
 
 

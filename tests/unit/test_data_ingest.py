@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from plasticity.data import ingest, native
+from plasticity.data.source_stream import SourceStream
 from plasticity.data.tables import DataError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
@@ -230,5 +231,6 @@ def test_am40m_blocks_use_arrow_for_clean_blocks(tmp_path, monkeypatch):
     path = tmp_path / "math_r1_1pass.jsonl"
     _faulty_am40m(path, 300, seed=1)
     monkeypatch.setattr(am40m_blocks, "BLOCK_BYTES", 2048)
-    kinds = [kind for kind, _, _ in am40m_blocks.blocks(path)]
+    with SourceStream(path) as stream:
+        kinds = [kind for kind, _, _ in am40m_blocks.blocks(stream)]
     assert "table" in kinds and "records" in kinds

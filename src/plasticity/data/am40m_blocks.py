@@ -2,8 +2,8 @@
 
 The 40M-row release (DATASETS.md 2) is the bulk of the study's corpus, and parsing it line by line
 with ``json.loads`` and building Arrow tables from Python dicts was most of the ingest stage's CPU.
-``blocks(path)`` cuts a ``.jsonl`` / ``.jsonl.zst`` file into line-aligned blocks of about
-``BLOCK_BYTES`` and yields, per block, one of
+``blocks(stream)`` cuts a ``.jsonl`` / ``.jsonl.zst`` file (a ``source_stream.SourceStream``) into
+line-aligned blocks of about ``BLOCK_BYTES`` and yields, per block, one of
 
 * ``("table", first_row, table)``: the block parsed by Arrow (C++, no Python objects) and mapped
   to the canonical columns of ``native.map_am_40m``, when every line of the block is a record
@@ -13,14 +13,15 @@ with ``json.loads`` and building Arrow tables from Python dicts was most of the 
   them, for the row path, which names the bad row and field. Any block with something unusual
   goes there whole: a malformed or blank line, invalid UTF-8, a lone surrogate escape, a
   byte-order mark after the file's start, a repeated key, a missing or differently typed field,
-  an empty category, a blank prompt, a rate outside [0, 1] or NaN.
+  an empty category, a blank prompt, a rate outside [0, 1] or NaN. A line longer than the maximum
+  record size is skipped unread (``source_stream.line_blocks``) and comes out alone, as the row
+  path's ``record_too_long`` error.
 
 So the output is the same as the row path's, row for row (tests/unit/test_data_ingest.py runs
 both on the same files). A file without any record yields the row path's ``empty_shard`` error.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from plasticity.data import native, records
+from plasticity.data.source_stream import LongLine, SourceStream, content_chunks, line_blocks
 
 BLOCK_BYTES = 16 << 20
 _FIELDS = pa.schema([("category", pa.string()), ("model_name", pa.string()), ("question", pa.string()),
@@ -38,24 +40,6 @@ _RATES = (("win_rate_small", "pass_rate_1.5b"), ("win_rate_mid", "pass_rate_7b")
 # matches is blank for the row path.
 _BLANK = (r"^[\t-\r\x{1c}- \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}"
           r"\x{3000}]*$")
-
-
-def _line_blocks(path: Path) -> Iterator[bytes]:
-    """Line-aligned blocks of the (decompressed) file; the last may lack a final newline."""
-    with open(path, "rb") as fh:
-        chunks = native._zstd_chunks(fh, path) if path.name.endswith(".zst") else iter(
-            lambda: fh.read(BLOCK_BYTES), b"")
-        rest = b""
-        for data in chunks:
-            rest += data
-            if len(rest) < BLOCK_BYTES:
-                continue
-            cut = rest.rfind(b"\n") + 1
-            if cut:
-                yield rest[:cut]
-                rest = rest[cut:]
-        if rest:
-            yield rest
 
 
 def _mapped(block: bytes, lines: int) -> pa.Table | None:
@@ -93,11 +77,17 @@ def _mapped(block: bytes, lines: int) -> pa.Table | None:
     })
 
 
-def blocks(path: Path) -> Iterator[tuple[str, int | None, pa.Table | list]]:
+def blocks(stream: SourceStream, max_record_bytes: int = native.MAX_RECORD_BYTES
+           ) -> Iterator[tuple[str, int | None, pa.Table | list]]:
     """The blocks of one AM-40M JSONL file, as the module docstring describes."""
     row, seen = 0, False
-    with native.file_errors(path):
-        for block in _line_blocks(path):
+    with native.file_errors(stream.path):
+        for block in line_blocks(content_chunks(stream, BLOCK_BYTES), BLOCK_BYTES, max_record_bytes):
+            if isinstance(block, LongLine):
+                seen = True
+                yield "records", None, [(row, native.too_long(block, max_record_bytes))]
+                row += 1
+                continue
             lines = block.count(b"\n") + (not block.endswith(b"\n"))
             table = _mapped(block, lines)
             if table is not None:

@@ -48,10 +48,11 @@ from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
+from plasticity import parquet_io
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
 from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
-                                    iter_batches, keep_rows, num_rows, open_table, tune_stage_process)
+                                    iter_batches, keep_rows, num_rows, read_table, tune_stage_process)
 from plasticity.data.overlap import OverlapIndex
 from plasticity.io import atomic_path, write_manifest
 
@@ -75,7 +76,7 @@ def benchmark_index(bench_dir: str | Path, n: int) -> tuple[OverlapIndex, list[d
     if not files:
         raise FileNotFoundError(f"{bench_dir}: no benchmark parquet files to decontaminate against")
     for path in files:
-        table = open_table(path, S.BENCHMARK, allow_extra=True).read(columns=["problem_id", "benchmark", "prompt"])
+        table = read_table(path, S.BENCHMARK, columns=["problem_id", "benchmark", "prompt"], allow_extra=True)
         for i, row in enumerate(table.to_pylist()):
             if not isinstance(row["prompt"], str) or not row["prompt"].strip():
                 raise DataError(f"{path} row {i}: field 'prompt' is {row['prompt']!r}; a benchmark problem "
@@ -247,7 +248,6 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
     from collections import Counter
 
     import numpy as np
-    import pyarrow.parquet as pq
 
     from plasticity.eval.registry import MANIFEST_KEY
     from plasticity.io import MANIFEST, is_complete, read_json, sha256_file
@@ -279,10 +279,10 @@ def benchmark_side(bench_rows: list[dict[str, Any]], bench_dir: Path, training: 
                             f"{r['file']} row {r['row']}: cosine {s:.3f} > {threshold} with training prompt {near}",
                             file=r["file"], row=r["row"], field="prompt")
         for path in sorted(bench_dir.glob("*.parquet")):
-            table = pq.read_table(path)
+            table = read_table(path, S.BENCHMARK, allow_extra=True)
             keep = [(path.name, i) not in removed for i in range(table.num_rows)]
             cleaned = table.filter(pa.array(keep, type=pa.bool_()))
-            pq.write_table(cleaned, suite / path.name, compression="zstd")
+            parquet_io.write_table(cleaned, suite / path.name, compression="zstd")
             per_file[path.name] = {"in": table.num_rows, "kept": cleaned.num_rows}
             roles = Counter(cleaned.column("role").to_pylist())
             entries[path.stem] = {

@@ -28,7 +28,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from plasticity.data.decontaminate import TABLES
-from plasticity.data.tables import Ledger, TableWriter, iter_batches, num_rows
+from plasticity.data.tables import InputDigests, Ledger, TableWriter, iter_batches, num_rows
 from plasticity.io import atomic_path, write_manifest
 
 STAGE = "difficulty"
@@ -114,6 +114,7 @@ def run(cfg: dict[str, Any], in_dir: str | Path, out: str | Path, *, seed: int =
             grade = grader.grade_many
     counts: dict[str, Any] = {"source": source, "tables": {}}
     try:
+        digests = InputDigests({"in": in_dir})
         with atomic_path(out) as tmp:
             Ledger(tmp / "ledger.parquet", STAGE).close()
             for name, schema in TABLES:
@@ -133,8 +134,8 @@ def run(cfg: dict[str, Any], in_dir: str | Path, out: str | Path, *, seed: int =
                         bar.update(batch.num_rows)
                 counts["tables"][name] = {"in": rows, "kept": writer.count, "dropped": 0,
                                           **({f"{column}_known": known} if column in schema.names else {})}
-            write_manifest(tmp, stage=STAGE, config=cfg, seed=seed, inputs={"in": in_dir},
-                           extra={"counts": counts})
+            write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
+                           extra={"inputs": digests.manifest_inputs(), "counts": counts})
     finally:
         if grader is not None:
             grader.close()

@@ -6,7 +6,9 @@ Reads:  the config sections ``data.sources`` (SFT trajectory sources) and ``data
         ``revision``, the snapshot the ``download_source`` rule fetched on the submit host
         (DOWNLOADS/<name>; compute jobs never reach the hub).
 Writes: OUT/trajectories.parquet (schema.TRAJECTORY), OUT/rl_prompts.parquet (schema.RL_PROMPT),
-        OUT/ledger.parquet (schema.LEDGER), OUT/manifest.json (counts per source and reason).
+        OUT/ledger.parquet (schema.LEDGER), OUT/manifest.json (counts per source and reason; per
+        source, the sha256 of the data files as they were read: ``io.sha256_tree``'s digest over the
+        files ingested, which for a file or a directory holding only data files is sha256_tree's).
 
 Run by hand:
     python -m plasticity ingest --config ingest.json --raw results/data/raw --out results/data/ingested \
@@ -21,7 +23,10 @@ file, row and field; an empty shard counts as one input record with a ledger row
 so rows in = rows kept + ledger rows holds exactly; ledger rows carry ``file``, ``row`` and
 ``field`` as columns (records.py lists the row-level reasons). A file-level fault stops the stage
 with an error naming the file (source_files.py): unreadable, a broken or looping link, not in its
-format, corrupt or truncated; so does an output directory inside an input tree. RL rows whose
+format, corrupt or truncated, not a regular file, or changed while it was read
+(source_stream.py); so does an output directory inside an input tree. A line longer than the
+maximum record size (``--max-record-bytes``, default ``native.MAX_RECORD_BYTES``) is skipped
+unread into the ledger as ``record_too_long``. RL rows whose
 ``ability`` is not math are dropped here (``not_math``), since schema.RL_PROMPT carries no domain.
 """
 from __future__ import annotations
@@ -38,10 +43,10 @@ from plasticity import schema as S
 from plasticity.data import am40m_blocks, native
 from plasticity.data.records import checked_text
 from plasticity.data.source_files import check_out_outside, list_files
-from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, DataError, InputDigests, Ledger, TableWriter,
-                                    tune_stage_process)
+from plasticity.data.source_stream import SourceStream
+from plasticity.data.tables import INTERMEDIATE_COMPRESSION, DataError, Ledger, TableWriter, tune_stage_process
 from plasticity.data.text import normalise_prompt
-from plasticity.io import atomic_path, write_manifest
+from plasticity.io import atomic_path, tree_digest, write_manifest
 from plasticity.problems import problem_id
 
 STAGE = "ingest"
@@ -65,7 +70,8 @@ def resolve_source(source: dict[str, Any], raw_dir: Path, downloads: Path | None
 
 
 def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledger: Ledger,
-                   rl: bool) -> dict[str, Any]:
+                   rl: bool, max_record_bytes: int) -> tuple[dict[str, Any], str]:
+    """Ingest one source; returns its counts and the digest of its data files as read."""
     from tqdm import tqdm
 
     fmt, name = source["format"], source["name"]
@@ -100,31 +106,34 @@ def _ingest_source(source: dict[str, Any], root: Path, writer: TableWriter, ledg
         writer.add({"problem_id": pid, "source": name, "source_file": source_file, "source_row": row, **mapped})
         counts["kept"] += 1
 
+    digests: list[tuple[str, str]] = []
     for path in files:
         rel = path.name if root.is_file() else path.relative_to(root).as_posix()
         source_file = f"{name}/{rel}"
-        if fmt == "am_40m" and ARROW_BLOCKS and path.name.endswith((".jsonl", ".jsonl.zst")):
-            for kind, first_row, part in am40m_blocks.blocks(path):
-                if kind == "table":
-                    writer.add_batch(_with_provenance(part, name, source_file, first_row))
-                    counts["in"] += part.num_rows
-                    counts["kept"] += part.num_rows
-                    bar.update(part.num_rows)
-                else:
-                    for row, record in part:
-                        counts["in"] += 1
-                        add_record(source_file, path.name, row, record)
-                    bar.update(len(part))
-            continue
-        for row, record in native.iter_records(path):
-            counts["in"] += 1
-            if counts["in"] % _PROGRESS_EVERY == 0:
-                bar.update(_PROGRESS_EVERY)
-            add_record(source_file, path.name, row, record)
+        with SourceStream(path) as stream:
+            if fmt == "am_40m" and ARROW_BLOCKS and path.name.endswith((".jsonl", ".jsonl.zst")):
+                for kind, first_row, part in am40m_blocks.blocks(stream, max_record_bytes):
+                    if kind == "table":
+                        writer.add_batch(_with_provenance(part, name, source_file, first_row))
+                        counts["in"] += part.num_rows
+                        counts["kept"] += part.num_rows
+                        bar.update(part.num_rows)
+                    else:
+                        for row, record in part:
+                            counts["in"] += 1
+                            add_record(source_file, path.name, row, record)
+                        bar.update(len(part))
+            else:
+                for row, record in native.iter_records(stream, max_record_bytes=max_record_bytes):
+                    counts["in"] += 1
+                    if counts["in"] % _PROGRESS_EVERY == 0:
+                        bar.update(_PROGRESS_EVERY)
+                    add_record(source_file, path.name, row, record)
+            digests.append((rel, stream.finish()))
     bar.close()
     counts["files"] = len(files)
     counts["dropped"] = dict(sorted(counts["dropped"].items()))
-    return counts
+    return counts, digests[0][1] if root.is_file() else tree_digest(digests)
 
 
 def _with_provenance(mapped: pa.Table, name: str, source_file: str, first_row: int) -> pa.Table:
@@ -139,7 +148,7 @@ def _with_provenance(mapped: pa.Table, name: str, source_file: str, first_row: i
 
 def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str | Path,
         out: str | Path, *, seed: int | None = None, config: Any = None,
-        downloads: str | Path | None = None) -> dict[str, Any]:
+        downloads: str | Path | None = None, max_record_bytes: int = native.MAX_RECORD_BYTES) -> dict[str, Any]:
     """Ingest every source into ``out``; return the manifest's counts."""
     tune_stage_process()
     raw_dir = Path(raw_dir)
@@ -149,17 +158,21 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
     roots = {s["name"]: resolve_source(s, raw_dir, Path(downloads) if downloads else None)
              for s in [*sources, rl_source]}
     check_out_outside(out, roots)
-    digests = InputDigests(roots)            # the manifest's input hashes, computed meanwhile
     with atomic_path(out) as tmp:
         per_source: dict[str, Any] = {}
+        inputs: dict[str, Any] = {}
+
+        def ingest_one(source: dict[str, Any], writer: TableWriter, rl: bool) -> None:
+            name = source["name"]
+            per_source[name], digest = _ingest_source(source, roots[name], writer, ledger, rl, max_record_bytes)
+            inputs[name] = {"path": str(roots[name]), "sha256": digest}
+
         with Ledger(tmp / "ledger.parquet", STAGE) as ledger:
             with TableWriter(tmp / "trajectories.parquet", S.TRAJECTORY, INTERMEDIATE_COMPRESSION) as writer:
                 for source in sources:
-                    per_source[source["name"]] = _ingest_source(source, roots[source["name"]],
-                                                                writer, ledger, rl=False)
+                    ingest_one(source, writer, rl=False)
             with TableWriter(tmp / "rl_prompts.parquet", S.RL_PROMPT) as writer:
-                per_source[rl_source["name"]] = _ingest_source(rl_source, roots[rl_source["name"]],
-                                                               writer, ledger, rl=True)
+                ingest_one(rl_source, writer, rl=True)
         total_in = sum(c["in"] for c in per_source.values())
         kept = sum(c["kept"] for c in per_source.values())
         if total_in != kept + ledger.total:      # the stage's own invariant, checked every run
@@ -167,7 +180,7 @@ def run(sources: list[dict[str, Any]], rl_source: dict[str, Any], raw_dir: str |
         counts = {"in": total_in, "kept": kept, "dropped": ledger.total,
                   "dropped_by_reason": dict(sorted(ledger.counts.items())), "sources": per_source}
         write_manifest(tmp, stage=STAGE, config=config, seed=seed,
-                       extra={"inputs": digests.manifest_inputs(), "counts": counts})
+                       extra={"inputs": inputs, "counts": counts})
     return counts
 
 
@@ -178,13 +191,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", required=True, help="raw directory (the simulated teacher's output)")
     parser.add_argument("--downloads", help="directory of the hub sources' snapshots (stage download)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--max-record-bytes", type=int, default=native.MAX_RECORD_BYTES,
+                        help="a JSON line longer than this is skipped unread into the ledger "
+                             f"(record_too_long; default {native.MAX_RECORD_BYTES})")
     args = parser.parse_args(argv)
     from plasticity.data.tables import load_stage_config
 
     seed, sources = load_stage_config(args.config, "sources")
     _, rl_source = load_stage_config(args.config, "rl_source")
     counts = run(sources, rl_source, args.raw, args.out, seed=seed,
-                 config={"sources": sources, "rl_source": rl_source}, downloads=args.downloads)
+                 config={"sources": sources, "rl_source": rl_source}, downloads=args.downloads,
+                 max_record_bytes=args.max_record_bytes)
     print(json.dumps({"stage": STAGE, "in": counts["in"], "kept": counts["kept"],
                       "dropped": counts["dropped"]}))
     return 0

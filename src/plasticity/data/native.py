@@ -1,12 +1,15 @@
 """Readers of each release's native schema (DATASETS.md sections 0-5), one row at a time.
 
 Two layers:
-  * ``iter_records(path)`` streams the raw records of one file (.jsonl, .jsonl.zst, .json, .parquet)
-    as ``(row, record)`` pairs, where ``record`` is a dict or a ``RowError`` (records.py decides,
-    the same way for every reader). Memory is bounded by one line or one parquet record batch.
-    Which files a source has, and whether each is in its format, is source_files.py's job.
-    An unreadable or truncated file (corrupt parquet footer, truncated zstd frame) raises
-    ``DataError`` naming the file: half a file is never silently ingested.
+  * ``iter_records(stream)`` streams the raw records of one file (.jsonl, .jsonl.zst, .json, .parquet),
+    opened as a ``source_stream.SourceStream`` (which hashes what is read), as ``(row, record)``
+    pairs, where ``record`` is a dict or a ``RowError`` (records.py decides, the same way for every
+    reader). Memory is bounded by the maximum record size (a longer line is skipped while streaming
+    and becomes a ``record_too_long`` RowError) or one parquet record batch; a .json array file is
+    parsed whole. Which files a source has, and whether each is in its format, is source_files.py's
+    job. An unreadable or truncated file (corrupt parquet footer or page, truncated zstd frame)
+    raises ``DataError`` naming the file (and, for parquet, the row group and column): half a file is
+    never silently ingested.
   * ``MAPPERS[format](record, file_name)`` maps one record to the canonical fields of
     ``schema.TRAJECTORY`` (SFT formats) or ``schema.RL_PROMPT`` (RL formats), raising ``RowError``
     (reason, field, message) for a missing field or a wrong type.
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from plasticity import parquet_io
 from plasticity.data.records import BOM, RowError, batch_records, checked_text, decode_line
+from plasticity.data.source_stream import LongLine, SourceStream, content_chunks, iter_lines
 from plasticity.data.tables import DataError
 
 SFT_FORMATS = ("am_40m", "am_1.4m", "s1k", "retu_sft")
@@ -30,62 +36,35 @@ R1_NAME = "deepseek-r1"            # teacher label for releases that are R1-671B
 DIFFICULTY_MODEL = "DeepSeek-R1-Distill-Qwen-1.5B"   # Skywork model_difficulty key used (PAPER 2.2)
 DIFFICULTY_SCALE = 16.0            # Skywork difficulty is an int in 0..16
 _AM40M_FILE = re.compile(r"(?P<category>[a-z]+)_(?P<model>r1|7b|1\.5b)_(?P<k>\d+)pass")
-_ZSTD_WINDOW = 1 << 31             # AM-1.4M's .jsonl.zst needs a large decompression window
 _READ_BUFFER = 1 << 20
+# A line longer than this is not a record any stage could keep (the filter's length limits are
+# thousands of tokens); it is skipped unread into the ledger (``record_too_long``). The ingest
+# stage's --max-record-bytes changes it.
+MAX_RECORD_BYTES = 64 << 20
 
 
 # ----------------------------------------------------------------------------------- records
-def iter_records(path: Path, batch_size: int = 1024) -> Iterator[tuple[int | None, dict | RowError]]:
+def iter_records(stream: SourceStream, batch_size: int = 1024, *, max_record_bytes: int = MAX_RECORD_BYTES
+                 ) -> Iterator[tuple[int | None, dict | RowError]]:
     """``(row, record)`` pairs of one file; an empty file yields one ``(None, RowError)``."""
-    name = path.name
+    name = stream.path.name
     if name.endswith(".parquet"):
-        yield from _parquet_records(path, batch_size)
-    elif name.endswith(".json") and _starts_with_bracket(path):
-        yield from _json_array_records(path)
+        yield from _parquet_records(stream, batch_size)
+    elif name.endswith(".json") and _starts_with_bracket(stream):
+        yield from _json_array_records(stream)
     else:
-        yield from _jsonl_records(path)
+        yield from _jsonl_records(stream, max_record_bytes)
 
 
-def _starts_with_bracket(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(4096).removeprefix(BOM).lstrip()
-    return head.startswith(b"[")
+def _starts_with_bracket(stream: SourceStream) -> bool:
+    head = os.pread(stream.file.fileno(), 4096, 0)           # the file position is not moved
+    return head.removeprefix(BOM).lstrip().startswith(b"[")
 
 
-def _zstd_chunks(fh, path: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Decompressed chunks of a (possibly multi-frame) zstd file; a truncated last frame is an error."""
-    import zstandard
-
-    maker = zstandard.ZstdDecompressor(max_window_size=_ZSTD_WINDOW)
-    dobj, in_frame = maker.decompressobj(), False
-    while block := fh.read(chunk):
-        while block:
-            out = dobj.decompress(block)
-            in_frame = True
-            if out:
-                yield out
-            if dobj.eof:                             # frame finished: the rest starts a new frame
-                block, dobj, in_frame = dobj.unused_data, maker.decompressobj(), False
-            else:
-                block = b""
-    if in_frame:
-        raise DataError(f"{path}: truncated zstd stream (the last frame is incomplete)")
-
-
-def _iter_lines(path: Path) -> Iterator[bytes]:
-    """Raw lines of a plain or zstd-compressed file, streamed in 1 MiB chunks."""
-    with open(path, "rb", buffering=_READ_BUFFER) as fh:
-        if not path.name.endswith(".zst"):
-            yield from fh                        # a big buffer: AM lines are ~20 KB, not 8 KB
-            return
-        rest = b""
-        for data in _zstd_chunks(fh, path):
-            lines = (rest + data).split(b"\n")
-            rest = lines.pop()
-            for line in lines:
-                yield line + b"\n"
-        if rest:
-            yield rest
+def too_long(line: LongLine, max_record_bytes: int) -> RowError:
+    """The ledger verdict on a line longer than the maximum record size."""
+    return RowError("record_too_long", None, f"line of {line.size} bytes is longer than the maximum record "
+                                             f"size of {max_record_bytes} bytes (skipped unread)")
 
 
 @contextlib.contextmanager
@@ -108,10 +87,15 @@ def empty_shard() -> tuple[None, RowError]:
     return None, RowError("empty_shard", None, "file has no records")
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+def _jsonl_records(stream: SourceStream, max_record_bytes: int) -> Iterator[tuple[int | None, dict | RowError]]:
     seen = False
-    with file_errors(path):
-        for row, line in enumerate(_iter_lines(path)):
+    with file_errors(stream.path):
+        lines = iter_lines(content_chunks(stream, _READ_BUFFER), max_record_bytes)
+        for row, line in enumerate(lines):
+            if isinstance(line, LongLine):
+                seen = True
+                yield row, too_long(line, max_record_bytes)
+                continue
             if not line.strip():
                 continue                         # blank lines are not records
             seen = True
@@ -120,10 +104,12 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
         yield empty_shard()
 
 
-def _json_array_records(path: Path) -> Iterator[tuple[int | None, dict | RowError]]:
+def _json_array_records(stream: SourceStream) -> Iterator[tuple[int | None, dict | RowError]]:
     """The records of a JSON array file. Invalid UTF-8 bytes are kept as surrogate escapes while
     parsing (``surrogateescape``), so only the records that hold them are dropped (invalid_utf8)."""
-    raw = path.read_bytes().removeprefix(BOM)
+    with file_errors(stream.path):
+        raw = stream.read_snapshot().removeprefix(BOM)
+    path = stream.path
     try:
         text, undecodable = raw.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -148,25 +134,20 @@ def _json_array_records(path: Path) -> Iterator[tuple[int | None, dict | RowErro
         yield row, checked
 
 
-def _parquet_records(path: Path, batch_size: int) -> Iterator[tuple[int | None, dict | RowError]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        handle = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: corrupt or truncated parquet file ({exc})") from exc
+def _parquet_records(stream: SourceStream, batch_size: int) -> Iterator[tuple[int | None, dict | RowError]]:
+    """The rows of a parquet file. Arrow reads it by offset, so it is hashed in one pass first
+    (``SourceStream.hash_for_random_access``) and read through the same open file."""
+    with file_errors(stream.path):
+        stream.hash_for_random_access()
+    handle = parquet_io.open_file(stream.file, stream.path, error=DataError)
     if handle.metadata.num_rows == 0:
         yield empty_shard()
         return
     row = 0
-    try:
-        for batch in handle.iter_batches(batch_size=batch_size):
-            for record in batch_records(batch):
-                yield row, record
-                row += 1
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: corrupt parquet data near row {row} ({exc})") from exc
+    for batch in parquet_io.iter_batches(handle, stream.path, error=DataError, batch_size=batch_size):
+        for record in batch_records(batch):
+            yield row, record
+            row += 1
 
 
 # ----------------------------------------------------------------------------------- field access

@@ -7,6 +7,8 @@ the ledger with the file and row. The row-level faults:
   lone_surrogate   a JSON ``\\ud800``-style escape without its pair: valid JSON, but not text (it
                    cannot be hashed or written as UTF-8), so the row is dropped naming the field
   malformed_json / wrong_type   a line that is not a JSON object
+  record_too_long  a line longer than the maximum record size, skipped unread by the line reader
+                   (source_stream.line_blocks; native.too_long gives the verdict)
 JSON nested deeper than Python's parser recurses (about 1000 levels; Arrow's parser has no such
 limit) is not a fault of its own: the record's top-level members are decoded one by one and a
 member too deep to decode becomes a ``TooDeep`` placeholder, so a deep field that no mapper reads

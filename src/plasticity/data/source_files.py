@@ -3,6 +3,8 @@
 ``list_files(root)`` walks a source directory (or takes a single file) and returns its data files
 (``SUFFIXES``) in sorted order. Nothing is skipped silently; the walk stops with an error for
   * an unreadable directory or file (permissions, I/O error);
+  * a source path, or a data file in a source directory, that is not a regular file (a FIFO, a
+    socket, a device): refused by name before it is opened (a FIFO would block the read);
   * a broken link (its target does not exist) and a link loop;
   * a directory reached twice (a link to an ancestor or to a directory already walked): directory
     links are followed once, so a shard directory that is a link is read, but no file twice;
@@ -22,6 +24,7 @@ import os
 import stat
 from pathlib import Path
 
+from plasticity.data.source_stream import open_regular, refuse_irregular
 from plasticity.data.tables import DataError
 
 SUFFIXES = (".jsonl", ".jsonl.zst", ".json", ".parquet")
@@ -43,6 +46,7 @@ def list_files(root: str | Path) -> list[Path]:
     except OSError as exc:
         raise DataError(f"{root}: source path unreadable ({exc})") from exc
     if not stat.S_ISDIR(info.st_mode):
+        refuse_irregular(root, info)
         sniff(root)
         return [root]
     files: list[Path] = []
@@ -83,24 +87,15 @@ def _walk(directory: Path, seen: dict[tuple[int, int], Path], files: list[Path])
                                 f"link to it); its files would be ingested twice")
             _walk(path, seen, files)
         elif entry.name.endswith(SUFFIXES):
-            if not stat.S_ISREG(info.st_mode):
-                raise DataError(f"{path}: not a regular file")
+            refuse_irregular(path, info)
             files.append(path)
 
 
 def sniff(path: Path) -> None:
     """Raise a ``DataError`` naming ``path`` if it is unreadable or its first bytes are not in the
     format its name says."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(HEAD_BYTES)
-            if path.name.endswith(".zst") and head.startswith(_ZSTD_MAGIC):
-                fh.seek(0)
-                head = _zstd_head(fh, path)
-            elif path.name.endswith(".zst") and head:
-                raise DataError(f"{path}: not zstd data (first bytes {head[:8]!r})")
-    except OSError as exc:
-        raise DataError(f"{path}: unreadable file ({exc})") from exc
+    with open_regular(path) as fh:
+        head = _head(fh, path)
     if path.name.endswith(".parquet"):
         if not head.startswith(b"PAR1"):
             raise DataError(f"{path}: not a parquet file (first bytes {head[:8]!r})")
@@ -108,6 +103,20 @@ def sniff(path: Path) -> None:
     problem = json_records_problem(head, allow_array=path.name.endswith(".json"))
     if problem:
         raise DataError(f"{path}: {problem}")
+
+
+def _head(fh, path: Path) -> bytes:
+    """The first ``HEAD_BYTES`` of the file's content (decompressed for a .zst)."""
+    try:
+        head = fh.read(HEAD_BYTES)
+        if path.name.endswith(".zst") and head.startswith(_ZSTD_MAGIC):
+            fh.seek(0)
+            head = _zstd_head(fh, path)
+        elif path.name.endswith(".zst") and head:
+            raise DataError(f"{path}: not zstd data (first bytes {head[:8]!r})")
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable file ({exc})") from exc
+    return head
 
 
 def _zstd_head(fh, path: Path) -> bytes:

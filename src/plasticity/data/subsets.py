@@ -41,11 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from plasticity import schema as S
 from plasticity.data.filters import MATCHED
-from plasticity.data.tables import TableWriter, iter_batches, open_table
+from plasticity.data.tables import InputDigests, TableWriter, iter_batches, num_rows, read_table
 from plasticity.data.text import normalise_prompt
 from plasticity.io import atomic_path, write_manifest
 
@@ -133,8 +132,7 @@ def select_trajectories(sets: dict[str, dict[str, Any]], meta: dict[str, Any], s
 def _read_meta(path: Path) -> dict[str, Any]:
     import numpy as np
 
-    open_table(path, S.TRAJECTORY)
-    table = pq.read_table(path, columns=["source", "win_rate_small"])
+    table = read_table(path, S.TRAJECTORY, columns=["source", "win_rate_small"])
     wr = table.column("win_rate_small").to_numpy(zero_copy_only=False)
     return {"source": np.asarray(table.column("source").to_pylist(), dtype=object),
             "win_rate_small": np.asarray(wr, dtype=np.float64)}
@@ -145,7 +143,7 @@ def _write_selected(path: Path, schema: pa.Schema, selections: dict[str, Any], o
     import numpy as np
     from tqdm import tqdm
 
-    total = pq.ParquetFile(path).metadata.num_rows
+    total = num_rows(path)
     masks = {}
     for name, rows in selections.items():
         mask = np.zeros(total, dtype=bool)
@@ -173,7 +171,7 @@ def _write_selected(path: Path, schema: pa.Schema, selections: dict[str, Any], o
 def _rl_and_mix(sets: dict[str, dict[str, Any]], in_dir: Path, out: Path, seed: int) -> dict[str, Any]:
     import numpy as np
 
-    rl_table = open_table(in_dir / "rl_prompts.parquet", S.RL_PROMPT).read().select(S.RL_PROMPT.names)
+    rl_table = read_table(in_dir / "rl_prompts.parquet", S.RL_PROMPT).select(S.RL_PROMPT.names)
     counts: dict[str, Any] = {}
     chosen: dict[str, Any] = {}
     for name, spec in sets.items():
@@ -193,9 +191,9 @@ def _rl_and_mix(sets: dict[str, dict[str, Any]], in_dir: Path, out: Path, seed: 
         prompts = rl_table.column("prompt").to_pylist()
         by_key = {normalise_prompt(prompts[i]): int(i) for i in rows}
         limit = spec.get("max_response_tokens")
-        matched = open_table(in_dir / "rl_matched.parquet", MATCHED)
         pool: list[tuple[int, str]] = []                 # (rl row, response) in rl_matched order
-        for batch in matched.iter_batches(columns=["prompt", "response", "response_tokens"]):
+        for batch in iter_batches(in_dir / "rl_matched.parquet", MATCHED,
+                                  columns=["prompt", "response", "response_tokens"]):
             for prompt, response, tokens in zip(*(batch.column(c).to_pylist() for c in
                                                   ("prompt", "response", "response_tokens"))):
                 i = by_key.get(normalise_prompt(prompt))
@@ -221,14 +219,16 @@ def run(sets: dict[str, dict[str, Any]], in_dir: str | Path, out: str | Path, *,
     if sum(s["kind"] == "val" for s in sets.values()) > 1:
         raise ValueError("at most one set of kind 'val' (the SFT validation set)")
     path = in_dir / "trajectories.parquet"
+    digests = InputDigests({"in": in_dir})
     meta = _read_meta(path)
     chosen = select_trajectories(sets, meta, seed)
     with atomic_path(out) as tmp:
         written = _write_selected(path, S.TRAJECTORY, chosen, tmp)
         counts: dict[str, Any] = {name: {"kind": sets[name]["kind"], "rows": written[name]} for name in chosen}
         counts.update(_rl_and_mix(sets, in_dir, tmp, seed))
-        write_manifest(tmp, stage=STAGE, config=sets, seed=seed, inputs={"in": in_dir},
-                       extra={"counts": dict(sorted(counts.items())), "trajectories_in": len(meta["source"])})
+        write_manifest(tmp, stage=STAGE, config=sets, seed=seed,
+                       extra={"inputs": digests.manifest_inputs(), "counts": dict(sorted(counts.items())),
+                              "trajectories_in": len(meta["source"])})
     return counts
 
 

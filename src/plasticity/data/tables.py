@@ -17,6 +17,9 @@ Speed without changing bytes (the stages are CPU-bound on 2 cores):
   * ``tune_stage_process`` sets the memory behaviour of a stage process (huge pages, allocator).
   * ``open_table`` turns pyarrow's pre-buffering off: with it on, the reader keeps every
     compressed column chunk it has read until the file is closed, so memory grew with the table.
+
+Every table is written with page checksums and read with them checked (``plasticity.parquet_io``):
+a damaged page is a ``DataError`` naming the file, the row group and the column.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from plasticity import parquet_io
 from plasticity import schema as S
 
 BATCH_ROWS = 4096                 # rows per record batch read
@@ -115,8 +119,8 @@ class TableWriter:
         self.path, self.schema = Path(path), schema
         self.path.parent.mkdir(parents=True, exist_ok=True)
         short = [f.name for f in schema if f.name not in LONG_TEXT]
-        self._writer = pq.ParquetWriter(self.path, schema, compression=compression, use_dictionary=short,
-                                        write_statistics=short)
+        self._writer = parquet_io.writer(self.path, schema, compression=compression, use_dictionary=short,
+                                         write_statistics=short)
         self._background = _BackgroundWriter(self._writer)
         self._parts: list[pa.Table | list[dict[str, Any]]] = []   # pending rows, in order
         self._rows: list[dict[str, Any]] = []                       # the open run of dict rows
@@ -232,26 +236,29 @@ class Ledger:
 
 
 def open_table(path: str | Path, schema: pa.Schema, *, allow_extra: bool = False) -> pq.ParquetFile:
-    """Open a stage table, checking its schema (names and types) with the file named on mismatch."""
+    """Open a stage table, checking its schema (names and types) with the file named on mismatch;
+    its pages are checked against their checksums as they are read."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: missing input table")
-    try:
-        handle = pq.ParquetFile(path, pre_buffer=False)   # pre-buffered chunks are kept: memory grows
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from exc
+        what = "missing input table" if not path.exists() else "input table is not a regular file"
+        raise DataError(f"{path}: {what}")
+    handle = parquet_io.open_file(path, error=DataError)
     S.validate(handle.schema_arrow.empty_table(), schema, str(path), allow_extra=allow_extra)
     return handle
+
+
+def read_table(path: str | Path, schema: pa.Schema, *, columns: list[str] | None = None,
+               allow_extra: bool = False) -> pa.Table:
+    """A whole stage table (or ``columns`` of it), schema-checked."""
+    handle = open_table(path, schema, allow_extra=allow_extra)
+    return parquet_io.read(handle, path, columns=columns, error=DataError)
 
 
 def iter_batches(path: str | Path, schema: pa.Schema, *, columns: list[str] | None = None,
                  batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """Record batches of a stage table (schema-checked), ``batch_size`` rows at a time."""
     handle = open_table(path, schema)
-    try:
-        yield from handle.iter_batches(batch_size=batch_size, columns=columns, use_threads=False)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: corrupt parquet data ({exc})") from exc
+    yield from parquet_io.iter_batches(handle, path, error=DataError, batch_size=batch_size, columns=columns)
 
 
 def keep_rows(table: pa.Table | pa.RecordBatch, keep: list[bool]) -> pa.Table:
@@ -270,11 +277,7 @@ def keep_rows(table: pa.Table | pa.RecordBatch, keep: list[bool]) -> pa.Table:
 def read_row_group(path: str | Path, schema: pa.Schema, group: int, columns: list[str] | None = None) -> pa.Table:
     """Row group ``group`` of a stage table (schema-checked): the unit of work that stages hand to
     worker processes, since any process can read it from the file by its number."""
-    handle = open_table(path, schema)
-    try:
-        return handle.read_row_group(group, columns=columns, use_threads=False)
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: corrupt parquet data in row group {group} ({exc})") from exc
+    return parquet_io.read_row_group(open_table(path, schema), path, group, columns=columns, error=DataError)
 
 
 def iter_row_groups(path: str | Path, schema: pa.Schema) -> Iterator[pa.Table]:
@@ -356,22 +359,28 @@ class InputDigests:
     """The ``inputs`` entry of a stage manifest, hashed in a background thread from stage start.
 
     ``plasticity.io.write_manifest`` hashes its inputs at the very end of a stage, serially (16.7
-    GiB of raw JSONL for the 889K corpus: about 16 s). Inputs are read-only while a stage runs, so
-    hashing them while the stage works gives the same digests; ``manifest_inputs()`` returns the
-    exact dict write_manifest would build, passed to it as ``extra={"inputs": ...}`` (``extra``
-    entries override the computed ones, and write_manifest is then given no inputs to hash).
+    GiB of raw JSONL for the 889K corpus: about 16 s). ``manifest_inputs()`` returns the exact dict
+    write_manifest would build, passed to it as ``extra={"inputs": ...}`` (``extra`` entries
+    override the computed ones, and write_manifest is then given no inputs to hash).
+
+    The digests describe the bytes the stage read because every input file is checked unchanged
+    from the start (before the stage reads it) to ``manifest_inputs()`` (after it has): same
+    identity, size, modification and change times (``io.file_signature``). A file changed, added
+    or removed meanwhile is a ``DataError`` naming it.
     """
 
     def __init__(self, inputs: dict[str, str | Path]):
         from plasticity.io import sha256_tree
 
+        self._inputs = {name: Path(path) for name, path in inputs.items()}
+        self._before = {name: _signatures(path) for name, path in self._inputs.items()}
         self._digests: dict[str, Any] = {}
         self._error: BaseException | None = None
 
         def work() -> None:
             try:
-                for name, path in inputs.items():
-                    if Path(path).exists():
+                for name, path in self._inputs.items():
+                    if path.exists():
                         self._digests[name] = {"path": str(path), "sha256": sha256_tree(path)}
             except BaseException as exc:      # noqa: BLE001 - re-raised by manifest_inputs
                 self._error = exc
@@ -381,22 +390,40 @@ class InputDigests:
 
     def manifest_inputs(self) -> dict[str, Any]:
         self._thread.join()
+        for name, path in self._inputs.items():
+            before, after = self._before[name], _signatures(path)
+            if before != after:
+                changed = sorted(set(before.items()) ^ set(after.items()))[0][0]
+                raise DataError(f"{path / changed if changed else path}: input {name!r} changed while the "
+                                f"stage read it; its hash would not describe the rows read: rerun once "
+                                f"nothing is writing it")
         if self._error is not None:
             raise self._error
         return self._digests
 
 
+def _signatures(path: Path) -> dict[str, tuple[int, ...]]:
+    """``io.file_signature`` of ``path`` (key "") or of every file under it (relative names)."""
+    from plasticity.io import MANIFEST, file_signature
+
+    if path.is_file():
+        return {"": file_signature(path.stat())}
+    if not path.is_dir():
+        return {}
+    return {str(p.relative_to(path)): file_signature(p.stat()) for p in path.rglob("*")
+            if p.is_file() and p.name != MANIFEST}
+
+
 def num_rows(path: str | Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+    return parquet_io.open_file(path, error=DataError).metadata.num_rows
 
 
 def num_row_groups(path: str | Path) -> int:
-    return pq.ParquetFile(path).metadata.num_row_groups
+    return parquet_io.open_file(path, error=DataError).metadata.num_row_groups
 
 
 def read_column(path: str | Path, schema: pa.Schema, column: str) -> list[Any]:
-    open_table(path, schema)
-    return pq.read_table(path, columns=[column]).column(column).to_pylist()
+    return read_table(path, schema, columns=[column]).column(column).to_pylist()
 
 
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> int:

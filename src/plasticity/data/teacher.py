@@ -88,11 +88,11 @@ def _draw_distinct(rng: random.Random, levels: list[int], count: int, exclude: s
 
 def _read_benchmarks(bench_dir: Path) -> list[tuple[str, str]]:
     from plasticity import schema as S
-    from plasticity.data.tables import open_table
+    from plasticity.data.tables import read_table
 
     pairs = []
     for path in sorted(bench_dir.glob("*.parquet")):
-        table = open_table(path, S.BENCHMARK, allow_extra=True).read(columns=["prompt", "answer"])
+        table = read_table(path, S.BENCHMARK, columns=["prompt", "answer"], allow_extra=True)
         pairs += zip(table.column("prompt").to_pylist(), table.column("answer").to_pylist())
     return pairs
 
@@ -251,9 +251,12 @@ def skywork_schema():
 def run(cfg: dict[str, Any], seed: int, bench_dir: str | Path, out: str | Path) -> dict[str, Any]:
     """Write the raw teacher shards under ``out``; return the manifest's counts."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
+
+    from plasticity import parquet_io
+    from plasticity.data.tables import InputDigests
 
     rng = random.Random(seed)
+    digests = InputDigests({"benchmarks": bench_dir})
     benchmarks = _read_benchmarks(Path(bench_dir))
     rows, clean, sft_counts = build_sft_rows(cfg, rng, benchmarks)
     rl_rows, rl_counts = build_rl_rows(cfg, rng, clean, {p.prompt for p in clean}
@@ -267,12 +270,12 @@ def run(cfg: dict[str, Any], seed: int, bench_dir: str | Path, out: str | Path) 
                 for row in rows[i * per_shard:(i + 1) * per_shard]:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         (tmp / RL_DIR).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rl_rows, schema=skywork_schema()),
-                       tmp / RL_DIR / "math-00000.parquet")
+        parquet_io.write_table(pa.Table.from_pylist(rl_rows, schema=skywork_schema()),
+                               tmp / RL_DIR / "math-00000.parquet")
         counts = {"sft_rows": len(rows), "sft_faults": sft_counts, "rl_rows": len(rl_rows),
                   "rl_composition": rl_counts, "benchmark_prompts": len(benchmarks)}
-        write_manifest(tmp, stage=STAGE, config=cfg, seed=seed, inputs={"benchmarks": bench_dir},
-                       extra={"counts": counts})
+        write_manifest(tmp, stage=STAGE, config=cfg, seed=seed,
+                       extra={"inputs": digests.manifest_inputs(), "counts": counts})
     return counts
 
 

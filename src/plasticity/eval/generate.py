@@ -236,8 +236,7 @@ def generations_table(table: Any, completions: list[list[Completion]]) -> Any:
 
 def run(config: dict, model_dir: str | os.PathLike, benchmarks_dir: str | os.PathLike,
         out_dir: str | os.PathLike) -> dict:
-    import pyarrow.parquet as pq
-
+    from plasticity import parquet_io
     from plasticity.eval.registry import benchmark_sha256, load_suites
     from plasticity.io import atomic_path, write_manifest
 
@@ -273,7 +272,7 @@ def run(config: dict, model_dir: str | os.PathLike, benchmarks_dir: str | os.Pat
                 completions = generate_vllm(model_dir, prompts, sampling, llm=llm)
             (tmp / name).mkdir()
             gens = generations_table(table, completions)
-            pq.write_table(gens, tmp / name / "generations.parquet")
+            parquet_io.write_table(gens, tmp / name / "generations.parquet")
             finish = gens.column("finish_reason").to_pylist()
             info[name] = {"sampling": asdict(sampling), "n_problems": table.num_rows, "n_samples": gens.num_rows,
                           "truncated": finish.count("length"),

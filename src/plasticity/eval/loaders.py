@@ -109,8 +109,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-        return pq.read_table(path).to_pylist()
+        from plasticity import parquet_io
+        return parquet_io.read_table(path).to_pylist()
     if suffix == ".jsonl":
         rows = []
         with open(path, encoding="utf-8") as fh:

@@ -226,8 +226,7 @@ def references(table: Any) -> list:
 
 def run(config: dict, out_dir: str | os.PathLike, source_dir: str | os.PathLike | None = None,
         allow_unpinned: bool = False) -> dict:
-    import pyarrow.parquet as pq
-
+    from plasticity import parquet_io
     from plasticity.io import atomic_path, sha256_file, write_json, write_manifest
 
     seed = int(config["seed"])
@@ -245,7 +244,7 @@ def run(config: dict, out_dir: str | os.PathLike, source_dir: str | os.PathLike 
             built[spec.name] = rows
             table = rows_to_table(rows, spec.name)
             path = tmp / f"{spec.name}.parquet"
-            pq.write_table(table, path)
+            parquet_io.write_table(table, path)
             roles = dict(sorted(Counter(table.column("role").to_pylist()).items()))
             summary[spec.name] = {"file": path.name, "sha256": sha256_file(path), "count": table.num_rows,
                                   "roles": roles, "provenance": provenance}
@@ -278,9 +277,7 @@ def _spec_json(spec: BenchmarkSpec) -> dict:
 
 def load_suites(benchmarks_dir: str | os.PathLike, names: list[str]) -> dict[str, Any]:
     """{name: pyarrow.Table (schema.BENCHMARK)} from a finished ``benchmarks`` stage output."""
-    import pyarrow.parquet as pq
-
-    from plasticity import schema
+    from plasticity import parquet_io, schema
     from plasticity.io import is_complete
 
     root = Path(benchmarks_dir)
@@ -291,7 +288,7 @@ def load_suites(benchmarks_dir: str | os.PathLike, names: list[str]) -> dict[str
         path = root / f"{name}.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: benchmark {name!r} was not materialised in {root}")
-        suites[name] = schema.validate(pq.read_table(path), schema.BENCHMARK, str(path))
+        suites[name] = schema.validate(parquet_io.read_table(path), schema.BENCHMARK, str(path))
     return suites
 
 

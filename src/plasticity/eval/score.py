@@ -44,14 +44,12 @@ from plasticity.eval.metrics import (avg_at_k, bootstrap_ci, maj_at_k, mean_pass
 
 
 def _read_generations(gen_dir: Path, name: str) -> Any:
-    import pyarrow.parquet as pq
-
-    from plasticity import schema
+    from plasticity import parquet_io, schema
 
     path = gen_dir / name / "generations.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no generations for benchmark {name!r}")
-    return schema.validate(pq.read_table(path), schema.GENERATION, str(path))
+    return schema.validate(parquet_io.read_table(path), schema.GENERATION, str(path))
 
 
 def grade_benchmark(name: str, bench: Any, gens: Any, grader: Any, judge_cfg: dict | None = None,
@@ -180,8 +178,7 @@ def _by_role(samples: Any, bench: Any) -> dict:
 
 def run(config: dict, generations_dir: str | os.PathLike, benchmarks_dir: str | os.PathLike,
         out_dir: str | os.PathLike) -> dict:
-    import pyarrow.parquet as pq
-
+    from plasticity import parquet_io
     from plasticity.eval.registry import benchmark_sha256, load_suites
     from plasticity.grading import Grader
     from plasticity.io import MANIFEST, atomic_path, read_json, write_json, write_manifest
@@ -205,7 +202,7 @@ def run(config: dict, generations_dir: str | os.PathLike, benchmarks_dir: str | 
             samples, extra = grade_benchmark(name, suites[name], _read_generations(gen_dir, name), grader,
                                              judge_cfg, where)
             (tmp / name).mkdir()
-            pq.write_table(samples, tmp / name / "samples.parquet")
+            parquet_io.write_table(samples, tmp / name / "samples.parquet")
             scores = score_samples(samples, seed, name)
             roles = sorted(set(suites[name].column("role").to_pylist()))
             if len(roles) > 1:  # a mixed suite (retu_benchmark): accuracy per role, micro over them

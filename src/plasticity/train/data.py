@@ -20,9 +20,9 @@ PRETRAIN_LEVELS = (2, 3, 4, 5, 6)
 
 def read_table(path: str | Path, table_schema: Any) -> Any:
     """Read a parquet file and check it against its declared schema (extra columns allowed)."""
-    import pyarrow.parquet as pq
+    from plasticity import parquet_io
 
-    return schema.validate(pq.read_table(str(path)), table_schema, str(path), allow_extra=True)
+    return schema.validate(parquet_io.read_table(path), table_schema, str(path), allow_extra=True)
 
 
 def pretrain_pairs(tokenizer: Any, examples: int, seed: int, levels: Iterable[int] = PRETRAIN_LEVELS,

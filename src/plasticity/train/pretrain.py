@@ -60,11 +60,11 @@ def build_tiny_model(arch: Any, tokenizer: Any, seed: int) -> Any:
 
 def exclude_prompts(paths: list[str | Path]) -> set[str]:
     """Problem prompts of benchmark parquet files (column ``prompt``), kept out of pretraining."""
-    import pyarrow.parquet as pq
+    from plasticity import parquet_io
 
     out: set[str] = set()
     for path in paths:
-        out.update(pq.read_table(str(path), columns=["prompt"]).column("prompt").to_pylist())
+        out.update(parquet_io.read_table(path, columns=["prompt"]).column("prompt").to_pylist())
     return out
 
 
