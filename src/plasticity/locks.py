@@ -99,7 +99,7 @@ def output_lock(final: str | os.PathLike, wait: float | None = None) -> Iterator
 def _identity() -> dict[str, Any]:
     pid = os.getpid()
     return {"host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid, "start": _process_start(pid),
-            "token": secrets.token_hex(16),
+            "slurm_job": os.environ.get("SLURM_JOB_ID"), "token": secrets.token_hex(16),
             "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "argv": sys.argv}
 
@@ -145,8 +145,11 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _dead(holder: dict[str, Any]) -> bool:
-    """Whether the process that took the lock has certainly exited (only decidable on this host)."""
-    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+    """Whether the process that took the lock has certainly exited: on this host from its pid, elsewhere
+    from its SLURM job."""
+    if holder.get("host") != socket.gethostname():
+        return _slurm_job_gone(holder.get("slurm_job"))
+    if not isinstance(holder.get("pid"), int):
         return False
     boot = _boot_id()
     if boot is not None and holder.get("boot_id") not in (None, boot):
@@ -159,6 +162,24 @@ def _dead(holder: dict[str, Any]) -> bool:
         pass
     start = _process_start(holder["pid"])
     return start is not None and holder.get("start") is not None and start != holder["start"]
+
+
+def _slurm_job_gone(job: Any) -> bool:
+    """True when SLURM job ``job`` is over: it is this job (requeued: an earlier incarnation held the
+    lock) or ``squeue`` answers that it does not know it. Any other answer, or no squeue, is not proof."""
+    if not job:
+        return False
+    if str(job) == os.environ.get("SLURM_JOB_ID"):
+        return True
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", str(job), "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if out.returncode == 0:
+        return not out.stdout.strip()
+    return "invalid job id" in out.stderr.lower()
 
 
 def _break(lock: Path, holder: dict[str, Any], me: dict[str, Any]) -> None:

@@ -198,3 +198,35 @@ def test_a_lock_file_that_does_not_parse_is_never_broken(tmp_path):
         with output_lock(out):
             pass
     assert lock_path(out).read_text() == "written by something else"
+
+
+@pytest.mark.parametrize("squeue, here, stale", [
+    (None, "77", True),                                 # the holder's job is this job: SLURM requeued it
+    ("exit 0", None, True),                             # squeue no longer lists the holder's job
+    ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", None, True),
+    ("echo RUNNING", None, False),                      # still running on its node
+    ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1", None, False),
+])
+def test_a_lock_from_another_host_is_stale_once_its_slurm_job_is_over(tmp_path, monkeypatch, squeue, here, stale):
+    """A training or data job killed outright on one node and retried on another: the lock its first
+    incarnation left names its SLURM job; that job being over (or being this one) is proof it is gone."""
+    if squeue is not None:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "squeue").write_text(f"#!/bin/sh\n{squeue}\n")
+        (bin_dir / "squeue").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    if here:
+        monkeypatch.setenv("SLURM_JOB_ID", here)
+    else:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    out = tmp_path / "out"
+    lock = plant_lock(out, host="node-a.cluster", slurm_job="77")
+    if stale:
+        with output_lock(out):
+            assert json.loads(lock.read_text())["host"] == socket.gethostname()
+        assert not lock.exists()
+    else:
+        with pytest.raises(OutputLocked), output_lock(out):
+            pass
+        assert json.loads(lock.read_text())["token"] == "old"
