@@ -20,7 +20,9 @@ def test_pathological_inputs_time_out_and_pool_survives():
             assert not v.correct and v.reason in {"timeout", "unparseable", None}
         assert verdicts[0].reason == "timeout"
         assert verdicts[3].correct and verdicts[4].correct     # the pool kept working after the kills
-        assert g.stats["timeout"] >= 1 and g.stats["fast"] == 0
+        # a run of 400,000 digits is compared as a digit string in-process (grading_fastpath)
+        assert (verdicts[2].rule, g.stats["fast"]) == ("fast_numeric", 1)
+        assert g.stats["timeout"] >= 1
         # cached: the same pathological item again costs nothing
         assert g.grade_many([items[0][0]], ["1"])[0].reason == "timeout"
 
