@@ -15,8 +15,9 @@ The response fallback (kind ``text``) hands math-verify the part after the last 
 of a response that wrote no box and no span is at its end, and the cut bounds parsing. For
 evaluation a completion cut off inside ``<think>`` has no answer (a number in unfinished
 reasoning is not an answer); the reward reads it, as the study's reward reads every response. The
-study's fourth reward fallback (a Levenshtein ratio > 0.6 counts as correct) is deliberately not
-reproduced: it rewards ``124`` for ``123``.
+study's reward then compares the ``<answer>`` span as a string, number or choice and by a
+Levenshtein ratio above 0.6: the grader's ``released`` mode (``plasticity.grading_released``,
+selected by ``rl.reward``); evaluation never uses it.
 
 Boxes are brace-balanced (escaped braces ``\\{``/``\\}`` are literal) and found in one linear
 pass, so a 1 MB completion costs milliseconds. ``\\fbox`` counts as a box.
