@@ -87,9 +87,15 @@ def last_boxed(text: str) -> str | None:
     return text[slice(*found[-1])].strip() if found else None
 
 
-def _filled(text: str, found: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The boxes of ``found`` with content other than whitespace (no copy of any content)."""
-    return [(a, b) for a, b in found if _NON_SPACE.search(text, a, b)]
+def _last_filled(text: str, found: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """The last ``most`` boxes of ``found`` with content other than whitespace, in order (no copy)."""
+    kept = []
+    for a, b in reversed(found):
+        if _NON_SPACE.search(text, a, b):
+            kept.append((a, b))
+            if len(kept) == most:
+                break
+    return kept[::-1]
 
 
 def _last_span(completion: str) -> str | None:
@@ -101,7 +107,8 @@ def _last_span(completion: str) -> str | None:
 
 
 def _from_boxes(region: str, found: list[tuple[int, int]] | None = None) -> Extraction | None:
-    kept = [region[a:b].strip() for a, b in _filled(region, boxes(region) if found is None else found)[-MAX_BOXES:]]
+    found = boxes(region) if found is None else found
+    kept = [region[a:b].strip() for a, b in _last_filled(region, found, MAX_BOXES)]
     return Extraction(kept[-1], "box", tuple(kept)) if kept else None
 
 

@@ -18,7 +18,12 @@ A completion is graded against a reference in four steps:
    region joined (math-verify compares comma lists as sets). Where the benchmark gives a numeric
    tolerance it is honoured, but strict never accepts numbers more than 0.1% apart (math-verify
    rounds floats to 6 decimals and would call ``0.0000124`` equal to ``0.0000123``: such a
-   verdict is turned into wrong with rule ``relative_gap``).
+   verdict is turned into wrong with rule ``relative_gap``). An answer or reference longer than
+   ``MAX_ANSWER_CHARS`` is not handed to math-verify, which needs seconds for such texts and would
+   only time out (a verdict that depends on machine load): integers of any length are compared
+   as digit strings (``grading_fastpath.integers_verdict``), anything else is wrong with rule
+   ``none`` and reason ``too_long``, at once and deterministically. The response fallback is cut
+   to ``extraction.TEXT_TAIL`` characters, below the bound.
 3. ``lenient`` mode adds the fallbacks of ``plasticity.grading_lenient`` when strict says wrong;
    ``released`` mode (the study's GPU training reward, reward order only) adds those of
    ``plasticity.grading_released`` (string, numeric or choice comparison of the ``<answer>`` span,
@@ -49,8 +54,11 @@ Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-
     machine). A replacement worker is started without waiting for it: the queue goes on with the
     other workers and the new one takes items once it says it is ready, so an item's wall time
     is bounded by ``timeout_s`` plus the time to kill a process (plus ``_FIRST_ITEM_GRACE_S`` for
-    a worker's first item, which may import sympy's simplification). The pool starts lazily, so a
-    Grader that only sees integers (the RL reward of the miniature) never starts a process.
+    the first item of a worker started with the pool, which may import sympy's simplification). A
+    replacement imports it before it says ready, so its first item gets no grace: a run of
+    hostile items costs ``timeout_s`` each, not ``timeout_s`` plus the grace. The pool starts
+    lazily, so a Grader that only sees integers (the RL reward of the miniature) never starts a
+    process.
 
 Timeouts depend on machine load, so a verdict decided by a timeout is the one place the grader
 can be non-deterministic; such verdicts carry ``reason="timeout"`` and are counted in scores.
@@ -68,7 +76,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from plasticity.extraction import ORDERS, Extraction, extract, tidy
-from plasticity.grading_fastpath import fast_verdict, long_integer_verdict
+from plasticity.extraction import TEXT_TAIL
+from plasticity.grading_fastpath import fast_verdict, integers_verdict
 from plasticity.grading_lenient import lenient_rule, numbers_apart, strip_unit, within_tolerance
 from plasticity.grading_released import released_rule
 
@@ -76,6 +85,8 @@ GRADER_VERSION = "2.1.0"
 MODES = ("strict", "lenient", "released")
 STRICT_MAX_RELATIVE = 1e-3     # strict never accepts numbers further apart than 0.1%, whatever the tolerance
 QUOTE_CHARS = 200              # characters of an item a log line quotes at most
+MAX_ANSWER_CHARS = 2000        # longest answer or reference math-verify is asked about (module docstring)
+assert TEXT_TAIL <= MAX_ANSWER_CHARS
 ERROR_RULE, ERROR_REASON = "error", "error:"   # an item whose grading raised: reason "error:<class>"
 
 log = logging.getLogger(__name__)
@@ -116,7 +127,7 @@ class Verdict:
     #                           (strict) | string | numeric | choice (lenient) | answer_string | answer_numeric
     #                           | answer_choice | levenshtein (released) | none | error
     extracted: str | None     # the extracted answer text (None when there was none)
-    reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
+    reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable | too_long
     #                            | error:<exception class> (grading the item raised; rule ``error``)
     kind: str | None = None    # how the answer was found: box | span | text (extraction.extract)
 
@@ -237,7 +248,7 @@ def math_verify_reads(predictions: tuple[str, ...], timeout_s: float | None = 5.
 # holding torch threads and locks, and spawn/forkserver re-import the caller's ``__main__``
 # (``python -m plasticity`` included). Startup is about 0.4 s (math-verify import + warm-up).
 
-def _worker_loop() -> None:
+def _worker_loop(warm: bool = False) -> None:
     import os
     import sys
     from multiprocessing.connection import Connection
@@ -250,6 +261,8 @@ def _worker_loop() -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
         math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), None)  # warm regexes and parsers
+        if warm:   # a replacement: import sympy's simplification now, so its first item needs no grace
+            math_verify_verdict("\\boxed{x^2+2x+1}", ("\\boxed{(x+1)^2}",), None)
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
@@ -279,7 +292,7 @@ _FIRST_ITEM_GRACE_S = 2.0
 
 
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, warm: bool = False) -> None:
         import os
         import subprocess
         import sys
@@ -291,7 +304,7 @@ class _Worker:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("OMP_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plasticity.grading", "--worker"],
+            [sys.executable, "-m", "plasticity.grading", "--worker"] + (["--warm"] if warm else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self.conn = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
         self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -300,7 +313,7 @@ class _Worker:
         self.job: Any = None
         self.deadline = 0.0
         self.ready = False
-        self.first_item = True
+        self.first_item = not warm
 
     def wait_ready(self) -> "_Worker":
         """Block until the worker has imported math-verify and says so (started workers warm up in parallel)."""
@@ -378,7 +391,7 @@ class Grader:
         self._cache_size = cache_size
         self._pool: list[_Worker] = []       # started; ``ready`` once the worker said so
         self._lock = threading.Lock()
-        self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0, "error": 0}
+        self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0, "error": 0, "too_long": 0}
 
     # context manager -------------------------------------------------------------------------
     def __enter__(self) -> "Grader":
@@ -464,9 +477,9 @@ class Grader:
             out[i] = _finish(hit, ref, found, answer, self.mode, completion)
             return None
         fast = fast_verdict(key[0], answer, found.kind)
-        if fast is not None:
-            self.stats["fast"] += 1
-            result = (fast[0], fast[1], None)
+        result = (fast[0], fast[1], None) if fast is not None else _beyond_math_verify(key[0], answer)
+        if result is not None:
+            self.stats["fast" if fast is not None else "too_long"] += 1
             self._remember(key, result)
             out[i] = _finish(result, ref, found, answer, self.mode, completion)
             return None
@@ -544,7 +557,7 @@ class Grader:
 
         def fresh_worker(old: _Worker) -> None:
             old.kill()
-            new = _Worker()
+            new = _Worker(warm=True)
             self._pool[self._pool.index(old)] = new
             starting[new.conn], started_at[new.conn] = new, time.monotonic()
 
@@ -618,6 +631,14 @@ class Grader:
                 self.close()
                 raise RuntimeError(f"grader worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
         return results
+
+
+def _beyond_math_verify(gold: str, answer: str) -> tuple[bool, str, str | None] | None:
+    """The strict result of a pair longer than ``MAX_ANSWER_CHARS`` (module docstring), else None."""
+    if len(gold) <= MAX_ANSWER_CHARS and len(answer) <= MAX_ANSWER_CHARS:
+        return None
+    same = integers_verdict(gold, answer)
+    return (same, "fast_numeric", None) if same is not None else (False, "none", "too_long")
 
 
 def _describe(job: tuple[str | None, str, str]) -> str:
@@ -699,9 +720,9 @@ def grade_naive(completion: str, reference: "str | Reference", mode: str = "stri
     found, ref, answer = prepare(completion, reference, order)
     if not answer:
         return _no_answer(found, ref, mode, completion)
-    digits = long_integer_verdict(ref.gold.strip(), answer)   # what math-verify can only read as text
-    if digits is not None:
-        return _finish((digits[0], digits[1], None), ref, found, answer, mode, completion)
+    beyond = _beyond_math_verify(ref.gold.strip(), answer)
+    if beyond is not None:
+        return _finish(beyond, ref, found, answer, mode, completion)
     try:
         correct, reason = math_verify_verdict(gold_text(ref.gold.strip()), prediction_texts(answer, found.kind),
                                               timeout_s)
@@ -736,8 +757,8 @@ if __name__ == "__main__":
 
     _parser = argparse.ArgumentParser(description="grader worker process (internal)")
     _parser.add_argument("--worker", action="store_true", required=True)
-    _parser.parse_args()
-    _worker_loop()
+    _parser.add_argument("--warm", action="store_true", help="import sympy's simplification before saying ready")
+    _worker_loop(_parser.parse_args().warm)
     # Skip interpreter teardown (freeing sympy's caches takes ~0.1 s); the protocol pipe is unbuffered.
     sys.stderr.flush()
     os._exit(0)

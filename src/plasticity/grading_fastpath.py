@@ -27,10 +27,11 @@ float_rounding=6; see ``math_verify.grader.sympy_expr_eq``):
 * integers longer than ``_MAX_LEN``, of any length, compared as digit strings (sign and leading
   zeros dropped; no ``int()``, which Python refuses past 4,300 digits): equal strings are one
   value, different ones differ by at least 1. That is math-verify's verdict up to Python's
-  int-string limit (``sys.get_int_max_str_digits()``). Past it math-verify reads the number as
-  text and compares spellings, so ``0777...7`` is not ``777...7`` there; the grader deliberately
-  compares values instead, in both of its paths (``long_integer_verdict`` is also the naive
-  path's rule), so a degenerate run of digits costs microseconds and never an exception.
+  int-string limit, which lies above the longest answer the grader hands math-verify
+  (``grading.MAX_ANSWER_CHARS``); past that length ``integers_verdict`` is both grader paths'
+  rule. (Past the int-string limit math-verify reads a number as text and compares spellings,
+  ``0777...7`` against ``777...7``; it is never asked.) A degenerate run of digits costs
+  microseconds and never an exception.
 * identical texts: a boxed answer spelled exactly as the reference (up to surrounding space) is
   correct, because math-verify parses both identically and keeps the normalised matched text,
   which then compares equal. That text can normalise to nothing (``\\text{}``, ``\\$``, quotes),
@@ -47,7 +48,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -222,20 +222,10 @@ def _digit_string(text: str) -> str | None:
     return "-" + digits if negative and digits != "0" else digits
 
 
-def _integers_verdict(gold: str, extracted: str) -> bool | None:
+def integers_verdict(gold: str, extracted: str) -> bool | None:
     """Whether two plain integers of any length are equal (None unless both are plain integers)."""
     g, p = _digit_string(gold), _digit_string(extracted)
     return None if g is None or p is None else g == p
-
-
-def long_integer_verdict(gold: str, extracted: str) -> tuple[bool, str] | None:
-    """The verdict for two plain integers one of which is longer than Python's int-string limit,
-    which math-verify can only read as text (see the module docstring); None for anything else."""
-    limit = sys.get_int_max_str_digits()
-    if not limit or max(len(gold), len(extracted)) <= limit:
-        return None
-    verdict = _integers_verdict(gold, extracted)
-    return None if verdict is None else (verdict, "fast_numeric")
 
 
 def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, str] | None:
@@ -250,7 +240,7 @@ def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, st
     short = len(gold) <= _MAX_LEN and len(extracted) <= _MAX_LEN
     g = p = None
     if not short:
-        verdict = _integers_verdict(gold, extracted)
+        verdict = integers_verdict(gold, extracted)
         if verdict is not None:
             return verdict, "fast_numeric"
     else:

@@ -5,7 +5,7 @@ import random
 
 from plasticity.extraction import extract
 from plasticity.grading import Grader, gold_text, math_verify_verdict, prediction_texts
-from plasticity.grading_fastpath import fast_verdict, long_integer_verdict
+from plasticity.grading_fastpath import fast_verdict, integers_verdict
 
 
 def _fast_verdict(gold: str, pred: str, kind: str = "box") -> bool | None:
@@ -302,13 +302,11 @@ def test_long_integers_are_digit_strings_equal_to_math_verify_below_the_int_limi
         assert fast_verdict(gold, pred, "box") == (mv, "fast_numeric"), (len(gold), pred[:3])
 
 
-def test_integers_past_the_int_limit_compare_by_value():
-    """Past 4,300 digits math-verify reads text (``0777...`` is not ``777...`` for it) and Python
-    refuses int(); both grader paths compare digit strings, without an exception."""
-    n = "7" * 5000
-    assert long_integer_verdict(n, "0" + n) == (True, "fast_numeric")
-    assert long_integer_verdict(n, n[:-1] + "8") == (False, "fast_numeric")
-    assert long_integer_verdict(n, "7") == (False, "fast_numeric")
-    assert long_integer_verdict("7" * 100, "7" * 100) is None          # below the limit: math-verify's
-    assert long_integer_verdict(n, "\\frac{1}{2}") is None
+def test_integers_of_any_length_compare_by_value():
+    """Past 4,300 digits Python refuses int() and math-verify reads text (``0777...`` is not
+    ``777...`` for it); the digit strings compare values, at any length, without an exception."""
+    n = "7" * 100_000
+    assert integers_verdict(n, "0" + n) is True and integers_verdict("-0", "+000") is True
+    assert integers_verdict(n, n[:-1] + "8") is False and integers_verdict(n, "-" + n) is False
+    assert integers_verdict(n, "\\frac{1}{2}") is None and integers_verdict("1,000", "1000") is None
     assert fast_verdict(n, "0" + n, "text") == (True, "fast_numeric")
