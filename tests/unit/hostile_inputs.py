@@ -17,9 +17,9 @@ from functools import lru_cache
 DIGIT_RUN_LENGTHS = (1, 2, 60, 61, 100, 4299, 4300, 4301, 5000, 20_000, 100_000)
 MEGABYTE = 1_000_000
 CONTROL = ["\x00", "\ud800", "\udfff", "\u200f", "\u202e", "\u200d", "\ufeff", "\u2066", "\x1b", "\x7f"]
-TOWERS = ["2^{2^{2^{2^{2^{2}}}}}", "10^{10^{10^{10}}}", "9^{9^{9^{9}}}", "2^{10^{100}}", "(10^{100})!",
-          "1000000!", "10^{10}!", "\\Gamma(10^{10})", "x^{10^{10}}", "\\binom{10^{10}}{5000}", "99999!!",
-          "e^{e^{e^{e^{10}}}}", "\\sum_{k=1}^{10^{10}} k^{k}", "10^{-10^{10}}"]
+# power towers and huge factorials as predictions, and two as references (each costs math-verify a timeout)
+TOWERS = ["10^{10^{10^{10}}}", "1000000!", "2^{2^{2^{2^{2^{2}}}}}"]
+TOWER_GOLDS = ["2^{10^{100}}", "(10^{100})!"]
 OTHER_NUMERIC = ["\u00b2", "\u00bd", "\u2160\u2161", "\u2460", "\u00b9\u2070", "\u0f33", "\U0001d7ce\U0001d7cf"]
 
 
@@ -60,7 +60,7 @@ def _digit_cases() -> list[tuple[str, str]]:
 
 def _nesting_cases() -> list[tuple[str, str]]:
     items = []
-    for k in (100, 1000, 10_000, 100_000):
+    for k in (50, 100_000):
         items += [(wrap("{" * k + "1" + "}" * k, "box"), "1"),
                   (wrap("\\frac{" * k + "1" + "}{2}" * k, "box"), "1"),
                   (wrap("{" * k, "box"), "1"), (wrap("}" * k, "span"), "1"),
@@ -73,7 +73,7 @@ def _nesting_cases() -> list[tuple[str, str]]:
 
 def _megabyte_cases(rng: random.Random) -> list[tuple[str, str]]:
     printable = "".join(chr(c) for c in range(32, 127) if chr(c) not in "{}")
-    noise = "".join(rng.choice(printable) for _ in range(MEGABYTE))
+    noise = "".join(rng.choices(printable, k=MEGABYTE))
     return [(wrap(noise, "box"), "42"), (wrap("x+" * (MEGABYTE // 2), "box"), "42"),
             (wrap("\\frac{1}{2}+" * (MEGABYTE // 12), "box"), "42"), (wrap("9" * MEGABYTE, "box"), "42"),
             (wrap("\\sqrt{" * 50_000 + "2" + "}" * 50_000, "box"), "42"), (wrap(noise, "span"), "42"),
@@ -84,8 +84,9 @@ def _megabyte_cases(rng: random.Random) -> list[tuple[str, str]]:
 def _tower_cases() -> list[tuple[str, str]]:
     items = []
     for tower in TOWERS:
-        items += [(wrap(tower, "box"), "1"), (wrap("1", "box"), tower), (wrap(tower, "box"), tower),
-                  (wrap(tower, "span"), "2"), (wrap(tower, "plain"), "3")]
+        items.append((wrap(tower, "box"), "1"))
+    for tower in TOWER_GOLDS:
+        items.append((wrap("1", "box"), tower))
     return items
 
 
@@ -120,18 +121,19 @@ def fixed_items(rng: random.Random) -> list[tuple[str, str, str]]:
 
 
 def _random_item(rng: random.Random) -> tuple[str, str]:
-    """A random digit run, script, mark and wrapping: length log-uniform in 1..100,000."""
+    """A random digit run (length log-uniform in 1..100,000; other scripts' digits in short runs),
+    mark and wrapping (towers are fixed cases only: each costs a math-verify timeout)."""
     n = int(10 ** rng.uniform(0, 5))
-    digits = rng.choice(("0123456789",) + unicode_digit_sets())
-    run = "".join(rng.choice(digits) for _ in range(n))
-    gold = run if rng.random() < 0.5 else "".join(rng.choice("0123456789") for _ in range(n))
+    digits = "0123456789"
+    if rng.random() < 0.2:
+        digits, n = rng.choice(unicode_digit_sets()), min(n, 30)
+    run = "".join(rng.choices(digits, k=n))
+    gold = run if rng.random() < 0.5 else "".join(rng.choices("0123456789", k=n))
     if rng.random() < 0.3:
         at = rng.randrange(len(run) + 1)
         run = run[:at] + rng.choice(CONTROL) + run[at:]
-    if rng.random() < 0.2:
-        run = rng.choice(TOWERS) + rng.choice(("+", "-", "=", "")) + run
     if rng.random() < 0.1:
-        gold = rng.choice((run, "", rng.choice(TOWERS), gold + rng.choice(CONTROL)))
+        gold = rng.choice((run, "", "-" + gold, gold + rng.choice(CONTROL)))
     return wrap(run, rng.choice(WHERE)), gold
 
 
