@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from plasticity import grading
-from plasticity.grading import QUOTE_CHARS, Grader, grade_naive, is_error, quote
+from plasticity.grading import QUOTE_CHARS, Grader, gold_text, is_error, math_verify_verdict, quote
 from plasticity.train.rewards import GRADING_ERROR_METRIC, make_reward_fn, step_grading_errors
 
 # in-process (fast path) items and math-verify (pool) items, with their verdicts alone
@@ -56,13 +56,16 @@ def test_quote_is_short_for_any_text():
     assert "1,000,000 characters" in quote("9" * 1_000_000)
 
 
-def test_log_lines_of_a_timed_out_megabyte_stay_short(caplog, capfd):
-    """A 1 MB box that times out is quoted, not written whole: in the pool's warning, in the worker's
-    stderr and in math-verify's own warning on the naive (in-process) path."""
+def test_log_lines_stay_short(caplog, capfd):
+    """Items are quoted, never written whole: a timed-out item of 2,000 characters in the pool's
+    warning and the workers' stderr, a 1 MB text in math-verify's own warning (in-process, as the
+    naive path runs it); a 1 MB box is not parsed at all (too_long) and logs nothing."""
+    slow = "\\boxed{" + "{" * 900 + "1" + "}" * 900 + "}"        # 1,808 characters, nested 900 deep
     huge = "\\boxed{" + "x+" * 500_000 + "1}"
     with caplog.at_level(logging.WARNING), Grader("strict", workers=1, timeout_s=0.5) as g:
-        assert g.grade(huge, "1").reason == "timeout"
-        assert not grade_naive(huge, "1", timeout_s=0.5).correct
+        assert g.grade(huge, "1").reason == "too_long"
+        assert g.grade(slow, "1").reason == "timeout"
+        assert math_verify_verdict(gold_text("1"), (huge,), timeout_s=1) == (False, "unparseable")
     messages = [r.getMessage() for r in caplog.records]
     assert any("exceeded" in m for m in messages) and any("Timeout during parsing" in m for m in messages)
     assert max(map(len, messages)) < LONG_LINE
