@@ -76,7 +76,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from plasticity.extraction import ORDERS, Extraction, extract, tidy
-from plasticity.extraction import TEXT_TAIL
 from plasticity.grading_fastpath import fast_verdict, integers_verdict
 from plasticity.grading_lenient import lenient_rule, numbers_apart, strip_unit, within_tolerance
 from plasticity.grading_released import released_rule
@@ -86,7 +85,6 @@ MODES = ("strict", "lenient", "released")
 STRICT_MAX_RELATIVE = 1e-3     # strict never accepts numbers further apart than 0.1%, whatever the tolerance
 QUOTE_CHARS = 200              # characters of an item a log line quotes at most
 MAX_ANSWER_CHARS = 2000        # longest answer or reference math-verify is asked about (module docstring)
-assert TEXT_TAIL <= MAX_ANSWER_CHARS
 ERROR_RULE, ERROR_REASON = "error", "error:"   # an item whose grading raised: reason "error:<class>"
 
 log = logging.getLogger(__name__)

@@ -288,7 +288,8 @@ def test_unicode_digits_and_spaces_equal_math_verify():
 
 def test_long_integers_are_digit_strings_equal_to_math_verify_below_the_int_limit():
     """Integers past the fast path's length, up to Python's int-string limit (4,300 digits): the
-    digit-string comparison gives math-verify's verdict (sign, leading zeros, one digit changed)."""
+    digit-string comparison gives math-verify's verdict (sign, leading zeros, one digit changed), for
+    a box, an answer span and a bare response alike."""
     rng = random.Random(24)
     pairs = []
     for length in (61, 100, 999, 4299):
@@ -298,8 +299,9 @@ def test_long_integers_are_digit_strings_equal_to_math_verify_below_the_int_limi
                   (digits, "-" + digits), (digits, changed), (digits, digits[:-1])]
     pairs += [("0" * 80, "0"), ("-" + "0" * 80, "0")]
     for gold, pred in pairs:
-        mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, "box"), timeout_s=10)
-        assert fast_verdict(gold, pred, "box") == (mv, "fast_numeric"), (len(gold), pred[:3])
+        for kind in ("box", "span", "text"):
+            mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, kind), timeout_s=10)
+            assert fast_verdict(gold, pred, kind) == (mv, "fast_numeric"), (len(gold), pred[:3], kind)
 
 
 def test_integers_of_any_length_compare_by_value():

@@ -1,6 +1,7 @@
 """Pathological answers are graded wrong within the timeout and never take the pool down."""
 from __future__ import annotations
 
+from plasticity.extraction import TEXT_TAIL
 from plasticity.grading import MAX_ANSWER_CHARS, Grader, fingerprint, grade_naive, GRADER_VERSION
 
 
@@ -62,6 +63,7 @@ def test_overrun_reason_is_stable_and_others_go_on():
 def test_answers_past_the_bound_are_decided_without_math_verify():
     """Past MAX_ANSWER_CHARS an answer or reference is not parsed: integers compare as digit strings,
     anything else is wrong (too_long) at once; the naive path gives the same verdicts."""
+    assert TEXT_TAIL <= MAX_ANSWER_CHARS          # a response's tail is always parsed
     long_sum = "x+" * MAX_ANSWER_CHARS + "1"
     n = "7" * 5000
     items = [("\\boxed{" + long_sum + "}", "1", False, "too_long"), ("\\boxed{1}", long_sum, False, "too_long"),
