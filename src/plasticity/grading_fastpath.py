@@ -43,6 +43,8 @@ Arabic-Indic digits, no-break spaces, form feeds and vertical tabs go to math-ve
 
 Forms other than plain integers and decimals are decided only for boxed answers: an ``<answer>``
 span is also parsed raw by math-verify (prose extraction), whose reading a grammar cannot mirror.
+A response read raw (kind ``text``) that starts with a sign is left to math-verify too: raw, it
+reads ``-5`` but finds no number in ``+5`` or ``-05``.
 """
 from __future__ import annotations
 
@@ -237,6 +239,8 @@ def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, st
     """
     if not (gold.isascii() and extracted.isascii()):
         return None      # Unicode digits and spaces: math-verify's reading is its own
+    if kind == "text" and extracted[:1] in ("+", "-"):
+        return None      # read raw, ``+5`` and ``-05`` are no number for math-verify (``-5`` is)
     short = len(gold) <= _MAX_LEN and len(extracted) <= _MAX_LEN
     g = p = None
     if not short:

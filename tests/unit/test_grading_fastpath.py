@@ -298,10 +298,17 @@ def test_long_integers_are_digit_strings_equal_to_math_verify_below_the_int_limi
         pairs += [(digits, digits), (digits, "0" + digits), (digits, "+" + digits), ("-" + digits, "-00" + digits),
                   (digits, "-" + digits), (digits, changed), (digits, digits[:-1])]
     pairs += [("0" * 80, "0"), ("-" + "0" * 80, "0")]
+    decided = 0
     for gold, pred in pairs:
         for kind in ("box", "span", "text"):
+            fast = fast_verdict(gold, pred, kind)
+            if fast is None:
+                assert kind == "text" and pred[0] in "+-"       # a signed bare response: math-verify's call
+                continue
             mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, kind), timeout_s=10)
-            assert fast_verdict(gold, pred, kind) == (mv, "fast_numeric"), (len(gold), pred[:3], kind)
+            assert fast == (mv, "fast_numeric"), (len(gold), pred[:3], kind)
+            decided += 1
+    assert decided == 3 * len(pairs) - 12
 
 
 def test_integers_of_any_length_compare_by_value():
