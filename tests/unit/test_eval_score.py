@@ -127,6 +127,9 @@ def test_matharena_flags_per_sample():
     assert flags == {"gold_not_extracted": pytest.approx(2 / 6), "hit_token_limit": pytest.approx(1 / 6),
                      "parser_error": pytest.approx(1 / 6)}
     assert score.gold_in_completion("x\\boxed{3}", Reference("3")) and not score.gold_in_completion("13", Reference("3"))
+    # a gold longer than the answer part cannot be written in it (and builds no 100,000-character pattern)
+    assert not score.gold_in_completion("7" * 5000, Reference("7" * 100_000))
+    assert score.gold_in_completion("</think> " + "7" * 900, Reference("7" * 900))
 
 
 def test_a_sample_whose_grading_raises_is_wrong_and_counted(tmp_path, monkeypatch):
