@@ -12,8 +12,9 @@ OUT_DIR/summary.json and OUT_DIR/manifest.json last.
 scores.json: avg@k over all samples (percent), unbiased pass@k for k = 1 and k, maj@k, a seeded
 bootstrap 95% CI over problems, the truncation rate (finish_reason == length), no-answer and
 timeout counts, ``grader_errors`` (samples whose grading raised and were graded wrong, reason
-``error:<class>``: a grader defect to read, never a crash of the stage), n_problems, n_samples, and the evaluator fingerprint (grader version, math-verify
-version, mode, extraction order, chat-template sha256, sampling parameters, benchmark sha256, seed).
+``error:<class>``: a grader defect to read, never a crash of the stage), n_problems, n_samples, and
+the evaluator fingerprint (grader version, math-verify version, mode, extraction order,
+chat-template sha256, sampling parameters, benchmark sha256, seed).
 
 Per-sample flags, as MathArena reports them (columns of samples.parquet, rates under ``flags`` in
 scores.json): ``gold_not_extracted`` (graded wrong, yet the gold is written as a standalone token in
