@@ -28,10 +28,12 @@ def _raising_on(target, answer):
 def test_one_raising_item_is_wrong_and_the_batch_goes_on(monkeypatch, caplog, where, answer):
     """A planted exception in the in-process fast path, or after math-verify (pool) answered."""
     monkeypatch.setattr(grading, where, _raising_on(getattr(grading, where), answer))
-    completions = [c for c, _, _ in ITEMS] + [f"\\boxed{{{answer}}}"]
-    refs = [r for _, r, _ in ITEMS] + ["7"]
+    completions = [c for c, _, _ in ITEMS]
+    refs = [r for _, r, _ in ITEMS]
+    completions.insert(3, f"\\boxed{{{answer}}}")        # the raising item amid the others
+    refs.insert(3, "7")
     with caplog.at_level(logging.WARNING, logger="plasticity.grading"), Grader("strict", workers=1) as g:
-        verdicts = g.grade_many(completions[:3] + completions[-1:] + completions[3:-1], refs[:3] + refs[-1:] + refs[3:-1])
+        verdicts = g.grade_many(completions, refs)
         bad = verdicts.pop(3)
         assert [v.correct for v in verdicts] == [ok for _, _, ok in ITEMS]
         assert (bad.correct, bad.rule, bad.reason, is_error(bad)) == (False, "error", "error:ValueError", True)
