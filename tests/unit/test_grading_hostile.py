@@ -20,8 +20,8 @@ also shows that the replacement of every killed worker starts). ``MARGIN_S`` cov
 work on a 1 MB item (extraction, fast path, fallbacks; well under 0.5 s on an idle machine), the
 dispatch and the killing of a timed-out worker, with room for a loaded 2-core machine.
 
-Cost (2,000 items, a 0.5 s timeout, 2 workers; about ten timeouts per grader, each a worker
-restart): 93 s wall and 52 s of CPU (this process and its workers) on the shared 2-core machine at a
+Cost (2,000 items, a 0.5 s timeout, 2 workers; per grader the timeouts of two nesting shapes and
+three towers, plus any the load adds, each a worker restart): 93 s wall and 52 s of CPU (this process and its workers) on the shared 2-core machine at a
 load average of 8-10; the CPU time bounds the idle-machine run at about 30-50 s.
 """
 from __future__ import annotations
