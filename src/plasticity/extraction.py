@@ -15,11 +15,15 @@ The response fallback (kind ``text``) hands math-verify the part after the last 
 of a response that wrote no box and no span is at its end, and the cut bounds parsing. For
 evaluation a completion cut off inside ``<think>`` has no answer (a number in unfinished
 reasoning is not an answer); the reward reads it, as the study's reward reads every response. The
-study's fourth reward fallback (a Levenshtein ratio > 0.6 counts as correct) is deliberately not
-reproduced: it rewards ``124`` for ``123``.
+study's reward then compares the ``<answer>`` span as a string, number or choice and by a
+Levenshtein ratio above 0.6: the grader's ``released`` mode (``plasticity.grading_released``,
+selected by ``rl.reward``); evaluation never uses it.
 
 Boxes are brace-balanced (escaped braces ``\\{``/``\\}`` are literal) and found in one linear
-pass, so a 1 MB completion costs milliseconds. ``\\fbox`` counts as a box.
+pass, so a 1 MB completion costs milliseconds. ``\\fbox`` counts as a box. Only the last
+``MAX_BOXES`` non-empty boxes of a region are kept (and copied): nested boxes inside an unclosed
+one all count, and copying each of 100,000 nested contents would be quadratic; a multi-answer
+reference is graded against the kept ones.
 """
 from __future__ import annotations
 
@@ -28,8 +32,10 @@ from dataclasses import dataclass
 
 ORDERS = ("eval", "reward")
 TEXT_TAIL = 2000
+MAX_BOXES = 32
 
 _BRACE_TOKEN = re.compile(r"\\(?:boxed|fbox)[ \t\n]*\{|\\[{}]|[{}]", re.ASCII)
+_NON_SPACE = re.compile(r"\S")
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _THINK_OPEN, _THINK_CLOSE = "<think>", "</think>"
 
@@ -75,15 +81,21 @@ def _closed_boxes(text: str, outermost: bool) -> list[tuple[int, int]]:
     return found if outermost else sorted(found)
 
 
-def box_contents(text: str) -> list[str]:
-    """The stripped contents of the outermost closed boxes of ``text``, in order."""
-    return [text[a:b].strip() for a, b in boxes(text)]
-
-
 def last_boxed(text: str) -> str | None:
-    """The content of the last closed box (its outermost box), or None."""
-    found = box_contents(text)
-    return found[-1] if found else None
+    """The stripped content of the last closed box (its outermost box), or None."""
+    found = boxes(text)
+    return text[slice(*found[-1])].strip() if found else None
+
+
+def _last_filled(text: str, found: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """The last ``most`` boxes of ``found`` with content other than whitespace, in order (no copy)."""
+    kept = []
+    for a, b in reversed(found):
+        if _NON_SPACE.search(text, a, b):
+            kept.append((a, b))
+            if len(kept) == most:
+                break
+    return kept[::-1]
 
 
 def _last_span(completion: str) -> str | None:
@@ -94,17 +106,19 @@ def _last_span(completion: str) -> str | None:
     return None if start < 0 else completion[start + len(_ANSWER_OPEN):end]
 
 
-def _from_boxes(region: str) -> Extraction | None:
-    found = [b for b in box_contents(region) if b]
-    return Extraction(found[-1], "box", tuple(found)) if found else None
+def _from_boxes(region: str, found: list[tuple[int, int]] | None = None) -> Extraction | None:
+    found = boxes(region) if found is None else found
+    kept = [region[a:b].strip() for a, b in _last_filled(region, found, MAX_BOXES)]
+    return Extraction(kept[-1], "box", tuple(kept)) if kept else None
 
 
 def _from_span(span: str) -> Extraction:
     """The span's last box, else the span as prose; NONE for an empty span or only empty boxes."""
-    inner = _from_boxes(span)
+    found = boxes(span)
+    inner = _from_boxes(span, found)
     if inner is not None:
         return inner
-    if box_contents(span):
+    if found:
         return NONE
     span = span.strip()
     return Extraction(span, "span") if span else NONE

@@ -18,8 +18,23 @@ A completion is graded against a reference in four steps:
    region joined (math-verify compares comma lists as sets). Where the benchmark gives a numeric
    tolerance it is honoured, but strict never accepts numbers more than 0.1% apart (math-verify
    rounds floats to 6 decimals and would call ``0.0000124`` equal to ``0.0000123``: such a
-   verdict is turned into wrong with rule ``relative_gap``).
-3. ``lenient`` mode adds the fallbacks of ``plasticity.grading_lenient`` when strict says wrong.
+   verdict is turned into wrong with rule ``relative_gap``). An answer or reference longer than
+   ``MAX_ANSWER_CHARS`` is not handed to math-verify, which needs seconds for such texts and would
+   only time out (a verdict that depends on machine load): integers of any length are compared
+   as digit strings (``grading_fastpath.integers_verdict``), anything else is wrong with rule
+   ``none`` and reason ``too_long``, at once and deterministically. The response fallback is cut
+   to ``extraction.TEXT_TAIL`` characters, below the bound.
+3. ``lenient`` mode adds the fallbacks of ``plasticity.grading_lenient`` when strict says wrong;
+   ``released`` mode (the study's GPU training reward, reward order only) adds those of
+   ``plasticity.grading_released`` (string, numeric or choice comparison of the ``<answer>`` span,
+   then a Levenshtein ratio above 0.6).
+
+Every item gets a verdict. An exception while grading one item (a parser bug, an input no rule
+foresaw) is caught where that item is handled: the item is graded wrong with rule ``error`` and
+reason ``error:<exception class>`` (counted in ``stats["error"]`` and by the grade stage's
+scores), the rest of the batch is graded as usual. Log lines quote an item through ``quote``: at
+most ``QUOTE_CHARS`` characters of it, however long it is (math-verify's own warnings, which
+quote their whole input, are cut the same way).
 
 Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-process:
   * a fast path (``plasticity.grading_fastpath``) for integers, decimals, fractions, radicals,
@@ -39,8 +54,11 @@ Speed without changing verdicts. ``Grader.grade_many`` keeps the common case in-
     machine). A replacement worker is started without waiting for it: the queue goes on with the
     other workers and the new one takes items once it says it is ready, so an item's wall time
     is bounded by ``timeout_s`` plus the time to kill a process (plus ``_FIRST_ITEM_GRACE_S`` for
-    a worker's first item, which may import sympy's simplification). The pool starts lazily, so a
-    Grader that only sees integers (the RL reward of the miniature) never starts a process.
+    the first item of a worker started with the pool, which may import sympy's simplification). A
+    replacement imports it before it says ready, so its first item gets no grace: a run of
+    hostile items costs ``timeout_s`` each, not ``timeout_s`` plus the grace. The pool starts
+    lazily, so a Grader that only sees integers (the RL reward of the miniature) never starts a
+    process.
 
 Timeouts depend on machine load, so a verdict decided by a timeout is the one place the grader
 can be non-deterministic; such verdicts carry ``reason="timeout"`` and are counted in scores.
@@ -58,23 +76,57 @@ from dataclasses import dataclass
 from typing import Any
 
 from plasticity.extraction import ORDERS, Extraction, extract, tidy
-from plasticity.grading_fastpath import fast_verdict
+from plasticity.grading_fastpath import fast_verdict, integers_verdict
 from plasticity.grading_lenient import lenient_rule, numbers_apart, strip_unit, within_tolerance
+from plasticity.grading_released import released_rule
 
-GRADER_VERSION = "2.0.0"
-MODES = ("strict", "lenient")
+GRADER_VERSION = "2.1.0"
+MODES = ("strict", "lenient", "released")
 STRICT_MAX_RELATIVE = 1e-3     # strict never accepts numbers further apart than 0.1%, whatever the tolerance
+QUOTE_CHARS = 200              # characters of an item a log line quotes at most
+MAX_ANSWER_CHARS = 2000        # longest answer or reference math-verify is asked about (module docstring)
+ERROR_RULE, ERROR_REASON = "error", "error:"   # an item whose grading raised: reason "error:<class>"
 
 log = logging.getLogger(__name__)
+
+
+def quote(text: Any, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of ``text`` cut to about ``limit`` characters: head ... tail (length), for log lines."""
+    text = text if isinstance(text, str) else repr(text)
+    if len(text) <= limit and len(shown := repr(text)) <= limit + 2:
+        return shown
+    half = limit // 2
+    return f"{repr(text[:half])[:half]}...{repr(text[-half:])[-half:]} ({len(text):,} characters)"
+
+
+def is_error(verdict: "Verdict") -> bool:
+    """Whether ``verdict`` is that of an item whose grading raised (see the module docstring)."""
+    return (verdict.reason or "").startswith(ERROR_REASON)
+
+
+class _ShortRecords(logging.Filter):
+    """Cuts a log record to ``QUOTE_CHARS`` characters (math-verify's warnings quote their input whole)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > 2 * QUOTE_CHARS:
+            record.msg, record.args = f"{message[:QUOTE_CHARS]}... ({len(message):,} characters)", None
+        return True
+
+
+for _name in ("math_verify.parser", "math_verify.grader", "math_verify.metric", "math_verify.utils"):
+    logging.getLogger(_name).addFilter(_ShortRecords())
 
 
 @dataclass(frozen=True)
 class Verdict:
     correct: bool
     rule: str                 # fast_numeric | fast_exact | fast_identical | math_verify | tolerance | relative_gap
-    #                           (strict) | string | numeric | choice (lenient) | none
+    #                           (strict) | string | numeric | choice (lenient) | answer_string | answer_numeric
+    #                           | answer_choice | levenshtein (released) | none | error
     extracted: str | None     # the extracted answer text (None when there was none)
-    reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable
+    reason: str | None = None  # why wrong when nothing could be judged: no_answer | timeout | unparseable | too_long
+    #                            | error:<exception class> (grading the item raised; rule ``error``)
     kind: str | None = None    # how the answer was found: box | span | text (extraction.extract)
 
 
@@ -194,7 +246,7 @@ def math_verify_reads(predictions: tuple[str, ...], timeout_s: float | None = 5.
 # holding torch threads and locks, and spawn/forkserver re-import the caller's ``__main__``
 # (``python -m plasticity`` included). Startup is about 0.4 s (math-verify import + warm-up).
 
-def _worker_loop() -> None:
+def _worker_loop(warm: bool = False) -> None:
     import os
     import sys
     from multiprocessing.connection import Connection
@@ -207,6 +259,8 @@ def _worker_loop() -> None:
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)
     try:
         math_verify_verdict("\\boxed{\\frac{1}{2}}", ("\\boxed{0.5}",), None)  # warm regexes and parsers
+        if warm:   # a replacement: import sympy's simplification now, so its first item needs no grace
+            math_verify_verdict("\\boxed{x^2+2x+1}", ("\\boxed{(x+1)^2}",), None)
     except Exception:  # noqa: BLE001 - a broken install shows up on the first real item
         pass
     writer.send(("ready",))
@@ -236,7 +290,7 @@ _FIRST_ITEM_GRACE_S = 2.0
 
 
 class _Worker:
-    def __init__(self) -> None:
+    def __init__(self, warm: bool = False) -> None:
         import os
         import subprocess
         import sys
@@ -248,7 +302,7 @@ class _Worker:
         env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("OMP_NUM_THREADS", "1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plasticity.grading", "--worker"],
+            [sys.executable, "-m", "plasticity.grading", "--worker"] + (["--warm"] if warm else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         self.conn = Connection(os.dup(self.proc.stdout.fileno()), writable=False)
         self._send = Connection(os.dup(self.proc.stdin.fileno()), readable=False)
@@ -257,7 +311,7 @@ class _Worker:
         self.job: Any = None
         self.deadline = 0.0
         self.ready = False
-        self.first_item = True
+        self.first_item = not warm
 
     def wait_ready(self) -> "_Worker":
         """Block until the worker has imported math-verify and says so (started workers warm up in parallel)."""
@@ -324,6 +378,8 @@ class Grader:
             raise ValueError(f"grader mode must be one of {MODES}, got {mode!r}")
         if order not in ORDERS:
             raise ValueError(f"grader order must be one of {ORDERS}, got {order!r}")
+        if mode == "released" and order != "reward":
+            raise ValueError("grader mode 'released' is the RL reward's: it needs order 'reward'")
         if workers < 1:
             raise ValueError(f"grader workers must be >= 1, got {workers}")
         if not timeout_s > 0:
@@ -333,7 +389,7 @@ class Grader:
         self._cache_size = cache_size
         self._pool: list[_Worker] = []       # started; ``ready`` once the worker said so
         self._lock = threading.Lock()
-        self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0}
+        self.stats = {"fast": 0, "cache": 0, "pool": 0, "timeout": 0, "crash": 0, "error": 0, "too_long": 0}
 
     # context manager -------------------------------------------------------------------------
     def __enter__(self) -> "Grader":
@@ -380,39 +436,71 @@ class Grader:
         for i, (completion, reference) in enumerate(zip(completions, references)):
             if not isinstance(completion, str) or not isinstance(reference, (str, Reference)):
                 raise TypeError(f"grade_many: item {i} is not a completion string and a reference")
-            found, ref, answer = prepared[i] = prepare(completion, reference, self.order)
-            if not answer:
-                out[i] = Verdict(False, "none", found.text, "no_answer", found.kind)
+            try:
+                key = self._in_process(i, completion, reference, out, prepared)
+            except Exception as exc:  # noqa: BLE001 - one item never fails the batch (module docstring)
+                out[i] = self._failed(exc, completion, reference)
                 continue
-            key = (ref.gold.strip(), found.kind, answer)
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
-                self.stats["cache"] += 1
-                out[i] = _finish(hit, ref, found, answer, self.mode)
-                continue
-            fast = fast_verdict(key[0], answer, found.kind)
-            if fast is not None:
-                self.stats["fast"] += 1
-                result = (fast[0], fast[1], None)
-                self._remember(key, result)
-                out[i] = _finish(result, ref, found, answer, self.mode)
-                continue
-            if not pending:
-                self._launch_workers()  # they warm up while the rest of the batch is extracted
-            pending.setdefault(key, []).append(i)
+            if key is not None:
+                if not pending:
+                    self._launch_workers()  # they warm up while the rest of the batch is extracted
+                pending.setdefault(key, []).append(i)
         if pending:
-            self._skip_unread_responses(pending, out, prepared)
+            self._skip_unread_responses(pending, out, prepared, completions)
         if pending:
             for key, result in self._run_pool(list(pending)).items():
-                result = _guard(key[0], key[2], result)
+                try:
+                    result = _guard(key[0], key[2], result)
+                except Exception as exc:  # noqa: BLE001
+                    for i in pending[key]:
+                        out[i] = self._failed(exc, completions[i], references[i])
+                    continue
                 self._remember(key, result)
                 for i in pending[key]:
-                    found, ref, answer = prepared[i]
-                    out[i] = _finish(result, ref, found, answer, self.mode)
+                    self._settle(i, result, prepared, completions, out)
         return out  # type: ignore[return-value]
 
-    def _skip_unread_responses(self, pending: dict, out: list, prepared: list) -> None:
+    def _in_process(self, i: int, completion: str, reference: "str | Reference", out: list,
+                    prepared: list) -> tuple[str, str, str] | None:
+        """Grade item ``i`` by extraction, cache or fast path into ``out``; else its math-verify key."""
+        found, ref, answer = prepared[i] = prepare(completion, reference, self.order)
+        if not answer:
+            out[i] = _no_answer(found, ref, self.mode, completion)
+            return None
+        key = (ref.gold.strip(), found.kind, answer)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            self.stats["cache"] += 1
+            out[i] = _finish(hit, ref, found, answer, self.mode, completion)
+            return None
+        fast = fast_verdict(key[0], answer, found.kind)
+        result = (fast[0], fast[1], None) if fast is not None else _beyond_math_verify(key[0], answer)
+        if result is not None:
+            self.stats["fast" if fast is not None else "too_long"] += 1
+            self._remember(key, result)
+            out[i] = _finish(result, ref, found, answer, self.mode, completion)
+            return None
+        return key
+
+    def _settle(self, i: int, result: tuple[bool, str, str | None], prepared: list, completions: list[str],
+                out: list) -> None:
+        """Item ``i``'s verdict from its math-verify result (an exception grades it wrong, not the batch)."""
+        found, ref, answer = prepared[i]
+        try:
+            out[i] = _finish(result, ref, found, answer, self.mode, completions[i])
+        except Exception as exc:  # noqa: BLE001
+            out[i] = self._failed(exc, completions[i], ref)
+
+    def _failed(self, exc: Exception, completion: str, reference: "str | Reference") -> Verdict:
+        """The verdict of an item whose grading raised ``exc``: wrong, reason ``error:<class>``."""
+        self.stats["error"] += 1
+        gold = reference.gold if isinstance(reference, Reference) else reference
+        log.warning("grading raised %s (%s); item graded wrong: completion %s, reference %s", type(exc).__name__,
+                    quote(str(exc)), quote(completion), quote(gold))
+        return Verdict(False, ERROR_RULE, None, ERROR_REASON + type(exc).__name__, None)
+
+    def _skip_unread_responses(self, pending: dict, out: list, prepared: list, completions: list[str]) -> None:
         """Grade the responses (kind ``text``) math-verify reads nothing from without their golds.
 
         A response without box or span is unique per problem but often the same text ("I am not
@@ -429,8 +517,7 @@ class Grader:
             result = (False, "math_verify", "unparseable")
             self._remember(key, result)
             for i in pending.pop(key):
-                found, ref, answer = prepared[i]
-                out[i] = _finish(result, ref, found, answer, self.mode)
+                self._settle(i, result, prepared, completions, out)
 
     def _remember(self, key: tuple[str, str, str], result: tuple[bool, str, str | None]) -> None:
         self._cache[key] = result
@@ -468,7 +555,7 @@ class Grader:
 
         def fresh_worker(old: _Worker) -> None:
             old.kill()
-            new = _Worker()
+            new = _Worker(warm=True)
             self._pool[self._pool.index(old)] = new
             starting[new.conn], started_at[new.conn] = new, time.monotonic()
 
@@ -521,7 +608,7 @@ class Grader:
                     key, correct, reason = conn.recv()
                 except (EOFError, OSError):
                     self.stats["crash"] += 1
-                    log.warning("grader worker died on an item; graded unparseable: %.200r", worker.job)
+                    log.warning("grader worker died on an item; graded unparseable: %s", _describe(worker.job))
                     results[worker.job] = (False, "math_verify", "unparseable")
                     fresh_worker(worker)
                     continue
@@ -534,14 +621,28 @@ class Grader:
                 if conn not in ready and now >= worker.deadline:
                     del busy[conn]
                     self.stats["timeout"] += 1
-                    log.warning("grader item exceeded %.1f s; graded wrong (timeout): %.200r",
-                                self.timeout_s, worker.job)
+                    log.warning("grader item exceeded %.1f s; graded wrong (timeout): %s",
+                                self.timeout_s, _describe(worker.job))
                     results[worker.job] = (False, "math_verify", "timeout")
                     fresh_worker(worker)
             for conn in [c for c in starting if now >= started_at[c] + _STARTUP_TIMEOUT_S]:
                 self.close()
                 raise RuntimeError(f"grader worker did not start within {_STARTUP_TIMEOUT_S:.0f} s")
         return results
+
+
+def _beyond_math_verify(gold: str, answer: str) -> tuple[bool, str, str | None] | None:
+    """The strict result of a pair longer than ``MAX_ANSWER_CHARS`` (module docstring), else None."""
+    if len(gold) <= MAX_ANSWER_CHARS and len(answer) <= MAX_ANSWER_CHARS:
+        return None
+    same = integers_verdict(gold, answer)
+    return (same, "fast_numeric", None) if same is not None else (False, "none", "too_long")
+
+
+def _describe(job: tuple[str | None, str, str]) -> str:
+    """A pool item for a log line: its answer and reference, each cut by ``quote``."""
+    gold, kind, answer = job
+    return f"{kind} answer {quote(answer)}" + ("" if gold is None else f", reference {quote(gold)}")
 
 
 def _guard(gold: str, answer: str, result: tuple[bool, str, str | None]) -> tuple[bool, str, str | None]:
@@ -554,9 +655,18 @@ def _guard(gold: str, answer: str, result: tuple[bool, str, str | None]) -> tupl
     return result
 
 
+def _no_answer(found: Extraction, ref: Reference, mode: str, completion: str) -> Verdict:
+    """The verdict of a completion without an answer: wrong, unless a released fallback accepts it."""
+    if mode == "released":
+        rule = released_rule(ref.gold, completion)
+        if rule is not None:
+            return Verdict(True, rule, found.text, None, found.kind)
+    return Verdict(False, "none", found.text, "no_answer", found.kind)
+
+
 def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extraction, answer: str,
-            mode: str) -> Verdict:
-    """The verdict from the strict result, the benchmark's tolerance and (lenient) the fallbacks."""
+            mode: str, completion: str) -> Verdict:
+    """The verdict from the strict result, the benchmark's tolerance and the fallbacks of ``mode``."""
     correct, rule, reason = strict
     if found.kind == "text" and reason == "unparseable":
         rule, reason = "none", "no_answer"    # math-verify found no answer anywhere in the response
@@ -568,6 +678,10 @@ def _finish(strict: tuple[bool, str, str | None], ref: Reference, found: Extract
         lenient = lenient_rule(ref.gold, answer, ref.unit, ref.tolerance)
         if lenient is not None:
             return Verdict(True, lenient, extracted, None, found.kind)
+    if not correct and mode == "released":
+        released = released_rule(ref.gold, completion)
+        if released is not None:
+            return Verdict(True, released, extracted, None, found.kind)
     return Verdict(correct, rule, extracted, None if correct else reason, found.kind)
 
 
@@ -603,13 +717,17 @@ def grade_naive(completion: str, reference: "str | Reference", mode: str = "stri
     """
     found, ref, answer = prepare(completion, reference, order)
     if not answer:
-        return Verdict(False, "none", found.text, "no_answer", found.kind)
+        return _no_answer(found, ref, mode, completion)
+    beyond = _beyond_math_verify(ref.gold.strip(), answer)
+    if beyond is not None:
+        return _finish(beyond, ref, found, answer, mode, completion)
     try:
         correct, reason = math_verify_verdict(gold_text(ref.gold.strip()), prediction_texts(answer, found.kind),
                                               timeout_s)
     except Exception:  # noqa: BLE001
         correct, reason = False, "unparseable"
-    return _finish(_guard(ref.gold.strip(), answer, (correct, "math_verify", reason)), ref, found, answer, mode)
+    return _finish(_guard(ref.gold.strip(), answer, (correct, "math_verify", reason)), ref, found, answer, mode,
+                   completion)
 
 
 def extract_answer(completion: str, order: str = "eval") -> str | None:
@@ -637,8 +755,8 @@ if __name__ == "__main__":
 
     _parser = argparse.ArgumentParser(description="grader worker process (internal)")
     _parser.add_argument("--worker", action="store_true", required=True)
-    _parser.parse_args()
-    _worker_loop()
+    _parser.add_argument("--warm", action="store_true", help="import sympy's simplification before saying ready")
+    _worker_loop(_parser.parse_args().warm)
     # Skip interpreter teardown (freeing sympy's caches takes ~0.1 s); the protocol pipe is unbuffered.
     sys.stderr.flush()
     os._exit(0)

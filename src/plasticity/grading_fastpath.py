@@ -24,6 +24,14 @@ float_rounding=6; see ``math_verify.grader.sympy_expr_eq``):
   (an infinite end is always open, as in sympy). Only proper intervals (low < high) are decided:
   ``[3, 1]`` is a tuple for math-verify and ``(1, 3)`` also equals the set ``1, 3``, so an
   interval against anything but an interval is left to math-verify.
+* integers longer than ``_MAX_LEN``, of any length, compared as digit strings (sign and leading
+  zeros dropped; no ``int()``, which Python refuses past 4,300 digits): equal strings are one
+  value, different ones differ by at least 1. That is math-verify's verdict up to Python's
+  int-string limit, which lies above the longest answer the grader hands math-verify
+  (``grading.MAX_ANSWER_CHARS``); past that length ``integers_verdict`` is both grader paths'
+  rule. (Past the int-string limit math-verify reads a number as text and compares spellings,
+  ``0777...7`` against ``777...7``; it is never asked.) A degenerate run of digits costs
+  microseconds and never an exception.
 * identical texts: a boxed answer spelled exactly as the reference (up to surrounding space) is
   correct, because math-verify parses both identically and keeps the normalised matched text,
   which then compares equal. That text can normalise to nothing (``\\text{}``, ``\\$``, quotes),
@@ -35,6 +43,8 @@ Arabic-Indic digits, no-break spaces, form feeds and vertical tabs go to math-ve
 
 Forms other than plain integers and decimals are decided only for boxed answers: an ``<answer>``
 span is also parsed raw by math-verify (prose extraction), whose reading a grammar cannot mirror.
+A response read raw (kind ``text``) that starts with a sign is left to math-verify too: raw, it
+reads ``-5`` but finds no number in ``+5`` or ``-05``.
 """
 from __future__ import annotations
 
@@ -59,6 +69,7 @@ _RADICAL_MAGNITUDE = 10 ** 6       # radicals are compared in floats only below 
 _A = re.ASCII
 _WS = r"[ \t]*"
 _INT_RE = re.compile(r"[+-]?[0-9]+|-?[1-9][0-9]{0,2}(?:,[0-9]{3})+", _A)
+_DIGITS_RE = re.compile(r"[+-]?[0-9]+", _A)          # a plain integer of any length (linear to match)
 _DEC_RE = re.compile(r"[+-]?(?:[0-9]+\.[0-9]+|\.[0-9]+)", _A)
 
 # c * sqrt(r) terms, fractions of them, and scientific notation. Whitespace as LaTeX ignores it.
@@ -205,6 +216,20 @@ def _interval(text: str) -> _Interval | None:
     return _Interval(low, high, low is None or m.group(1) == "(", high is None or m.group(4) == ")")
 
 
+def _digit_string(text: str) -> str | None:
+    """The canonical spelling of a plain integer of any length (``-0`` is ``0``), or None."""
+    if not _DIGITS_RE.fullmatch(text):
+        return None
+    negative, digits = text[0] == "-", text.lstrip("+-").lstrip("0") or "0"
+    return "-" + digits if negative and digits != "0" else digits
+
+
+def integers_verdict(gold: str, extracted: str) -> bool | None:
+    """Whether two plain integers of any length are equal (None unless both are plain integers)."""
+    g, p = _digit_string(gold), _digit_string(extracted)
+    return None if g is None or p is None else g == p
+
+
 def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, str] | None:
     """(math-verify's verdict, rule) for a stripped reference and extracted answer, or None.
 
@@ -214,9 +239,15 @@ def fast_verdict(gold: str, extracted: str, kind: str = "box") -> tuple[bool, st
     """
     if not (gold.isascii() and extracted.isascii()):
         return None      # Unicode digits and spaces: math-verify's reading is its own
+    if kind == "text" and extracted[:1] in ("+", "-"):
+        return None      # read raw, ``+5`` and ``-05`` are no number for math-verify (``-5`` is)
     short = len(gold) <= _MAX_LEN and len(extracted) <= _MAX_LEN
     g = p = None
-    if short:
+    if not short:
+        verdict = integers_verdict(gold, extracted)
+        if verdict is not None:
+            return verdict, "fast_numeric"
+    else:
         g, p = _plain_number(gold), _plain_number(extracted)
         if g is not None and p is not None:
             verdict = _numbers_verdict(g, p)

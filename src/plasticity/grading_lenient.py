@@ -16,6 +16,11 @@ must all be rejected. Decisions:
   is no absolute tolerance, so ``0`` is never ``10^{-12}``.
 * a choice letter must stand alone or be followed by ``)``, ``.`` or ``:`` and the option text.
 * the benchmark's own numeric tolerance (OlympiadBench ``error``), where given, is used as is.
+* nothing longer than ``MAX_LEN`` characters is read as a number: exact arithmetic on longer
+  digit strings is quadratic, and Python refuses ``int()`` of more than 4,300 digits outright. A
+  longer answer is not a number for these rules nor for the strict grader's 0.1% guard
+  (``numbers_apart``, ``within_tolerance``); the grader's fast path compares long integers as
+  digit strings instead.
 
 Pure Python, no math-verify; the grader runs it in-process.
 """
@@ -73,6 +78,8 @@ class _Value:
 
 def _parse_number(s: str) -> tuple[_Value, str] | None:
     """(value, the rest of ``s``) for a normalised answer that starts with a number, or None."""
+    if len(s) > MAX_LEN:
+        return None              # see the module docstring: long digit strings are not read here
     m = _NUMBER.match(s)
     if not m or not m.group():
         return None
@@ -95,7 +102,7 @@ def _parse_number(s: str) -> tuple[_Value, str] | None:
         return None
     value = Fraction(mant) * Fraction(10) ** exp
     _, digits, place = mant.as_tuple()
-    significant = len(str(int("".join(map(str, digits)) or "0"))) if any(digits) else 0
+    significant = len("".join(map(str, digits)).lstrip("0"))
     exact = "." not in m.group("mant") and not m.group("e") and not (m.group("p") or m.group("p1"))
     quantum = None if exact else Fraction(10) ** (place + exp)
     return _Value(value, quantum, significant), s[m.end():]
@@ -187,7 +194,7 @@ def lenient_rule(reference: str, answer: str, unit: str | None = None,
 
 
 def _whole_number(text: str) -> Fraction | None:
-    if "%" in text:
+    if "%" in text or len(text) > MAX_LEN:
         return None          # 25\% and 0.25 are one value for math-verify; not a plain number here
     parsed = _parse_number(normalize_answer(text))
     return parsed[0].value if parsed is not None and not parsed[1] else None
@@ -207,6 +214,8 @@ def numbers_apart(reference: str, answer: str, max_relative: float) -> bool:
 def within_tolerance(reference: str, answer: str, tolerance: float, max_relative: float) -> bool:
     """Whether both are plain numbers at most ``tolerance`` apart and within ``max_relative`` of the
     reference (the strict grader's use of a benchmark tolerance)."""
+    if len(reference) > MAX_LEN or len(answer) > MAX_LEN:
+        return False
     ref, pred = _parse_number(normalize_answer(reference)), _parse_number(normalize_answer(answer))
     if ref is None or pred is None or ref[1] or pred[1]:
         return False

@@ -127,3 +127,35 @@ def test_matharena_flags_per_sample():
     assert flags == {"gold_not_extracted": pytest.approx(2 / 6), "hit_token_limit": pytest.approx(1 / 6),
                      "parser_error": pytest.approx(1 / 6)}
     assert score.gold_in_completion("x\\boxed{3}", Reference("3")) and not score.gold_in_completion("13", Reference("3"))
+    # a gold longer than the answer part cannot be written in it (and builds no 100,000-character pattern)
+    assert not score.gold_in_completion("7" * 5000, Reference("7" * 100_000))
+    assert score.gold_in_completion("</think> " + "7" * 900, Reference("7" * 900))
+
+
+def test_a_sample_whose_grading_raises_is_wrong_and_counted(tmp_path, monkeypatch):
+    """One completion on which the grader raises: that sample is wrong with reason error:<class>, the
+    stage finishes, the others keep their verdicts, scores.json counts it under grader_errors."""
+    from plasticity import grading
+
+    bench_dir = tmp_path / "bench"
+    registry.run({"seed": 5, "benchmarks": ["mini_gsm8k"]}, bench_dir)
+    suites = registry.load_suites(bench_dir, ["mini_gsm8k"])
+    poisoned = suites["mini_gsm8k"].column("answer")[0].as_py()
+    original = grading.fast_verdict
+
+    def raising(gold, extracted, kind="box"):
+        if extracted == poisoned:
+            raise ValueError("planted")
+        return original(gold, extracted, kind)
+
+    monkeypatch.setattr(grading, "fast_verdict", raising)
+    gen = tmp_path / "gen"
+    _write_generations(gen, suites, lambda name, i, j: (True, "stop"))
+    out = tmp_path / "graded"
+    score.run({"seed": 5, "eval": {**EVAL, "benchmarks": ["mini_gsm8k"]}}, gen, bench_dir, out)
+    s = json.loads((out / "mini_gsm8k" / "scores.json").read_text())
+    samples = pq.read_table(out / "mini_gsm8k" / "samples.parquet").to_pylist()
+    errors = [r for r in samples if r["reason"] == "error:ValueError"]
+    assert s["grader_errors"] == len(errors) >= 1 and all(r["rule"] == "error" for r in errors)
+    assert all(r["correct"] for r in samples if r["answer"] != poisoned)
+    assert s["accuracy"] == pytest.approx(100 * (len(samples) - len(errors)) / len(samples))

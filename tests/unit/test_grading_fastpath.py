@@ -5,7 +5,7 @@ import random
 
 from plasticity.extraction import extract
 from plasticity.grading import Grader, gold_text, math_verify_verdict, prediction_texts
-from plasticity.grading_fastpath import fast_verdict
+from plasticity.grading_fastpath import fast_verdict, integers_verdict
 
 
 def _fast_verdict(gold: str, pred: str, kind: str = "box") -> bool | None:
@@ -193,7 +193,8 @@ def test_fast_path_known_pairs():
     assert _fast_verdict("72", "73") is False
     assert _fast_verdict("0.1234567", "0.1234568") is None    # grey zone: math-verify rounds
     assert _fast_verdict("1,00", "100") is None                # not a thousands separator
-    assert _fast_verdict("1" * 100, "1" * 99) is None          # too long to decide in-process
+    assert _fast_verdict("1" * 100, "1" * 99) is False         # long integers: digit strings
+    assert _fast_verdict("1." + "1" * 100, "1." + "1" * 99) is None   # too long to decide in-process
     assert fast_verdict("\\frac{1}{2}", "\\dfrac{1}{2}") == (True, "fast_exact")
     assert _fast_verdict("\\frac{1}{2}", "0.5") is True
     assert _fast_verdict("\\frac{1}{3}", "0.333333") is None      # math-verify rounds floats
@@ -283,3 +284,38 @@ def test_unicode_digits_and_spaces_equal_math_verify():
         if mv != v.correct and v.rule != "relative_gap":
             mismatches.append((gold, pred, v, mv))
     assert not mismatches, mismatches[:5]
+
+
+def test_long_integers_are_digit_strings_equal_to_math_verify_below_the_int_limit():
+    """Integers past the fast path's length, up to Python's int-string limit (4,300 digits): the
+    digit-string comparison gives math-verify's verdict (sign, leading zeros, one digit changed), for
+    a box, an answer span and a bare response alike."""
+    rng = random.Random(24)
+    pairs = []
+    for length in (61, 100, 999, 4299):
+        digits = str(rng.randint(1, 9)) + "".join(rng.choice("0123456789") for _ in range(length - 1))
+        changed = digits[:-1] + str((int(digits[-1]) + 1) % 10)
+        pairs += [(digits, digits), (digits, "0" + digits), (digits, "+" + digits), ("-" + digits, "-00" + digits),
+                  (digits, "-" + digits), (digits, changed), (digits, digits[:-1])]
+    pairs += [("0" * 80, "0"), ("-" + "0" * 80, "0")]
+    decided = 0
+    for gold, pred in pairs:
+        for kind in ("box", "span", "text"):
+            fast = fast_verdict(gold, pred, kind)
+            if fast is None:
+                assert kind == "text" and pred[0] in "+-"       # a signed bare response: math-verify's call
+                continue
+            mv, _ = math_verify_verdict(gold_text(gold), prediction_texts(pred, kind), timeout_s=10)
+            assert fast == (mv, "fast_numeric"), (len(gold), pred[:3], kind)
+            decided += 1
+    assert decided == 3 * len(pairs) - 12
+
+
+def test_integers_of_any_length_compare_by_value():
+    """Past 4,300 digits Python refuses int() and math-verify reads text (``0777...`` is not
+    ``777...`` for it); the digit strings compare values, at any length, without an exception."""
+    n = "7" * 100_000
+    assert integers_verdict(n, "0" + n) is True and integers_verdict("-0", "+000") is True
+    assert integers_verdict(n, n[:-1] + "8") is False and integers_verdict(n, "-" + n) is False
+    assert integers_verdict(n, "\\frac{1}{2}") is None and integers_verdict("1,000", "1000") is None
+    assert fast_verdict(n, "0" + n, "text") == (True, "fast_numeric")

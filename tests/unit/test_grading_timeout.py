@@ -1,7 +1,8 @@
 """Pathological answers are graded wrong within the timeout and never take the pool down."""
 from __future__ import annotations
 
-from plasticity.grading import Grader, fingerprint, GRADER_VERSION
+from plasticity.extraction import TEXT_TAIL
+from plasticity.grading import MAX_ANSWER_CHARS, Grader, fingerprint, grade_naive, GRADER_VERSION
 
 
 def test_pathological_inputs_time_out_and_pool_survives():
@@ -17,10 +18,13 @@ def test_pathological_inputs_time_out_and_pool_survives():
     with Grader("strict", workers=1, timeout_s=1.0) as g:
         verdicts = g.grade_many([c for c, _ in items], [r for _, r in items])
         for v in verdicts[:3]:
-            assert not v.correct and v.reason in {"timeout", "unparseable", None}
+            assert not v.correct and v.reason in {"timeout", "unparseable", "too_long", None}
+        assert verdicts[1].reason == "too_long"       # 30,001 characters: never handed to math-verify
         assert verdicts[0].reason == "timeout"
         assert verdicts[3].correct and verdicts[4].correct     # the pool kept working after the kills
-        assert g.stats["timeout"] >= 1 and g.stats["fast"] == 0
+        # a run of 400,000 digits is compared as a digit string in-process (grading_fastpath)
+        assert (verdicts[2].rule, g.stats["fast"]) == ("fast_numeric", 1)
+        assert g.stats["timeout"] >= 1
         # cached: the same pathological item again costs nothing
         assert g.grade_many([items[0][0]], ["1"])[0].reason == "timeout"
 
@@ -54,3 +58,19 @@ def test_overrun_reason_is_stable_and_others_go_on():
         assert [v.reason for v in (verdicts[0], verdicts[-1])] == ["timeout", "timeout"]
         assert all(v.correct for v in verdicts[1:-1])
         assert g.stats["timeout"] == 2 and g.stats["pool"] == 6
+
+
+def test_answers_past_the_bound_are_decided_without_math_verify():
+    """Past MAX_ANSWER_CHARS an answer or reference is not parsed: integers compare as digit strings,
+    anything else is wrong (too_long) at once; the naive path gives the same verdicts."""
+    assert TEXT_TAIL <= MAX_ANSWER_CHARS          # a response's tail is always parsed
+    long_sum = "x+" * MAX_ANSWER_CHARS + "1"
+    n = "7" * 5000
+    items = [("\\boxed{" + long_sum + "}", "1", False, "too_long"), ("\\boxed{1}", long_sum, False, "too_long"),
+             ("<answer>0" + n + "</answer>", n, True, None), ("\\boxed{" + n + "}", n + "1", False, None)]
+    with Grader("strict", workers=1) as g:
+        verdicts = g.grade_many([c for c, *_ in items], [r for _, r, *_ in items])
+        assert [(v.correct, v.reason) for v in verdicts] == [(ok, why) for *_, ok, why in items]
+        assert (g.stats["too_long"], g.stats["pool"]) == (2, 0)
+    for (completion, ref, ok, why), v in zip(items, verdicts):
+        assert grade_naive(completion, ref) == v

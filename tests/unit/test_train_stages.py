@@ -170,12 +170,15 @@ def test_rl_branch_writes_curve_logs_and_model(work, branch, sft_dir):
         # dynamic sampling: every generated group is either trained on or discarded
         assert row["train_prompts"] + row["discarded_groups"] == 2 * row["gen_rounds"]
         assert row["filled"] == (row["train_prompts"] == 2) and row["kept_groups"] == row["train_prompts"]
+        assert row["grading_errors"] == 0 and row["grading_error_rate"] == 0.0   # every completion graded
     assert log[1]["x_ef"] == pytest.approx(x[2])
     info = read_json(out / "branch.json")
     assert info["resolved_step"] in (3, 6) and info["method"] == "dapo_dc"
     assert info["start_dir"] == str(sft_dir / f"checkpoint-{info['resolved_step']}")
     assert (out / "model" / "model.safetensors").is_file() and not (out / ".trainer").exists()
-    assert read_json(out / "manifest.json")["vllm_importance_sampling_correction"] is False
+    manifest = read_json(out / "manifest.json")
+    assert manifest["vllm_importance_sampling_correction"] is False
+    assert (manifest["reward"]["mode"], manifest["reward"]["order"]) == ("strict", "reward")   # rl.reward default
 
 
 def test_rl_branch_rerun_is_byte_identical(work, branch, sft_dir, bench, rl_parquet):
@@ -240,7 +243,8 @@ def test_rl_branch_killed_at_any_moment_reruns_to_the_same_bytes(work, branch, s
 def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
     from plasticity.train import rl
 
-    rl_cfg = {**RL, "method": "grpo", "steps": 1, "eval_every": 5, "sft_data": "none", "switch": 0}
+    rl_cfg = {**RL, "method": "grpo", "steps": 1, "eval_every": 5, "sft_data": "none", "switch": 0,
+              "reward": "released"}
     del rl_cfg["max_gen_rounds"]
     cfg = write_json_file(work / "rl_base.json", {"seed": SEED, "model_name": "micro", "model": MICRO_MODEL, "rl": rl_cfg,
                                          "regimes": REGIMES, "eval": EVAL})
@@ -252,7 +256,9 @@ def test_rl_branch_from_the_base_with_grpo(work, base_dir, bench, rl_parquet):
     assert (info["resolved_step"], info["method"], info["start_dir"]) == (0, "grpo", str(base_dir))
     # GRPO has no group filter: every prompt of its one round is trained on
     row = json.loads((out / "train_log.jsonl").read_text())
-    assert (row["train_prompts"], row["gen_rounds"]) == (2, 1)
+    assert (row["train_prompts"], row["gen_rounds"], row["grading_errors"]) == (2, 1, 0)
+    reward = read_json(out / "manifest.json")["reward"]
+    assert (reward["mode"], reward["order"]) == ("released", "reward")   # the study's reward, as configured
 
 
 def test_path_source_checks_sha256_then_copies(work, base_dir, tmp_path):

@@ -69,6 +69,11 @@ class RlSettings(TrainSettings):
     # expected generation rounds per step (budget.timing.expected_rounds). PAPER.md gives no value: 0.5
     # is an assumption; a pilot run's train_log.jsonl (kept_groups over drawn groups) gives yours.
     expected_keep_rate: float = Field(0.5, gt=0, le=1)
+    # The reward (PAPER 2.5; train.rewards): "released" is the study's GPU training reward
+    # (math-verify, then the <answer> span as string / number / choice, then a Levenshtein ratio
+    # > 0.6), "strict" math-verify alone. The evaluation grades with eval.grader either way. The
+    # default stays strict: the embedded and miniature configs keep the verdicts they were built with.
+    reward: Literal["released", "strict"] = "strict"
     scheduler: Literal["cosine", "constant", "linear"] = "constant"
     weight_decay: float = Field(0.01, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)

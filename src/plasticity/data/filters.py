@@ -75,6 +75,7 @@ from plasticity.data.tables import (INTERMEDIATE_COMPRESSION, InputDigests, Ledg
                                     iter_row_groups, keep_rows, num_row_groups, num_rows, open_table, prefetch,
                                     read_row_group, tune_stage_process)
 from plasticity.data.text import format_problem, has_cjk
+from plasticity.grading import quote   # ledger details quote at most a few hundred characters of a row
 from plasticity.io import atomic_path, write_manifest
 
 STAGE = "filter"
@@ -209,7 +210,7 @@ class _RowChecker:
             if verdict.correct:
                 right.append(k)
             else:
-                why = verdict.reason or f"answer {verdict.extracted!r} != reference {references[k]!r}"
+                why = verdict.reason or f"answer {quote(verdict.extracted)} != reference {quote(references[k])}"
                 wrong.append((i, f"{why} (rule {verdict.rule})"))
         prompt_len = _lengths([c["prompt"][survivors[k]] for k in right], self.max_prompt, self.count)
         response_len = _lengths([responses[k] for k in right], self.max_response, self.count)
@@ -221,9 +222,9 @@ class _RowChecker:
         """(reason, why) of the first check before the grader that the row fails, or None."""
         domain, teacher = (c["domain"][i] or "").casefold(), (c["teacher"][i] or "").casefold()
         if domain not in self.domains:
-            return "not_math", f"domain {c['domain'][i]!r}"
+            return "not_math", f"domain {quote(c['domain'][i])}"
         if teacher not in self.teachers:
-            return "other_teacher", f"teacher {c['teacher'][i]!r}"
+            return "other_teacher", f"teacher {quote(c['teacher'][i])}"
         if (problem := format_problem(c["response"][i])) is not None:
             return "bad_format", problem
         if not c["reference_answer"][i]:

@@ -11,8 +11,10 @@ OUT_DIR/summary.json and OUT_DIR/manifest.json last.
 
 scores.json: avg@k over all samples (percent), unbiased pass@k for k = 1 and k, maj@k, a seeded
 bootstrap 95% CI over problems, the truncation rate (finish_reason == length), no-answer and
-timeout counts, n_problems, n_samples, and the evaluator fingerprint (grader version, math-verify
-version, mode, extraction order, chat-template sha256, sampling parameters, benchmark sha256, seed).
+timeout counts, ``grader_errors`` (samples whose grading raised and were graded wrong, reason
+``error:<class>``: a grader defect to read, never a crash of the stage), n_problems, n_samples, and
+the evaluator fingerprint (grader version, math-verify version, mode, extraction order,
+chat-template sha256, sampling parameters, benchmark sha256, seed).
 
 Per-sample flags, as MathArena reports them (columns of samples.parquet, rates under ``flags`` in
 scores.json): ``gold_not_extracted`` (graded wrong, yet the gold is written as a standalone token in
@@ -41,6 +43,7 @@ from typing import Any
 from plasticity.eval.generate import derive_seed, eval_benchmarks
 from plasticity.eval.metrics import (avg_at_k, bootstrap_ci, maj_at_k, mean_pass_at_k, per_problem_accuracy,
                                      summarize)
+from plasticity.grading import ERROR_REASON
 
 
 def _read_generations(gen_dir: Path, name: str) -> Any:
@@ -128,8 +131,10 @@ def gold_in_completion(completion: str, reference: Any) -> bool:
     golds = reference.answers if len(reference.answers) > 1 else (reference.answer,)
     for gold in golds:
         chars = _SPACE.sub("", gold)
+        if not chars or len(chars) > len(tail):      # cannot be written in the tail (and no huge pattern)
+            return False
         body = r"\s*".join(re.escape(c) for c in chars)
-        if not chars or not re.search(rf"(?<![0-9A-Za-z.]){body}(?![0-9A-Za-z])", tail):
+        if not re.search(rf"(?<![0-9A-Za-z.]){body}(?![0-9A-Za-z])", tail):
             return False
     return True
 
@@ -162,6 +167,7 @@ def score_samples(samples: Any, seed: int, name: str) -> dict:
         "truncation_rate": finish.count("length") / n if n else 0.0,
         "no_answer_rate": reasons.count("no_answer") / n if n else 0.0,
         "timeouts": reasons.count("timeout"),
+        "grader_errors": sum(1 for r in reasons if r and r.startswith(ERROR_REASON)),
         "flags": {flag: sum(samples.column(flag).to_pylist()) / n if n else 0.0 for flag in FLAGS},
         "rules": {r: rules.count(r) for r in sorted(set(rules))},
     }

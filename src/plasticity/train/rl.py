@@ -8,7 +8,8 @@ table (schema.RL_PROMPT) and the benchmark directory; writes the branch director
     BRANCH_DIR/branch.json       {"sft_data", "switch", "resolved_step", "method", "start_dir"}
     BRANCH_DIR/train_log.jsonl   one line per RL step: generation rounds, kept, masked and discarded
                                  groups, prompts trained on, lengths (generated and trained rows), reward,
-                                 clip ratios, entropy, loss, lr, cumulative x_ef (EF)
+                                 clip ratios, entropy, loss, lr, grading_errors (completions whose grading
+                                 raised, graded 0; train.rewards), cumulative x_ef (EF)
     BRANCH_DIR/eval.json         the full evaluation summary at every evaluated step
     BRANCH_DIR/model/            final weights (safetensors) + tokenizer
     BRANCH_DIR/manifest.json     last
@@ -24,7 +25,8 @@ Run by hand (one process; on several, after ``torchrun --nproc_per_node N`` or v
 ``min_val_loss`` or a regime name) is resolved over the run's ``val_loss.json``. The method's loss
 recipe comes from ``plasticity.methods``, the trainer's arguments from
 ``train.trainer_config.grpo_config``, each step's groups from ``train.rollouts`` (DAPO's dynamic
-sampling with refill), the binary reward from ``plasticity.grading``.
+sampling with refill), the binary reward from ``plasticity.grading`` in the mode ``rl.reward`` names
+(``train.rewards``; recorded under ``reward`` in manifest.json).
 
 Resumable: the branch is built in ``.BRANCH_DIR.partial``; every ``save_every`` RL steps, and when
 the job receives SIGTERM (the scheduler's warning before its time limit), the trainer saves its
@@ -53,6 +55,7 @@ from typing import Any
 from plasticity.config import RlSection, load_section
 from plasticity.io import MANIFEST, read_json, write_json, write_manifest
 from plasticity.train.preemption import SIGTERM_EXIT, Preemption, stop_callback
+from plasticity.train.rewards import GRADING_ERROR_METRIC
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ _LOG_KEYS = {
     "clip_ratio/low_mean": "clip_low", "clip_ratio/high_mean": "clip_high", "clip_ratio/region_mean": "clip_region",
     "entropy": "entropy", "loss": "loss", "learning_rate": "lr", "grad_norm": "grad_norm",
     "sft_loss": "sft_loss",   # synchronized methods with an SFT term (SRFT, UPT, CHORD)
+    GRADING_ERROR_METRIC: GRADING_ERROR_METRIC,
 }
 
 
@@ -252,7 +256,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     from plasticity.train import seed_everything
     from plasticity.train import tracking
     from plasticity.train.data import rl_rows, to_dataset
-    from plasticity.train.rewards import make_reward_fn
+    from plasticity.train.rewards import make_reward_fn, step_grading_errors
     from plasticity.train.rollouts import PromptStream, branch_trainer_class
     from plasticity.train.trainer_config import (CpuResume, check_strategy, cuda_available, grpo_config, model_dtype,
                                                   process_state, resolved_precision)
@@ -292,9 +296,11 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
     updates = rl.updates_per_step
     preemption = Preemption()
 
-    # PAPER 2.5: the reward and the evaluator read a completion's answer in different orders
-    grading = dict(mode=cfg.eval.grader.mode, workers=1, timeout_s=cfg.eval.grader.timeout_s)
-    with Grader(**grading, order="eval") as grader, Grader(**grading, order="reward") as reward_grader:
+    # PAPER 2.5: the reward and the evaluator read a completion's answer in different orders, and the
+    # reward has its own fallbacks (rl.reward); the evaluation grades as the grade stage does
+    grading = dict(workers=1, timeout_s=cfg.eval.grader.timeout_s)
+    with Grader(cfg.eval.grader.mode, **grading, order="eval") as grader, \
+            Grader(rl.reward, **grading, order="reward") as reward_grader:
         running: dict[str, Any] = {}
 
         def engine() -> Any:
@@ -371,7 +377,8 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
         with open(out / "train_log.jsonl", "w", encoding="utf-8") as fh:
             for step, rec in enumerate(records, 1):
                 row = {"step": step, **log_rows.get(str(step * updates), {}), **rec,
-                       "kept_groups": rec["train_prompts"], "x_ef": x_ef[step - 1]}
+                       "kept_groups": rec["train_prompts"], "x_ef": x_ef[step - 1],
+                       "grading_errors": step_grading_errors(log_rows, step, updates, rec)}
                 fh.write(json.dumps(row, sort_keys=True) + "\n")
         write_curve(out / "curve.csv", curve)
         write_json(out / "eval.json", {"evaluations": summaries})
@@ -383,6 +390,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
                                **({"experts": experts} if experts else {})},
                        extra={**sync_info, **tracking.manifest_entry(rl.report_to, rid),
                               "precision": resolved_precision(rl.precision, cuda),
+                              "reward": reward_grader.fingerprint(),
                               "world_size": state.num_processes,
                               "vllm_importance_sampling_correction": bool(
                                   rl.use_vllm and rl.vllm_importance_sampling_correction)})
