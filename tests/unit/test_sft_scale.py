@@ -162,7 +162,7 @@ def test_validation_loss_over_a_tokenized_set_is_the_mean_over_completion_tokens
 
 
 PEAK = textwrap.dedent("""
-    import json, resource, sys, torch
+    import json, sys, torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
     from plasticity.train.val_loss import completion_nll
     rows, width, scored, chunk = (int(x) for x in sys.argv[1:5])
@@ -173,7 +173,10 @@ PEAK = textwrap.dedent("""
     model = Qwen2ForCausalLM(cfg).eval()
     ids = torch.randint(0, 152064, (rows, width)); attention = torch.ones_like(ids)
     targets = ids.roll(-1, 1); targets[:, :width - scored] = -100; targets[:, -1] = -100
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM, this process's own peak (getrusage's maxrss also holds the forking parent's from before exec)
+    def hwm():
+        return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+    before = hwm()
     with torch.no_grad():
         if chunk:
             nll = completion_nll(model, ids, attention, targets, chunk)
@@ -181,7 +184,7 @@ PEAK = textwrap.dedent("""
             logits = model(input_ids=ids, attention_mask=attention).logits
             nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                                                     targets.reshape(-1), ignore_index=-100, reduction="sum")
-    print(json.dumps({"extra_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024,
+    print(json.dumps({"extra_mib": (hwm() - before) / 1024,
                       "nll": float(nll)}))
 """)
 
