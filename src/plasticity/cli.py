@@ -3,6 +3,10 @@
 Each stage lives in its own module exposing ``main(argv) -> int``; this table only routes to it,
 importing the stage lazily so ``--help`` of one stage never pays for another's imports.
 Run ``python -m plasticity <stage> --help`` for a stage's arguments.
+
+Before any stage module is imported, ``cpu_kernels.pin`` fixes the CPU kernel paths of torch, MKL,
+oneDNN, numpy and OpenBLAS (they read them once, at import or first use), so every stage of the
+miniature gives the same bytes on any x86-64 machine; ``PLASTICITY_CPU_KERNELS=native`` opts out.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "metrics": ("plasticity.analysis.metrics", "headline numbers of a study as reports/metrics.json"),
     "dvc-yaml": ("plasticity.dvc_yaml", "write dvc.yaml from the phase table"),
     "plan": ("plasticity.plan", "every training job's effective settings, compute, GPU-hours and storage"),
+    "cpu-kernels": ("plasticity.cpu_kernels", "the CPU kernel paths a stage runs with (pinned unless native)"),
 }
 
 
@@ -55,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name not in STAGES:
         print(f"unknown stage {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    from plasticity.cpu_kernels import CpuKernelError, pin
+
+    try:
+        pin()
+    except CpuKernelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     module = importlib.import_module(STAGES[name][0])
     return int(module.main(rest) or 0)
