@@ -586,6 +586,10 @@ class JobRequest(Strict):
 # ------------------------------------------------------------------------------------------- root
 class Config(Strict):
     seed: int = 1234
+    # Seed of training and evaluation sampling (SFT, RL, generation); None: ``seed``. The data world
+    # (teacher, sets, benchmarks), the tokenizer and the base model keep ``seed``, so runs that differ
+    # only here are repeats of one study (bash run.sh seeds).
+    train_seed: int | None = None
     results_dir: str = "results"
     reports_dir: str = "reports"
     models: dict[str, ModelSpec] = Field(min_length=1)
@@ -715,19 +719,20 @@ class Config(Strict):
         loads the file back through the same model (``load_section``).
         """
         seed, data = self.seed, self.data
+        run_seed = self.seed if self.train_seed is None else self.train_seed
         if stage in ("tokenizer", "base", "generate"):
             model = {"seed": seed, "model_name": key, "model": self.models[key]}
             if stage == "generate":
-                return GenerateSection(**model, eval=_pick(self.eval, EvalGeneration))
+                return GenerateSection(**{**model, "seed": run_seed}, eval=_pick(self.eval, EvalGeneration))
             return ModelSection(**model)
         if stage == "sft":
             model, sft_data = key.split("/")
-            return SftSection(seed=seed, model_name=model, model=self.models[model],
+            return SftSection(seed=run_seed, model_name=model, model=self.models[model],
                               sft=self.sft_settings(self.sft_run(model, sft_data)), regimes=self.sft.regimes)
         if stage == "rl":
             model, branch, method = key.split("/")
             sft_data, switch = branch.split("@")
-            return RlSection(seed=seed, model_name=model, model=self.models[model],
+            return RlSection(seed=run_seed, model_name=model, model=self.models[model],
                              rl=self.rl_settings(self.rl_branch(model, sft_data, switch, method)),
                              regimes=self.sft.regimes, eval=self.eval)
         if stage == "grade":
