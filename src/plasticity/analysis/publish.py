@@ -20,6 +20,7 @@
     OUT/figures/val_loss.png       validation loss per SFT set against step, regime of each checkpoint
     OUT/provenance.json          config file, seeds, git revision, CPU kernel mode, the hashes of the
                                  data sets and the base model (the data world seeds are compared on)
+    OUT/findings.{md,csv}        the findings of this run alone (``findings.py``; single seed)
 
 Each file is written atomically; the stage is rerunnable (it replaces OUT's files, nothing else).
 ``bash run.sh publish [--configfile CFG]`` runs the study, then this.
@@ -163,7 +164,12 @@ def publish(cfg, workdir: Path, out: Path, configfile: str) -> list[Path]:
         if (results / model / "base" / "model.safetensors").is_file() else None,
     })
     written.append(out / "provenance.json")
-    return written
+    from plasticity.analysis import findings
+
+    bundle = [findings.read_bundle(out)]      # this run alone: every finding labelled single seed
+    kinds = {name: spec.kind for name, spec in cfg.data.sets.items()}
+    findings.write(findings.aggregate(bundle, kinds, cfg.rl.defaults.method), out / "findings", bundle)
+    return written + [out / "findings.md", out / "findings.csv"]
 
 
 def main(argv: list[str] | None = None) -> int:

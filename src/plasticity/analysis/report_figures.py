@@ -75,20 +75,24 @@ def val_loss_figure(val_csv: str | Path, out: str | Path) -> dict:
         raise ValueError(f"{val_csv}: no rows")
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    values = []
     for ds, pts in sorted(sets.items()):
-        pts = sorted((p for p in pts if int(p["step"]) > 0), key=lambda p: int(p["step"]))
+        pts = sorted(pts, key=lambda p: int(p["step"]))        # step 0: the base model, before SFT
         x = [int(p["step"]) for p in pts]
         y = [float(p["val_loss"]) for p in pts]
+        values += y
         line, = ax.plot(x, y, "-", lw=1.2, label=ds, gid=f"val_loss {ds}")
-        ax.scatter(x, y, s=28, zorder=3, c=[REGIME_COLORS[p["regime"]] for p in pts],
-                   edgecolors=line.get_color(), gid=f"regimes {ds}")
+        ckpt = [(a, b, p["regime"]) for a, b, p in zip(x, y, pts) if a > 0]
+        ax.scatter([a for a, _, _ in ckpt], [b for _, b, _ in ckpt], s=70, zorder=3, linewidths=1.5,
+                   c=[REGIME_COLORS[r] for *_, r in ckpt], edgecolors=line.get_color(), gid=f"regimes {ds}")
     handles, _ = ax.get_legend_handles_labels()
     present = dict.fromkeys(p["regime"] for p in rows if int(p["step"]) > 0)
     handles += [Patch(facecolor=REGIME_COLORS[r], edgecolor="gray", label=f"{r.capitalize()} regime")
                 for r in present]
-    ax.set_yscale("log")
-    ax.set_xlabel("SFT step")
-    ax.set_ylabel("validation loss (log)")
+    log = max(values) > 10 * min(values)
+    ax.set_yscale("log" if log else "linear")
+    ax.set_xlabel("SFT step (0: the base model)")
+    ax.set_ylabel("validation loss" + (" (log)" if log else ""))
     ax.set_title("SFT validation loss per set; marker colour: the checkpoint's regime", fontsize=9)
     ax.legend(handles=handles, fontsize=7)
     fig.tight_layout()
