@@ -89,6 +89,10 @@ def test_outputs_match_the_committed_hashes(study, request):
 
     if os.environ.get(MODE_VARIABLE) == "native":
         pytest.skip(f"{MODE_VARIABLE}=native: this machine's own kernels, not the committed bytes")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and " fma" not in cpuinfo.read_text():
+        pytest.skip("a CPU without FMA: glibc's scalar exp / log (the one kernel not pinned) may differ "
+                    "in the last bit from the FMA machines the hashes were made on")
     hashes = output_hashes(study)
     assert len(hashes) >= 30 and any(k.endswith(".safetensors") for k in hashes)
     if request.config.getoption("--update-hashes"):

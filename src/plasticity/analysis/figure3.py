@@ -23,7 +23,7 @@ REGIME_COLORS = {"adaptive": "#fde2c8", "stable": "#d4edda", "mild": "#fff3bf", 
 UNKNOWN_REGIME = "#f1f1f1"
 UNKNOWN_HATCH, UNKNOWN_EDGE = "/", "#dcdcdc"
 PURE_RL_COLOR = "#707070"
-TITLE = ("Figure 3: SFT-then-RL scaling per SFT set (points: evaluations; solid curve, dashed line: "
+TITLE = ("Figure 3: SFT-then-RL scaling per SFT set\n(points: evaluations; solid curve, dashed line: "
          "fitted sigmoid and A_post of an identifiable ceiling; dotted: flagged, A_post = best observed)")
 
 
@@ -246,6 +246,6 @@ def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
         ax.set_visible(False)
     for ax, ds in zip(axes.flat, names):
         draw_panel(ax, figure3_layout(curves, fits, ds, val_losses), ds)
-    fig.suptitle(TITLE, y=1.0)
+    fig.suptitle(TITLE, fontsize=9 if ncols == 1 else 11)
     fig.tight_layout()
     return save_png(fig, out)
