@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from plasticity.analysis import artifacts as A
-from plasticity.analysis import drawn, figure3, figures, tables
-from plasticity.analysis.status import IDENTIFIABLE
+from plasticity.analysis import drawn, figure3, figures, status, tables
+
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests" / "fixtures" / "analysis" / "tiny_run"
@@ -33,7 +33,7 @@ def _check_figure3_panel(ax, lay, ds):
         inside = [(x, y) for x, y in zip(b["x"], b["y"]) if x > 0 and y >= low]
         assert points[key]["x"] == pytest.approx([x for x, _ in inside], rel=1e-9)
         assert points[key]["y"] == pytest.approx([y for _, y in inside], rel=1e-9)
-        ok = b["status"] in IDENTIFIABLE
+        ok = b["status"] in status.IDENTIFIABLE
         if b["curve"] is not None:
             assert fits[key]["ls"] == ("-" if ok else ":")
             assert fits[key]["y"] == pytest.approx(list(b["curve"][1]), rel=1e-6)
@@ -146,7 +146,7 @@ def test_figure8_draws_table5s_rows_and_counts_the_flagged(tmp_path):
     (points,) = [c for c in ax["collections"] if c["gid"] == "sets"]
     assert [v for pt in points["offsets"] for v in pt] == pytest.approx(
         [v for x, y in zip(res["min_loss"], res["a_post"]) for v in (x, y)])
-    n, total, _ = tables.flagged_counts(fits)
+    n, total, _ = status.flagged_counts(fits)
     assert any(f"{n} of {total} branches flagged and left out" in t["text"] for t in ax["texts"])
     assert f"Pearson r = {res['pearson']:.2f}" in ax["title"]
 

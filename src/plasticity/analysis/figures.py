@@ -214,7 +214,7 @@ def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
     import numpy as np
 
     from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
-    from plasticity.analysis.tables import flagged_note
+    from plasticity.analysis.status import flagged_note
 
     best = best_ceilings(fits)
     res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})

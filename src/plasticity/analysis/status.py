@@ -108,3 +108,44 @@ def branch_status(params: SigmoidParams, x: np.ndarray, y: np.ndarray,
     if math.isfinite(rmse_val) and rmse_val > RMSE_VAL_MAX:
         return "poor_fit"
     return "ok"
+
+
+# what each status means and what A_post reports under it (Table 4's notes, with the thresholds)
+STATUS_NOTES = {
+    "ok": "the fitted ceiling P_sft + U: a fit that rises, with its midpoint Cmid within the observed "
+          "compute, no parameter at a bound and a validation RMSE within the threshold",
+    "flat": "neither a rise nor a fall: no evaluation more than {flat:g} points above the start and no "
+            "sustained fall; A_post = the best observed value",
+    "collapsed": "a sustained fall: the last {k}+ evaluations all below the start and on average more "
+                 "than {flat:g} points below it (whether or not a peak came first); A_post = the best value "
+                 "before the fall, flagged",
+    "extrapolated": "NOT identifiable: the fitted midpoint Cmid lies beyond the last observed compute; "
+                    "A_post = the best observed value (the fit's ceiling is u_fit in FITS.csv)",
+    "bound": "a fitted parameter at a bound of the fit (U, B or Cmid): not identified; A_post = the best "
+             "observed value",
+    "poor_fit": "validation RMSE above {rmse:g} points (the fit on the first 71% of the points misses "
+                "the rest); A_post = the best observed value",
+    "implausible": "the fitted ceiling lies outside [0, 100]; A_post = the best observed value",
+    "failed": "no fit; A_post = the best observed value",
+}
+
+
+def status_notes() -> str:
+    """Every status and what A_post reports under it, with the thresholds (``status.py``)."""
+    values = {"flat": FLAT_GAIN, "k": COLLAPSE_MIN_POINTS, "rmse": RMSE_VAL_MAX}
+    return "; ".join(f"`{name}`: {text.format(**values)}" for name, text in STATUS_NOTES.items())
+
+
+def flagged_counts(fits: list[dict]) -> tuple[int, int, dict[str, int]]:
+    """(flagged branches, grid branches, count per flagged status) of the SFT-then-RL grid: the branches
+    whose A_post Table 5 and Figure 8 leave out (every status but ``status.IDENTIFIABLE``)."""
+    grid = [f for f in fits if f["dataset"] != "pure_rl"]
+    counts = {s: sum(f.get("status", "ok") == s for f in grid) for s in STATUSES if s not in IDENTIFIABLE}
+    counts = {s: n for s, n in counts.items() if n}
+    return sum(counts.values()), len(grid), counts
+
+
+def flagged_note(fits: list[dict]) -> str:
+    n, total, counts = flagged_counts(fits)
+    detail = ", ".join(f"{s} {c}" for s, c in counts.items())
+    return f"{n} of {total} branches flagged and left out" + (f" ({detail})" if n else "")

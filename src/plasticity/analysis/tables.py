@@ -166,52 +166,8 @@ def _dataset_label(ds: str) -> str:
     return "(pure RL)" if ds == "pure_rl" else ds
 
 
-STATUS_NOTES = {
-    "ok": "the fitted ceiling P_sft + U: a fit that rises, with its midpoint Cmid within the observed "
-          "compute, no parameter at a bound and a validation RMSE within the threshold",
-    "flat": "neither a rise nor a fall: no evaluation more than {flat:g} points above the start and no "
-            "sustained fall; A_post = the best observed value",
-    "collapsed": "a sustained fall: the last {k}+ evaluations all below the start and on average more "
-                 "than {flat:g} points below it (whether or not a peak came first); A_post = the best value "
-                 "before the fall, flagged",
-    "extrapolated": "NOT identifiable: the fitted midpoint Cmid lies beyond the last observed compute; "
-                    "A_post = the best observed value (the fit's ceiling is u_fit in FITS.csv)",
-    "bound": "a fitted parameter at a bound of the fit (U, B or Cmid): not identified; A_post = the best "
-             "observed value",
-    "poor_fit": "validation RMSE above {rmse:g} points (the fit on the first 71% of the points misses "
-                "the rest); A_post = the best observed value",
-    "implausible": "the fitted ceiling lies outside [0, 100]; A_post = the best observed value",
-    "failed": "no fit; A_post = the best observed value",
-}
-
-
-def status_notes() -> str:
-    """Every status and what A_post reports under it, with the thresholds (``status.py``)."""
-    from plasticity.analysis.status import COLLAPSE_MIN_POINTS, FLAT_GAIN, RMSE_VAL_MAX
-
-    values = {"flat": FLAT_GAIN, "k": COLLAPSE_MIN_POINTS, "rmse": RMSE_VAL_MAX}
-    return "; ".join(f"`{name}`: {text.format(**values)}" for name, text in STATUS_NOTES.items())
-
-
-def flagged_counts(fits: list[dict]) -> tuple[int, int, dict[str, int]]:
-    """(flagged branches, grid branches, count per flagged status) of the SFT-then-RL grid: the branches
-    whose A_post Table 5 and Figure 8 leave out (every status but ``status.IDENTIFIABLE``)."""
-    from plasticity.analysis.status import IDENTIFIABLE, STATUSES
-
-    grid = [f for f in fits if f["dataset"] != "pure_rl"]
-    counts = {s: sum(f.get("status", "ok") == s for f in grid) for s in STATUSES if s not in IDENTIFIABLE}
-    counts = {s: n for s, n in counts.items() if n}
-    return sum(counts.values()), len(grid), counts
-
-
-def flagged_note(fits: list[dict]) -> str:
-    n, total, counts = flagged_counts(fits)
-    detail = ", ".join(f"{s} {c}" for s, c in counts.items())
-    return f"{n} of {total} branches flagged and left out" + (f" ({detail})" if n else "")
-
-
 def table4(fits: list[dict], val_losses: dict, prefix) -> None:
-    from plasticity.analysis.status import FIT_DRAWN
+    from plasticity.analysis.status import FIT_DRAWN, flagged_note, status_notes
 
     header = ["Data", "Step", "x_sft EF", "τ", "LTS α", "ε", "PL_rl", "Cmid (EF)", "B", "P_sft",
               "A_post", "RMSE val", "Status"]
@@ -252,7 +208,7 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
     """Per SFT set: minimum validation loss, the branch with the highest identifiable A_post, and how
     many of its branches are identifiable; Pearson / Spearman over the sets that have both."""
     from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
-    from plasticity.analysis.status import IDENTIFIABLE
+    from plasticity.analysis.status import IDENTIFIABLE, flagged_note
 
     best = best_ceilings(fits)
     res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
