@@ -288,16 +288,19 @@ def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix, paradig
     base = [y for pts in c.sft.values() for x, y in pts if x == 0]
     if base:
         rows.append(["Base", "–", "–", _f(base[0]), "–", "–"])
-    grid_title = pd.method_title(DEFAULT_METHOD)
+    def title(key):      # the method the grid's branch ran (curves without a method column: DAPO_dc)
+        return pd.method_title(next((m for (d, st, m), pts in c.methods.items()
+                                     if (d, st) == key and pts is c.rl[key]), DEFAULT_METHOD))
+
     for (ds, step), pts in sorted(c.rl.items()):
         if step == 0:
-            add(f"{grid_title} from the base", "Pure RL", pts)
+            add(f"{title((ds, step))} from the base", "Pure RL", pts)
             break
     for ds, pts in sorted(c.sft.items()):
         add(ds, "SFT", pts, loss=min_losses.get(ds))
     for (ds, step), pts in sorted(c.rl.items()):
         if step > 0:
-            add(f"{ds} @ {step} → {grid_title}", "SFT-then-RL", pts)
+            add(f"{ds} @ {step} → {title((ds, step))}", "SFT-then-RL", pts)
     starts = pd.overall(list(paradigms))
     order = pd.method_order(starts)
     for (ds, step), methods in starts.items():
