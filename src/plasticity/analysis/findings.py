@@ -40,6 +40,7 @@ from pathlib import Path
 from statistics import mean, stdev
 
 from plasticity.io import atomic_path
+from plasticity.methods import METHODS
 
 COLUMNS = ["finding", "comparison", "n_seeds", "per_seed", "mean", "se", "ci95_low", "ci95_high", "verdict"]
 
@@ -148,8 +149,6 @@ def per_seed_values(b: dict, kinds: dict[str, str], grid_method: str) -> dict[tu
             if x0 is not None:
                 path += [(x0 + x, acc) for s, x, acc in pts if s > 0]
         path.sort()
-        from plasticity.methods import METHODS
-
         for (ds, step, _, method), pts in sorted(b["branches"].items()):
             if ds != "pure_rl" or method not in METHODS or METHODS[method].paradigm != "sync":
                 continue
