@@ -286,7 +286,7 @@ def _curve_inputs(w):
 
 # what each table / figure reads (see plasticity.analysis.tables / figures)
 REPORT_INPUTS = {
-    "table1": ("curves", "val_loss"), "table2": ("settings",), "table4": ("fits", "val_loss"),
+    "table1": ("curves", "val_loss"), "table2": ("branches",), "table4": ("fits", "val_loss"),
     "table5": ("fits", "val_loss"), "table6": ("fits", "val_loss"),
     "figure2": ("curves", "fits"), "figure3": ("curves", "fits", "val_loss"), "figure8": ("fits", "val_loss"),
 }
@@ -309,6 +309,8 @@ CORRELATION = {"table5", "figure8"}
 
 def report_targets():
     skip = CORRELATION if len(_report_sft_runs()) < 2 and not CFG.report.import_min_loss else set()
+    if CFG.report.import_curves:
+        skip = skip | {"table2"}      # the RL settings as run: imported curves have no runs here
     return ([f"{REPORTS}/tables/{t}.md" for t in TABLES if t not in skip]
             + [f"{REPORTS}/figures/{f}.png" for f in FIGURES if f not in skip])
 
@@ -324,8 +326,8 @@ def _report_files(name):
         files["curves"] = f"{REPORT}/curves.csv"
     if "fits" in needs:
         files["fits"] = f"{REPORT}/fits.csv"
-    if "settings" in needs:
-        files["settings"] = stage_config("settings")
+    if "branches" in needs:     # Table 2: the RL settings each finished branch ran with
+        files["branches"] = [d for d in rl_dirs() if d.startswith(f"{R}/{REPORT_MODEL}/")]
     if "val_loss" in needs and not CFG.report.import_curves:
         files["sft"] = [f"{R}/{REPORT_MODEL}/sft/{r.data}" for r in _report_sft_runs()]
     if VAL_LOSS_FLAG.get(name) == "min-loss" and CFG.report.import_curves and CFG.report.import_min_loss:
@@ -344,8 +346,7 @@ def figure_inputs(w):
 def report_args(name):
     files = _report_files(name)
     args = [f"--{key} {shlex.quote(files[key])}" for key in ("curves", "fits") if key in files]
-    if "settings" in files:
-        args.append(f"--config {shlex.quote(files['settings'])}")
+    args += [f"--branch {shlex.quote(d)}" for d in files.get("branches", [])]
     flag = VAL_LOSS_FLAG.get(name, "val-loss")
     if "sft" in files:
         args += [f"--{flag} {shlex.quote(f'{r.data}={R}/{REPORT_MODEL}/sft/{r.data}/val_loss.json')}"

@@ -23,6 +23,12 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-hashes", action="store_true",
+                     help="rewrite tests/smoke/hashes.json from this run's smoke study instead of comparing "
+                          "(after a change of numerics on purpose)")
+
+
 def pytest_collection_modifyitems(config, items):
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
     skip_slurm = pytest.mark.skip(reason="needs a SLURM cluster (sbatch)")

@@ -6,6 +6,10 @@ Run ``python -m plasticity <stage> --help`` for a stage's arguments.
 
 ``python -m plasticity --lock-wait SECONDS <stage> ...`` makes the stage wait up to SECONDS (``inf``:
 no limit) for another run holding the lock on its output, instead of failing at once (locks.py).
+
+Before any stage module is imported, ``cpu_kernels.pin`` fixes the CPU kernel paths of torch, MKL,
+oneDNN, numpy and OpenBLAS (they read them once, at import or first use), so every stage of the
+miniature gives the same bytes on any x86-64 machine; ``PLASTICITY_CPU_KERNELS=native`` opts out.
 """
 from __future__ import annotations
 
@@ -43,8 +47,12 @@ STAGES: dict[str, tuple[str, str]] = {
     "table": ("plasticity.analysis.tables", "render one of the study's tables"),
     "figure": ("plasticity.analysis.figures", "render one of the study's figures"),
     "metrics": ("plasticity.analysis.metrics", "headline numbers of a study as reports/metrics.json"),
+    "publish": ("plasticity.analysis.publish", "a finished study's report as committed files (tables, figures, data)"),
+    "findings": ("plasticity.analysis.findings", "the findings' paired differences across seeds, graded"),
+    "seeds": ("plasticity.seeds", "repeat a study with other training seeds, publish each, grade the findings"),
     "dvc-yaml": ("plasticity.dvc_yaml", "write dvc.yaml from the phase table"),
     "plan": ("plasticity.plan", "every training job's effective settings, compute, GPU-hours and storage"),
+    "cpu-kernels": ("plasticity.cpu_kernels", "the CPU kernel paths a stage runs with (pinned unless native)"),
 }
 
 
@@ -76,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     name, rest = argv[0], argv[1:]
     if name not in STAGES:
         print(f"unknown stage {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    from plasticity.cpu_kernels import CpuKernelError, pin
+
+    try:
+        pin()
+    except CpuKernelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     module = importlib.import_module(STAGES[name][0])
     return int(module.main(rest) or 0)

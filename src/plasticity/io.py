@@ -235,8 +235,11 @@ def write_manifest(out_dir: str | os.PathLike, *, stage: str, config: Any = None
     """Write ``manifest.json`` into ``out_dir``: the last file a stage writes.
 
     Deliberately free of wall-clock time so a rebuilt cell is byte-identical on CPU; ``inputs``
-    are hashed so a manifest says exactly what it was built from.
+    are hashed so a manifest says exactly what it was built from, ``cpu_kernels`` says on which
+    kernel paths (``plasticity.cpu_kernels``).
     """
+    from plasticity.cpu_kernels import describe
+
     manifest = {
         "stage": stage,
         "config": config,
@@ -246,6 +249,7 @@ def write_manifest(out_dir: str | os.PathLike, *, stage: str, config: Any = None
         "git_revision": git_revision(),
         "libraries": library_versions(),
         "argv": sys.argv[1:],
+        "cpu_kernels": describe(),
         **(extra or {}),
     }
     write_json(Path(out_dir) / MANIFEST, manifest)

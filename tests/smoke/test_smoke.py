@@ -1,8 +1,14 @@
 """The whole DAG end to end on tests/smoke/config.yaml (about two minutes on 2 cores).
 
-Asserts: the report's files exist, trained weights changed (base -> SFT -> RL), a second run has
+Asserts: the report's files exist, the outputs that matter equal the committed hashes of
+tests/smoke/hashes.json (so every CI run, on whatever x86-64 machine it lands, checks that the pinned
+CPU kernels give the same bytes there), trained weights changed (base -> SFT -> RL), a second run has
 nothing to do, deleting one RL branch reruns that branch and the report only, and a run killed with
 SIGKILL in the middle of an RL branch resumes from its last checkpoint to the same bytes.
+
+After a change of numerics on purpose, rewrite the hashes with one command (it builds the smoke study):
+
+    bash run.sh test tests/smoke/test_smoke.py -k hashes --update-hashes
 """
 from __future__ import annotations
 
@@ -22,6 +28,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "tests" / "smoke" / "config.yaml"
+HASHES = ROOT / "tests" / "smoke" / "hashes.json"
+# the outputs that matter, relative to the smoke study's working directory: the data sets, every
+# trained weight file, the validation losses, every evaluation, the RL curves, the report's inputs and
+# its tables (figures are compared by the data they draw, tests/unit/test_analysis_figures.py)
+HASHED = ("results-smoke/data/sets/*.parquet", "results-smoke/tiny/base/model.safetensors",
+          "results-smoke/tiny/sft/*/checkpoint-*/model.safetensors", "results-smoke/tiny/sft/*/val_loss.json",
+          "results-smoke/tiny/eval/**/summary.json", "results-smoke/tiny/rl/*/*/model/model.safetensors",
+          "results-smoke/tiny/rl/*/*/curve.csv", "results-smoke/report/tiny/*.csv",
+          "reports-smoke/tables/*", "reports-smoke/metrics.json")
 REPORT_JOBS = {"curves", "fits", "table", "figure", "metrics", "all"}
 
 pytestmark = pytest.mark.slow
@@ -59,6 +74,66 @@ def test_report_files_exist(study):
     for name in ("tables/table4.md", "tables/table4.csv", "tables/table4.tex", "figures/figure3.png",
                  "metrics.json"):
         assert (reports / name).stat().st_size > 0, name
+
+
+def output_hashes(workdir: Path) -> dict[str, str]:
+    files = sorted({p for pattern in HASHED for p in workdir.glob(pattern) if p.is_file()})
+    return {str(p.relative_to(workdir)): digest(p) for p in files}
+
+
+def test_outputs_match_the_committed_hashes(study, request):
+    """The same bytes as the committed build, on this machine whatever its CPU (plasticity.cpu_kernels
+    pins the kernel paths). A mismatch names each file; if the numerics changed on purpose, rewrite
+    the hashes (module docstring)."""
+    from plasticity.cpu_kernels import MODE_VARIABLE
+
+    if os.environ.get(MODE_VARIABLE) == "native":
+        pytest.skip(f"{MODE_VARIABLE}=native: this machine's own kernels, not the committed bytes")
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and " fma" not in cpuinfo.read_text():
+        pytest.skip("a CPU without FMA: glibc's scalar exp / log (the one kernel not pinned) may differ "
+                    "in the last bit from the FMA machines the hashes were made on")
+    hashes = output_hashes(study)
+    assert len(hashes) >= 30 and any(k.endswith(".safetensors") for k in hashes)
+    if request.config.getoption("--update-hashes"):
+        HASHES.write_text(json.dumps(hashes, indent=1, sort_keys=True) + "\n")
+        return
+    expected = json.loads(HASHES.read_text())
+    differ = sorted(k for k in expected.keys() & hashes.keys() if expected[k] != hashes[k])
+    assert not differ and hashes.keys() == expected.keys(), (
+        f"differ: {differ}; only committed: {sorted(expected.keys() - hashes.keys())}; only built: "
+        f"{sorted(hashes.keys() - expected.keys())}. Numerics changed on purpose? "
+        "bash run.sh test tests/smoke/test_smoke.py -k hashes --update-hashes")
+
+
+def test_publish_writes_the_report_bundle(study, tmp_path):
+    """`plasticity publish` on the smoke study: tables and figures copied, the data behind them with
+    standard errors, validation-loss regimes, the reading aids with their drawn data, provenance and
+    the single-seed findings."""
+    import csv
+
+    from plasticity.analysis.drawn import read_png
+
+    out = tmp_path / "bundle"
+    proc = subprocess.run([sys.executable, "-m", "plasticity", "publish", "--configfile", str(CONFIG),
+                           "--workdir", str(study), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("tables/table4.csv", "figures/figure3.png", "metrics.json", "data/fits.csv", "data/curves.csv",
+                 "provenance.json", "findings.md"):
+        assert (out / name).is_file(), name
+    branches = list(csv.DictReader(open(out / "data" / "branch_curves.csv")))
+    assert {(r["dataset"], r["switch"]) for r in branches} == {("pure_rl", "0"), ("train", "min_val_loss")}
+    assert all(float(r["stderr"]) >= 0 for r in branches) and any(float(r["stderr"]) > 0 for r in branches)
+    evals = [r for r in csv.DictReader(open(out / "data" / "sft_evals.csv")) if r["benchmark"] == "overall"]
+    assert [(r["dataset"], r["step"]) for r in evals] == [("base", "0"), ("train", "20"), ("train", "40")]
+    assert {r["n_problems"] for r in evals} == {"130"}        # 60 + 50 + 20 problems of the three suites
+    summary = json.loads((study / "results-smoke" / "tiny" / "eval" / "base" / "scores" / "summary.json").read_text())
+    assert float(evals[0]["accuracy"]) == pytest.approx(summary["micro"], abs=1e-4)
+    regimes = {r["step"]: r["regime"] for r in csv.DictReader(open(out / "data" / "val_loss.csv"))}
+    assert regimes["0"] == "adaptive" and regimes["40"] == "stable"
+    assert len(read_png(out / "figures" / "branch_curves.png")["axes"]) == 2
+    assert json.loads((out / "provenance.json").read_text())["cpu_kernels"] == "portable"
+    assert "single seed" in (out / "findings.md").read_text()
 
 
 def test_weights_changed(study):

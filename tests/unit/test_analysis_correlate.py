@@ -30,7 +30,7 @@ def test_study_direction():
 
 def test_best_ceilings_use_identifiable_branches_only():
     fits = [{"dataset": "A", "a_post": 80.0, "status": "ok"},
-            {"dataset": "A", "a_post": 82.0, "status": "b_bound"},
+            {"dataset": "A", "a_post": 82.0, "status": "poor_fit"},
             {"dataset": "A", "a_post": 99.0, "status": "failed"},
             {"dataset": "A", "a_post": 98.0, "status": "bound"},
             {"dataset": "A", "a_post": 97.0, "status": "extrapolated"},
@@ -40,6 +40,6 @@ def test_best_ceilings_use_identifiable_branches_only():
             {"dataset": "pure_rl", "a_post": 90.0, "status": "ok"},
             {"dataset": "B", "a_post": float("nan"), "status": "ok"}]
     best = best_ceilings(fits)
-    assert sorted(best) == ["A", "C"] and best["A"]["a_post"] == 82.0
+    assert sorted(best) == ["A", "C"] and best["A"]["a_post"] == 80.0
     with pytest.raises(ValueError, match="need >= 2 datasets"):
-        loss_ceiling_correlation({"A": 0.4}, {"A": 82.0})
+        loss_ceiling_correlation({"A": 0.4}, {"A": 80.0})

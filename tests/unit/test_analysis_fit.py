@@ -143,8 +143,11 @@ def test_degenerate_branches_report_the_best_observed_value():
     r = _row(x, np.array([21.9, 23.1, 21.7, 22.4, 20.5]) - 21.9, 21.9)
     assert r["status"] == "flat" and r["u_fit"] < 0
     assert r["a_post"] == pytest.approx(23.1) and r["pl_rl"] == pytest.approx(1.2)
-    # never above the branch point: the branch point itself
+    # never above the branch point, the last three 0.53 below it on average: a sustained fall, judged
+    # as one after a peak would be; A_post is the branch point itself
     r = _row(x, np.array([0.0, -1.3, -0.2, -0.7, -0.7]), 5.4)
+    assert r["status"] == "collapsed" and r["a_post"] == 5.4 and r["pl_rl"] == 0.0
+    r = _row(x, np.array([0.0, -1.3, -0.2, -0.3, -0.7]), 5.4)           # 0.4 below: within noise
     assert r["status"] == "flat" and r["a_post"] == 5.4 and r["pl_rl"] == 0.0
     # an unsaturated rise: U runs to the +100 bound
     xb = np.concatenate([[0.0], np.linspace(1, 10, 12)])

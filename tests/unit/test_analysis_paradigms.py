@@ -59,7 +59,7 @@ def test_table1_has_a_row_per_start_and_method(collected, tmp_path):
     rows = list(csv.reader(open(tmp_path / "t1.csv")))
     labels = {r[0]: r[1] for r in rows[1:]}
     assert labels["LUFFY (from the base)"] == "Syn-SFT-RL" and labels["UPT (from uniform @ 200)"] == "Syn-SFT-RL"
-    assert labels["GRPO (from the base)"] == "RL" and labels["GRPO (from uniform @ 200)"] == "SFT-then-RL"
+    assert labels["GRPO (from the base)"] == "Pure RL" and labels["GRPO (from uniform @ 200)"] == "SFT-then-RL"
     assert "uniform" in labels   # the Pure-SFT row beside them
 
 

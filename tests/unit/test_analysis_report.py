@@ -1,5 +1,6 @@
 """Table 4 and Figure 3 on a real miniature run (compute 1e-7..1e-5 EF, degenerate RL branches)."""
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,11 @@ def test_figure3_layout_tiny_run(tiny):
         assert by[key]["x"][0] == pytest.approx(x_sft[key], rel=1e-9)
         assert any(x == pytest.approx(x_sft[key], rel=1e-9) for x, _ in lay["sft"])
         assert min(by[key]["x"]) >= x_sft[key] * (1 - 1e-9)
-        assert by[key]["status"] == "flat" and by[key]["curve"] is None
+        assert by[key]["curve"] is None                                          # no rising fit
         assert by[key]["a_post"] == pytest.approx(by[key]["fit"]["max_obs"])   # dashed line: best obs.
+    # uniform@200 only falls (the last three 0.53 below its start on average), uniform@600 neither rises
+    # past a single bump nor falls
+    assert by[("uniform", 200)]["status"] == "collapsed" and by[("uniform", 600)]["status"] == "flat"
     pure = by[("pure_rl", 0)]
     assert pure["x"][0] == 0.0 and pure["curve"] is not None
     assert 0.0 < pure["curve"][0][0] <= min(x for x in pure["x"] if x > 0)   # log axis: from x > 0
@@ -133,24 +137,57 @@ def test_figure3_layout_is_scale_free(tiny):
             assert bb["curve"][1] == pytest.approx(ba["curve"][1])
 
 
-def test_table1_paradigms_from_curves(tmp_path):
+def test_table1_max_after_the_start_with_start_and_final(tmp_path):
+    """maxP_post counts only the evaluations after the start: uniform@200 starts at 5.4 and never gets
+    back to it (4.1 .. 5.2), so its row shows 5.2 below the start, not 5.4."""
     assert tables.main(["--name", "table1", "--curves", str(TINY / "curves.csv"), "--min-loss", VAL,
                         "--out-prefix", str(tmp_path / "t1")]) == 0
     rows = {r["Method"]: r for r in _table(tmp_path / "t1.md")}
-    overall = list(csv.DictReader((TINY / "curves.csv").open()))
-    sft = [float(r["accuracy"]) for r in overall if r["phase"] == "sft" and r["benchmark"] == "overall"]
+    assert list(rows) == ["Base", "DAPO_dc from the base", "uniform", "uniform @ 200 → DAPO_dc",
+                          "uniform @ 600 → DAPO_dc"]
     assert rows["Base"]["maxP_post"] == "10.5"
-    assert rows["uniform"]["Paradigm"] == "SFT" and float(rows["uniform"]["maxP_post"]) == max(sft)
-    assert rows["uniform → RL"]["Paradigm"] == "SFT-then-RL"
+    assert [rows["uniform"][k] for k in ("Paradigm", "Start", "maxP_post", "Final")] == ["SFT", "10.5", "21.9", "21.9"]
+    assert [rows["uniform @ 200 → DAPO_dc"][k] for k in ("Start", "maxP_post", "Final")] == ["5.4", "5.2", "4.7"]
+    assert [rows["uniform @ 600 → DAPO_dc"][k] for k in ("Start", "maxP_post", "Final")] == ["21.9", "23.1", "20.5"]
+    assert [rows["DAPO_dc from the base"][k] for k in ("Paradigm", "Start", "maxP_post", "Final")] == \
+        ["Pure RL", "10.5", "13.0", "12.2"]
     assert rows["uniform"]["Min. val loss"] != "–"
 
 
-def test_table2_settings_from_config(tmp_path):
-    cfg = tmp_path / "settings.json"
-    cfg.write_text('{"rl": {"lr": 1e-06, "epsilon_high": 0.28}, "sft": {"batch_size": 512}}')
-    assert tables.main(["--name", "table2", "--config", str(cfg), "--out-prefix", str(tmp_path / "t2")]) == 0
-    text = (tmp_path / "t2.md").read_text()
-    assert "rl.epsilon_high" in text and "0.28" in text and "sft.batch_size" in text and "512" in text
+def _branch_dir(root, name, method, sft_data, step, **rl):
+    d = root / name
+    d.mkdir(parents=True)
+    settings = {"method": method, "prompts_per_step": 16, "prompts_per_update": None, "num_generations": 8,
+                "max_completion_length": 64, "lr": 2e-05, "warmup_steps": 5, "warmup_ratio": None,
+                "scheduler": "constant", "weight_decay": 0.0, "adam_betas": [0.9, 0.999], "temperature": 0.7,
+                "steps": 60, "eval_every": 10, "max_gen_rounds": 10, "max_grad_norm": 1.0, "precision": "bf16",
+                "sync": {"agg": "seq_sum_over_lmax"}, **rl}
+    (d / "manifest.json").write_text(json.dumps({"config": {"rl": settings}, "precision": "fp32", "world_size": 1}))
+    (d / "branch.json").write_text(json.dumps({"sft_data": sft_data, "resolved_step": step, "method": method}))
+    return d
+
+
+def test_table2_rl_settings_per_paradigm_as_run(tmp_path):
+    """One column per method in the registry's order; values from each run's manifest (precision as
+    run: fp32, though the config asked for bf16); a method whose runs differ lists each value with
+    its starts."""
+    dirs = [_branch_dir(tmp_path, "a", "dapo_dc", "all", 200),
+            _branch_dir(tmp_path, "b", "dapo_dc", "none", 0, steps=20, temperature=1.0),
+            _branch_dir(tmp_path, "c", "luffy", "none", 0, steps=20, temperature=1.0, lr=1e-4)]
+    args = ["--name", "table2", *[a for d in dirs for a in ("--branch", str(d))], "--out-prefix", str(tmp_path / "t2")]
+    assert tables.main(args) == 0
+    rows = {r["Setting"]: r for r in _table(tmp_path / "t2.md")}
+    assert list(rows["Starts"])[1:] == ["DAPO_dc", "LUFFY"]
+    assert rows["Starts"]["DAPO_dc"] == "all@200, base" and rows["Paradigm"]["LUFFY"] == "Syn-SFT-RL"
+    assert rows["Precision (as run)"]["DAPO_dc"] == "fp32" and rows["Precision (as run)"]["LUFFY"] == "fp32"
+    assert rows["RL steps"]["DAPO_dc"] == "60 (all@200); 20 (base)" and rows["RL steps"]["LUFFY"] == "20"
+    assert rows["Learning rate"]["LUFFY"] == "0.0001" and rows["Learning rate"]["DAPO_dc"] == "2e-05"
+    assert rows["Clipping"]["DAPO_dc"] == "clip-higher 0.2 / 0.28, dual-clip c = 10"
+    assert rows["Clipping"]["LUFFY"].startswith("none")
+    assert rows["Std in the group advantage"]["DAPO_dc"] == "yes" and rows["KL loss"]["LUFFY"] == "removed"
+    assert rows["Dynamic sampling"]["LUFFY"] == "no" and "refill up to 10" in rows["Dynamic sampling"]["DAPO_dc"]
+    assert tables.main(["--name", "table2", "--branch", str(tmp_path / "missing"), "--out-prefix",
+                        str(tmp_path / "t2")]) == 2
 
 
 def test_table6_switch_points(tiny, tmp_path):
@@ -158,10 +195,12 @@ def test_table6_switch_points(tiny, tmp_path):
     assert tables.main(["--name", "table6", "--fits", str(fits_path), "--val-loss", VAL,
                         "--out-prefix", str(tmp_path / "t6")]) == 0
     rows = _table(tmp_path / "t6.md")
+    assert [r["Switch"] for r in rows] == ["0 (zero-RL)", "200 steps", "600 steps"]     # the study's order
     by_switch = {r["Switch"]: r for r in rows}
     assert by_switch["0 (zero-RL)"]["Regime"] == "Adaptive"
     assert by_switch["600 steps"]["Regime"] == "Stable" and by_switch["200 steps"]["Regime"] == "Adaptive"
-    # maxP_post = P_sft + max RL gain, read off the observed points
+    # uniform@200 starts at 5.4 and its RL evaluations reach 5.2 at best: a negative gain
+    assert by_switch["200 steps"]["Max RL gain"] == "-0.2" and by_switch["200 steps"]["maxP_post"] == "5.2"
     for r in rows:
         assert abs(float(r["P_sft"]) + float(r["Max RL gain"]) - float(r["maxP_post"])) < 0.11
 
@@ -181,7 +220,7 @@ def _fit_row(ds, step, a_post, status, x_sft=1.0, regime=""):
 
 def test_table5_uses_identifiable_ceilings_and_imported_losses(tmp_path):
     fits = [_fit_row("S", 1, 70.0, "ok"), _fit_row("S", 2, 90.0, "extrapolated"),
-            _fit_row("E", 1, 75.0, "b_bound"), _fit_row("E", 2, 99.0, "collapsed"),
+            _fit_row("E", 1, 75.0, "flat"), _fit_row("E", 2, 99.0, "collapsed"),
             _fit_row("H", 1, 80.0, "ok"), _fit_row("X", 1, 60.0, "extrapolated"),
             _fit_row("pure_rl", 0, 72.0, "ok", 0.0)]
     losses = tmp_path / "loss.csv"
@@ -240,4 +279,4 @@ def test_metrics_best_ceiling_is_identifiable(tiny, tmp_path):
     out = metrics.summarize(TINY / "curves.csv", path)
     assert out["branches"]["uniform@999"]["status"] == "extrapolated"
     assert out["best_a_post"] == pytest.approx(max(f["a_post"] for f in fits if f["status"] in
-                                                   ("ok", "b_bound", "flat")), abs=1e-4)
+                                                   ("ok", "flat")), abs=1e-4)

@@ -29,6 +29,7 @@ from plasticity.analysis.artifacts import (FitError, overall_curves, read_curve_
                                            read_min_losses)
 from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
 from plasticity.analysis.fit import fit_all
+from plasticity.analysis.status import IDENTIFIABLE
 from plasticity.io import atomic_path, read_csv_rows
 
 STUDY_PEARSON, STUDY_SPEARMAN = -0.92, -1.00      # PAPER 1.6, Qwen2.5-7B, five SFT sets
@@ -137,7 +138,7 @@ def report(fits: dict[str, list[dict]], published: dict, losses: dict[str, float
         sets = ", ".join(f"{ds} @ {best[ds]['sft_step']} ({best[ds]['a_post']:.1f})"
                          for ds in res["datasets"])
         grid = [f for f in fits[mode] if f["dataset"] != "pure_rl"]
-        ident = sum(f["status"] in ("ok", "b_bound", "flat") for f in grid)
+        ident = sum(f["status"] in IDENTIFIABLE for f in grid)
         out.append(f"| {mode} | {res['pearson']:.2f} | {res['spearman']:.2f} | {sets} | "
                    f"{ident}/{len(grid)} |")
     out += ["", "The study publishes its best checkpoint only for SFT889K (Table 4: 84.0 at 7200 "

@@ -38,6 +38,7 @@ FIT_SCHEMA = {
     "rmse_val": "float", "r2_train": "float", "n_points": "float", "n_outliers": "float",
     "n_trimmed": "float", "tau": "text", "alpha": "text", "hparams": "text", "max_obs": "float",
     "x_last_ef": "float", "collapsed": "text", "status": "text", "u_fit": "float", "regime": "text",
+    "max_post": "float",
 }
 FIT_COLUMNS = list(FIT_SCHEMA)
 MIN_LOSS_COLUMNS = ("dataset", "min_val_loss")

@@ -4,20 +4,21 @@
 
 - figure2 (the paradigm comparison, PAPER 5.1): ``--curves`` and optional ``--fits`` (x_sft of SFT
   checkpoints). One panel per starting point (the base model and an SFT checkpoint; ``--start base``,
-  ``--start DATASET@STEP`` to choose), one stable colour per RL method (``METHOD_COLORS``, keyed by
-  the names of ``plasticity.methods``: the grid's branches, the curves' optional ``method`` column and
-  the ``paradigms.csv`` beside the curves, ``analysis.paradigms``) and the Pure-SFT curve in black.
-- figure3 (SFT-then-RL scaling, PAPER 5.3): ``--curves`` and ``--fits``; one panel per SFT set, log
-  compute axis x_sft + x_rl, each branch from its checkpoint with its points, fitted sigmoid (dotted
-  when the ceiling is not identifiable) and a dashed A_post line; regime shading from
-  ``--val-loss DATASET=VAL.json`` or from the fits' imported ``regime`` column. ``--dataset`` limits
-  the panels.
+  ``--start DATASET@STEP`` to choose), one stable colour and marker per RL method (``METHOD_COLORS``,
+  ``METHOD_MARKERS``, keyed by the names of ``plasticity.methods``: the grid's branches, the curves'
+  optional ``method`` column and the ``paradigms.csv`` beside the curves, ``analysis.paradigms``),
+  synchronized methods dashed, and the Pure-SFT curve in black; every panel keeps x = 0. Titled by
+  what it shows (a single method is not called a paradigm comparison).
+- figure3 (SFT-then-RL scaling, PAPER 5.3): ``--curves`` and ``--fits``; ``figure3.py`` (one panel
+  per SFT set, the style key in its docstring); regime shading from ``--val-loss DATASET=VAL.json`` or
+  from the fits' imported ``regime`` column. ``--dataset`` limits the panels.
 - figure8 (data-selection indicator): ``--fits`` and ``--min-loss DATASET=VAL.json|NUMBER`` or
   ``--min-loss FILE.csv``; scatter of minimum validation loss vs the best identifiable A_post with the
-  least-squares line and Pearson / Spearman.
+  least-squares line, Pearson / Spearman and the count of flagged branches left out.
 
-Output is byte-identical on rerun: fixed size and DPI, and PNG metadata without the software
-version. Example:
+Every PNG carries what it draws (``drawn.py``: lines, spans, points, texts as data), which is how
+figures are compared: a rerun gives the same record and, on the same machine, the same bytes (fixed
+size and DPI, no software version in the metadata). Example:
 
     python -m plasticity figure --name figure3 --curves reference/retu_curves.csv \
         --fits reports/reference/retu_fits.csv --out reports/reference/figure3.png
@@ -29,11 +30,11 @@ import math
 import sys
 from pathlib import Path
 
+from plasticity.analysis.drawn import save_png
+from plasticity.analysis.figure3 import _ef_per_step, figure3, figure3_layout  # noqa: F401 (re-exported)
 from plasticity.analysis.tables import fmt_ef
-from plasticity.io import atomic_path
 
 FIGURES = ("figure2", "figure3", "figure8")
-REGIME_COLORS = {"adaptive": "#fde2c8", "stable": "#d4edda", "mild": "#fff3bf", "severe": "#f8d0d0"}
 
 
 def _plt():
@@ -44,18 +45,6 @@ def _plt():
 
     plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3})
     return plt
-
-
-def _save(fig, out) -> None:
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-
-
-def _label(ds: str, step: int) -> str:
-    return "pure RL" if step == 0 else f"{ds} @ {step}"
 
 
 # one stable colour per method, in the order of the method registry; Pure-SFT is black
@@ -129,7 +118,9 @@ def figure2_layout(curves, fits: list[dict] = (), starts: list[str] | None = Non
             x0 = step * ef if ef else 0.0
         sft_name = ds if ds != "base" else next(
             (k[0] for k in keys if k[0] != "base"), sorted(curves.sft)[0] if curves.sft else None)
-        start = _branch_point(curves, ds, x0) if ds != "base" else []
+        # every line starts at its start: the SFT checkpoint's value, or the base model's (x = 0 of the
+        # Pure-SFT curve) from the base; the study's curves list no x = 0 RL row
+        start = _branch_point(curves, ds if ds != "base" else sft_name or "", x0)
         order = sorted(by_start[(ds, step)].items(), key=lambda kv: (
             list(METHOD_COLORS).index(kv[0]) if kv[0] in METHOD_COLORS else 99, kv[0]))
         lines = []
@@ -157,249 +148,93 @@ def _branch_point(curves, ds: str, x0: float) -> list[tuple[float, float]]:
         return []
 
 
-def figure2(curves, out, fits: list[dict] = (), starts: list[str] | None = None) -> None:
-    """The paradigm comparison (PAPER 5.1): one panel per starting point, one colour per method, the
-    Pure-SFT curve in black. From the base model: compute on a log axis, the Pure-SFT curve as it
-    grows; from an SFT checkpoint: RL compute since the checkpoint (linear), the Pure-SFT curve
-    continuing past the checkpoint and the Pure-SFT peak as a dotted line."""
+# RL methods solid, synchronized SFT+RL methods dashed; one marker per method as well as a colour
+METHOD_MARKERS = dict(zip(METHOD_COLORS, ("o", "s", "^", "D", "v", "P", "X", "*")))
+
+
+def figure2_title(panels: list[dict]) -> str:
+    """What Figure 2 shows: the paradigm comparison when several methods run, else the one method's
+    branches from each start against Pure-SFT."""
+    methods = list(dict.fromkeys(line["method"] for p in panels for line in p["lines"]))
+    if len(methods) > 1:
+        return "Figure 2: paradigm comparison (RL and synchronized SFT+RL methods vs Pure-SFT)"
+    starts = " and ".join(p["title"].removeprefix("from ") for p in panels)
+    return f"Figure 2: {_method_title(methods[0])} from {starts} vs Pure-SFT"
+
+
+def figure2(curves, out, fits: list[dict] = (), starts: list[str] | None = None) -> dict:
+    """The paradigm comparison (PAPER 5.1): one panel per starting point, one colour and marker per
+    method (synchronized methods dashed), the Pure-SFT curve in black; every axis keeps x = 0, the
+    start. From the base model: compute on a symmetric-log axis (linear up to the smallest RL
+    compute, logarithmic beyond), the Pure-SFT curve as it grows; from an SFT checkpoint: RL compute
+    since the checkpoint (linear), the Pure-SFT curve continuing past the checkpoint and the Pure-SFT
+    peak as a dotted line. Returns the drawn-data record."""
+    from plasticity.methods import METHODS
+
     plt = _plt()
     panels = figure2_layout(curves, fits, starts)
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.8), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         base = panel["start"][0] == "base"
-        sft = [(x - panel["x0"], y) for x, y in panel["sft"] if x > 0 and x >= panel["x0"]]
+        sft = [(x - panel["x0"], y) for x, y in panel["sft"] if x >= panel["x0"]]
         if sft:
             ax.plot([x for x, _ in sft], [y for _, y in sft], "-", color=SFT_COLOR, lw=1.6,
-                    label=f"Pure-SFT ({panel['sft_name']})")
+                    label=f"Pure-SFT ({panel['sft_name']})", gid="sft")
         if not base and math.isfinite(panel["sft_peak"]):
-            ax.axhline(panel["sft_peak"], color=SFT_COLOR, ls=":", lw=1.0,
+            ax.axhline(panel["sft_peak"], color=SFT_COLOR, ls=":", lw=1.0, gid="sft peak",
                        label=f"Pure-SFT peak {panel['sft_peak']:.1f}")
         for line in panel["lines"]:
-            pts = [(x, y) for x, y in zip(line["x"], line["y"]) if x > 0 or not base]
-            ax.plot([x for x, _ in pts], [y for _, y in pts], ".-", ms=3, lw=1.0,
-                    color=METHOD_COLORS.get(line["method"], "gray"),
-                    label=_method_title(line["method"]))
+            m = line["method"]
+            sync = m in METHODS and METHODS[m].paradigm == "sync"
+            ax.plot(line["x"], line["y"], "--" if sync else "-", marker=METHOD_MARKERS.get(m, "."), ms=3.5,
+                    lw=1.0, color=METHOD_COLORS.get(m, "gray"), label=_method_title(m), gid=f"method {m}")
+        right = max((x for line in panel["lines"] for x in line["x"]), default=0.0)
         if base:
-            ax.set_xscale("log")
-            ax.set_xlabel("compute (EF, log)")
+            positive = [x for line in panel["lines"] for x in line["x"] if x > 0]
+            linthresh = 10 ** math.floor(math.log10(min(positive))) if positive else 1.0
+            ax.set_xscale("symlog", linthresh=linthresh, linscale=1.0)
+            ax.set_xlim(left=0.0)
+            ax.set_xlabel("compute (EF; linear to the first RL evaluation, log beyond)")
         else:
             ax.set_xlabel(f"compute since the checkpoint (EF; checkpoint at {fmt_ef(panel['x0'])} EF)")
-            right = max((x for line in panel["lines"] for x in line["x"]), default=0.0)
             if right > 0:       # the Pure-SFT curve may run far past the RL runs: show the RL span
                 ax.set_xlim(0.0, 1.5 * right)
         ax.set_ylabel("overall accuracy (%)")
         ax.set_title(panel["title"])
-        ax.legend(fontsize=7, loc="best")
-    fig.suptitle("Figure 2: paradigm comparison (RL and synchronized SFT+RL methods vs Pure-SFT)")
+        ax.legend(fontsize=7, loc="best", ncols=2)
+    fig.suptitle(figure2_title(panels))
     fig.tight_layout()
-    _save(fig, out)
-
-
-def _ef_per_step(fits: list[dict], ds: str) -> float | None:
-    """SFT compute per step of DATASET, from the fits' x_sft_ef / sft_step (None when unknown)."""
-    for f in fits:
-        x = f.get("x_sft_ef", math.nan)
-        if f["dataset"] == ds and f["sft_step"] > 0 and math.isfinite(x) and x > 0:
-            return x / f["sft_step"]
-    return None
-
-
-def _spans(centres: list[float], labels: list[str], right: float) -> list[tuple[float, float, str]]:
-    """Regime spans on a log axis: each checkpoint's regime from the geometric midpoint with its left
-    neighbour to the one with its right neighbour; the first from 0, the last to ``right``. A blank
-    label (regime unknown) leaves its span unshaded."""
-    spans = []
-    for i, lab in enumerate(labels):
-        lo = 0.0 if i == 0 else math.sqrt(centres[i - 1] * centres[i])
-        hi = max(right, centres[i]) if i == len(labels) - 1 else math.sqrt(centres[i] * centres[i + 1])
-        if lab:
-            spans.append((lo, hi, lab))
-    return spans
-
-
-def figure3_layout(curves, fits: list[dict], ds: str, val_losses: dict | None = None) -> dict:
-    """What one Figure 3 panel draws, in data coordinates (``figure3`` only renders it).
-
-    - ``branches``: per RL branch of DATASET (plus the pure-RL branch, drawn from x = 0, when DATASET
-      has no step-0 branch of its own): ``x`` = x_sft + x_rl of its points (x_sft = the fit's x_sft_ef,
-      else sft_step times the SFT compute per step), ``y``, the fit row, ``status``, ``curve`` (the
-      fitted sigmoid over the branch's own compute, for the statuses in ``status.FIT_DRAWN``; None
-      otherwise) and ``a_post`` (the dashed ceiling line; NaN without a fit).
-    - ``ylim``: from the plotted data (SFT curve, RL points and the A_post lines), 5% margin (at least
-      0.5 points); fitted curves never widen it, and a few points far below the rest (a collapse)
-      are drawn on the lower edge instead of stretching it.
-    - ``xlim``: the positive plotted x, a quarter decade of margin each side (log axis).
-    - ``regimes``: (lo, hi, regime) spans of the SFT checkpoints' regimes in compute: from the
-      validation loss when ``val_losses`` has DATASET (steps times the SFT compute per step), else from
-      the fits' imported ``regime`` column at their x_sft.
-    """
-    import numpy as np
-
-    from plasticity.analysis.sigmoid import sigmoid
-    from plasticity.analysis.status import FIT_DRAWN
-
-    by_branch = {(f["dataset"], f["sft_step"]): f for f in fits}
-    ef_step = _ef_per_step(fits, ds)
-    keys = [(ds, step) for step in sorted(step for d, step in curves.rl if d == ds)]
-    if (ds, 0) not in curves.rl:
-        owner = next((d for d, st in sorted(curves.rl) if st == 0), None)
-        if owner is not None:
-            keys.insert(0, (owner, 0))
-    branches = []
-    for owner, step in keys:
-        fit = by_branch.get((owner, step)) or (by_branch.get(("pure_rl", 0)) if step == 0 else None)
-        if step == 0:
-            x0 = 0.0
-        elif fit and math.isfinite(fit.get("x_sft_ef", math.nan)):
-            x0 = fit["x_sft_ef"]
-        else:
-            x0 = step * ef_step if ef_step else 0.0
-        pts = curves.rl[(owner, step)]
-        status = fit.get("status", "ok") if fit else "no fit"
-        b = {"dataset": "pure_rl" if step == 0 else owner, "step": step, "x0": x0,
-             "x": [x0 + x for x, _ in pts], "y": [y for _, y in pts], "fit": fit, "status": status,
-             "curve": None, "a_post": fit.get("a_post", math.nan) if fit else math.nan}
-        u = fit.get("u_fit", math.nan) if fit else math.nan
-        if status == "collapsed" or not math.isfinite(u):
-            u = (fit["a_post"] - fit["p_sft"]) if fit else math.nan
-        if fit and status in FIT_DRAWN and all(
-                math.isfinite(v) for v in (u, fit.get("b", math.nan), fit.get("cmid_ef", math.nan))):
-            xmax = max(x for x, _ in pts)
-            xmin = min((x for x, _ in pts if x > 0), default=xmax)
-            xr = np.geomspace(xmin / 2, xmax, 200) if xmax > 0 else np.array([0.0])
-            eps = fit.get("eps", 0.0)
-            yr = fit["p_sft"] + sigmoid(xr, u, fit["cmid_ef"], fit["b"],
-                                        eps if math.isfinite(eps) else 0.0)
-            b["curve"] = (x0 + xr, yr)
-        branches.append(b)
-    sft = list(curves.sft.get(ds, []))
-    xs = [x for x, _ in sft] + [x for b in branches for x in b["x"]]
-    ys = ([y for _, y in sft] + [y for b in branches for y in b["y"]]
-          + [b["a_post"] for b in branches if math.isfinite(b["a_post"])])
-    if not ys:
-        raise ValueError(f"figure3: no points for dataset {ds!r}")
-    # a few collapse or glitch points of the SFT-then-RL branches far below the rest would flatten
-    # every curve: their lower limit is the 2nd percentile minus half the 2-98% range (points under it
-    # are drawn on the edge); the SFT curve and pure RL always fit
-    grid_ys = [y for b in branches if b["step"] > 0 for y in b["y"]] or ys
-    q_lo, q_hi = np.percentile(grid_ys, [2, 98])
-    whole = [y for _, y in sft] + [y for b in branches if b["step"] == 0 for y in b["y"]]
-    lo = max(min(ys), min(whole + [q_lo - 0.5 * (q_hi - q_lo)]))
-    hi = max(ys)
-    margin = max(0.05 * (hi - lo), 0.5)
-    pos = [x for x in xs if x > 0] or [1.0]
-    xlim = (min(pos) / 10 ** 0.25, max(pos) * 10 ** 0.25)
-    regimes = []
-    if val_losses and ds in val_losses and ef_step:
-        from plasticity.analysis.regimes import label_regimes
-
-        steps, losses = val_losses[ds]
-        ckpt = [(st * ef_step, lab) for st, lab in zip(steps, label_regimes(steps, losses)) if st > 0]
-        regimes = _spans([c for c, _ in ckpt], [lab for _, lab in ckpt], xlim[1])
-    else:
-        ckpt = sorted((f["x_sft_ef"], (f.get("regime") or "").lower()) for f in fits
-                      if f["dataset"] == ds and f["sft_step"] > 0
-                      and math.isfinite(f.get("x_sft_ef", math.nan)))
-        if any(lab for _, lab in ckpt):
-            regimes = _spans([c for c, _ in ckpt], [lab for _, lab in ckpt], xlim[1])
-    return {"sft": sft, "branches": branches, "ylim": (lo - margin, hi + margin), "xlim": xlim,
-            "regimes": regimes, "ef_per_step": ef_step}
-
-
-def _status_note(status: str) -> str:
-    return {"ok": "", "b_bound": ", B at bound", "extrapolated": ", extrapolated: best obs.",
-            "collapsed": ", collapsed: peak", "no fit": ", no fit"}.get(status, f", {status}: best obs.")
-
-
-def figure3(curves, fits: list[dict], out, val_losses: dict | None = None,
-            datasets: list[str] | None = None) -> None:
-    """One panel per SFT set: the SFT curve, each RL branch from its checkpoint (points, fitted
-    sigmoid, dashed A_post), regime shading; log compute axis (``figure3_layout`` decides what)."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    plt = _plt()
-    names = datasets or sorted(curves.sft)
-    if not names:
-        raise ValueError("figure3: the curves have no SFT rows")
-    ncols = 2 if len(names) > 1 else 1
-    nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(9.5 * ncols, 5.4 * nrows), squeeze=False)
-    cmap = plt.get_cmap("viridis")
-    for ax in axes.flat[len(names):]:
-        ax.set_visible(False)
-    for ax, ds in zip(axes.flat, names):
-        lay = figure3_layout(curves, fits, ds, val_losses)
-        handles = []
-        for lab in dict.fromkeys(lab for *_, lab in lay["regimes"]):
-            handles.append(Patch(color=REGIME_COLORS[lab], label=f"{lab.capitalize()} regime"))
-        for r_lo, r_hi, lab in lay["regimes"]:
-            ax.axvspan(max(r_lo, lay["xlim"][0]), r_hi, color=REGIME_COLORS[lab], alpha=0.6, lw=0)
-        sft = [(x, y) for x, y in lay["sft"] if x > 0]
-        if sft:
-            ax.plot([x for x, _ in sft], [y for _, y in sft], "k-", lw=1.4)
-            handles.append(Line2D([], [], color="k", lw=1.4, label=f"{ds} SFT"))
-        n = len(lay["branches"])
-        for k, b in enumerate(lay["branches"]):
-            color = cmap(k / max(1, n - 1) * 0.9)
-            pts = [(x, y) for x, y in zip(b["x"], b["y"]) if x > 0]
-            inside = [(x, y) for x, y in pts if y >= lay["ylim"][0]]
-            below = [x for x, y in pts if y < lay["ylim"][0]]
-            ax.plot([x for x, _ in inside], [y for _, y in inside], "o", ms=2.2, color=color,
-                    alpha=0.55)
-            if below:
-                ax.plot(below, [lay["ylim"][0]] * len(below), "v", ms=4, color=color, clip_on=False)
-            if b["curve"] is not None:
-                ax.plot(*b["curve"], ":" if b["status"] == "extrapolated" else "-", lw=1.3, color=color)
-            if math.isfinite(b["a_post"]):
-                ax.hlines(b["a_post"], max(b["x0"], lay["xlim"][0]), lay["xlim"][1], colors=[color],
-                          linestyles="dashed", lw=0.8, alpha=0.8)
-                text = f"{_label(b['dataset'], b['step'])}: A_post {b['a_post']:.1f}"
-            else:
-                text = _label(b["dataset"], b["step"])
-            handles.append(Line2D([], [], color=color, marker="o", ms=3,
-                                  ls=":" if b["status"] == "extrapolated" else "-",
-                                  label=text + _status_note(b["status"])))
-        handles.append(Line2D([], [], color="gray", ls="--", lw=0.8, label="dashed: A_post per branch"))
-        if any(y < lay["ylim"][0] for b in lay["branches"] for y in b["y"]):
-            handles.append(Line2D([], [], color="gray", marker="v", ls="", label="point below the axis"))
-        ax.set_xscale("log")
-        ax.set_xlim(*lay["xlim"])
-        ax.set_ylim(*lay["ylim"])
-        ax.set_xlabel("compute x_sft + x_rl (EF, log)")
-        ax.set_ylabel("overall accuracy (%)")
-        ax.set_title(f"{ds}: RL branches from SFT checkpoints")
-        ax.legend(handles=handles, fontsize=6.2, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  borderaxespad=0.0)
-    fig.suptitle("Figure 3: SFT-then-RL scaling per SFT set (sigmoid fits; dotted = ceiling not "
-                 "identifiable)", y=1.0)
-    fig.tight_layout()
-    _save(fig, out)
+    return save_png(fig, out)
 
 
 def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
+    """Minimum SFT validation loss vs the best identifiable A_post per set (Table 5's rows), the
+    least-squares line, and how many branches were flagged and left out. Returns the drawn-data
+    record with the correlation under ``"result"``."""
     import numpy as np
 
     from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+    from plasticity.analysis.status import flagged_note
 
     best = best_ceilings(fits)
     res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    ax.scatter(res["min_loss"], res["a_post"], s=30, zorder=3)
+    fig, ax = plt.subplots(figsize=(5.8, 4.4))
+    ax.scatter(res["min_loss"], res["a_post"], s=30, zorder=3, gid="sets")
     for name, x, y in zip(res["datasets"], res["min_loss"], res["a_post"]):
         ax.annotate(f"{name} @ {best[name]['sft_step']}", (x, y), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
     if math.isfinite(res["slope"]):
         xs = np.linspace(min(res["min_loss"]), max(res["min_loss"]), 50)
-        ax.plot(xs, res["slope"] * xs + res["intercept"], "--", color="gray")
+        ax.plot(xs, res["slope"] * xs + res["intercept"], "--", color="gray", gid="least squares")
+    ax.text(0.02, 0.02, f"{len(res['datasets'])} SFT sets; {flagged_note(fits)}", transform=ax.transAxes,
+            fontsize=7, va="bottom", wrap=True)
     ax.set_xlabel("minimum SFT validation loss")
     ax.set_ylabel("best identifiable A_post (%)")
-    ax.set_title(f"Figure 8: Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f}",
-                 fontsize=9)
+    ax.set_title(f"Figure 8: minimum validation loss vs best identifiable A_post\n"
+                 f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f}", fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
-    return res
+    return {**save_png(fig, out), "result": res}
 
 
 def main(argv: list[str] | None = None) -> int:

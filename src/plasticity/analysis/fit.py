@@ -2,8 +2,8 @@
 
 Per branch, x is RL compute relative to the branch point (EF) and y the gain of the overall metric over
 P_sft (the SFT checkpoint's value); the branch point enters as (0, 0). The sigmoid and its robust least
-squares are in ``sigmoid.py``; which ceiling a branch's points support (ok, b_bound, extrapolated,
-collapsed, flat, bound, implausible, failed) is decided by ``status.py``; the per-benchmark forms are in
+squares are in ``sigmoid.py``; which ceiling a branch's points support (ok, flat, extrapolated,
+bound, poor_fit, collapsed, implausible, failed) is decided by ``status.py``; the per-benchmark forms are in
 ``forms.py``; reading and writing the files in ``artifacts.py``. This module drives them:
 
 - Scale invariance: each branch is fitted on x / s with s = its median positive x, and Cmid is mapped
@@ -28,7 +28,9 @@ blank = 0) and regime (copied to FITS.csv; Figure 3 shades it for imported curve
 with sft_step 0 = the branch_step 0 curve of the first dataset that has one.
 
 Output FITS.csv (``artifacts.FIT_COLUMNS``): one row per branch, sorted by dataset then sft_step; u_fit
-is the fitted U whether accepted or not, x_last_ef the branch's last observed RL compute.
+is the fitted U whether accepted or not, x_last_ef the branch's last observed RL compute, max_obs the
+best observed value with the branch point (the substitute A_post) and max_post the best value of the
+RL evaluations after it (Table 6's maxP_post: below P_sft when RL only lowered the branch).
 
 By hand:
 
@@ -75,6 +77,7 @@ class BranchFit:
     kept: np.ndarray | None = field(default=None, repr=False)
     scale: float = 1.0          # s: the branch was fitted on x / s (params.cmid is in the input's unit)
     x_last: float = float("nan")   # the branch's largest x, in the input's unit
+    max_post: float = float("nan")  # the best gain of the points after the branch point (x > 0)
 
     @property
     def pl_rl(self) -> float:
@@ -142,6 +145,7 @@ def fit_branch(x: Sequence[float], y: Sequence[float], tau: float | str | None =
     y = np.asarray(y, dtype=float)[order]
     n = len(x)
     max_gain = float(np.max(y)) if n else float("nan")
+    max_post = float(np.max(y[x > 0])) if np.any(x > 0) else float("nan")
     x_last = float(np.max(x)) * scale if n else float("nan")
     peak = detect_collapse(y)
     collapsed = peak is not None
@@ -153,18 +157,18 @@ def fit_branch(x: Sequence[float], y: Sequence[float], tau: float | str | None =
     if chosen is None:
         return BranchFit(None, taus[0], alphas[0], float("nan"), float("nan"), n, 0, 0, max_gain,
                          collapsed, "collapsed" if collapsed else "failed", peak_gain=peak_gain,
-                         scale=scale, x_last=x_last)
+                         scale=scale, x_last=x_last, max_post=max_post)
     fit, t, a, val = chosen
     n_train = n_train_points(len(xf), 4 if eps == "free" else 3)
     tx, ty = xf[:n_train], yf[:n_train]
     ss = float(np.sum((ty - ty.mean()) ** 2))
     r2 = 1.0 - float(np.sum((ty - fit.params.predict(tx)) ** 2)) / ss if ss > 0 else float("nan")
-    status = "collapsed" if collapsed else branch_status(fit.params, x, y, p_sft)
+    status = "collapsed" if collapsed else branch_status(fit.params, x, y, p_sft, val)
     pr = fit.params
     params = SigmoidParams(u=pr.u, cmid=pr.cmid * scale, b=pr.b, c0=pr.c0)
     return BranchFit(params, t, a, val, r2, n, fit.n_outliers, fit.n_trimmed, max_gain,
                      collapsed, status, peak_gain=peak_gain, kept=fit.kept, scale=scale,
-                     x_last=x_last)
+                     x_last=x_last, max_post=max_post)
 
 
 def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool,
@@ -183,7 +187,7 @@ def _branch_row(dataset, step, x_sft, p_sft, fit: BranchFit, eps, given: bool,
         "alpha": "none" if fit.alpha is None else fit.alpha,
         "hparams": "given" if given else "auto", "max_obs": p_sft + fit.max_gain,
         "x_last_ef": fit.x_last, "collapsed": fit.collapsed, "status": fit.status,
-        "u_fit": fit.u_fit, "regime": regime,
+        "u_fit": fit.u_fit, "regime": regime, "max_post": p_sft + fit.max_post,
     }
 
 

@@ -5,7 +5,7 @@ Model, with x the RL compute since the branch point and y the gain over P_sft:
     y = c0 + (U - c0) / (1 + (Cmid / x)^B)
 
 ``fit_sigmoid`` is plain least squares with scipy ``curve_fit`` (maxfev ``MAXFEV``; bounds B in
-(1e-4, ``B_MAX``], Cmid in (``CMID_REL_LO`` * m, inf) with m the median positive x of the fitted points,
+[``B_MIN``, ``B_MAX``], Cmid in (``CMID_REL_LO`` * m, inf) with m the median positive x of the fitted points,
 U and c0 in [-``U_BOUND``, ``U_BOUND``]; initial guess B = 1, Cmid = m, U = max y). ``robust_fit`` wraps
 it in the paper's two robust stages:
 
@@ -29,7 +29,8 @@ import numpy as np
 
 CMID_REL_LO = 1e-8           # Cmid lower bound, relative to the median positive x of the fitted points
 U_BOUND = 100.0
-B_MAX = 10.0                 # upper bound of the steepness B; a fit that reaches it is flagged (status.py)
+B_MIN = 1e-4                 # bounds of the steepness B; a fit that reaches either is flagged (status.py)
+B_MAX = 10.0
 MAXFEV = 20000
 TRAIN_FRACTION = 0.71        # the paper's average train share of a branch's points
 
@@ -90,14 +91,14 @@ def fit_sigmoid(x: np.ndarray, y: np.ndarray, eps: float | str = 0.0) -> Sigmoid
         def f(xv, u, c, b, c0):
             return sigmoid(xv, u, c, b, c0)
         p0 = [u0, 1.0, 1.0, 0.0]
-        bounds = ([-U_BOUND, lo_c, 1e-4, -U_BOUND], [U_BOUND, np.inf, B_MAX, U_BOUND])
+        bounds = ([-U_BOUND, lo_c, B_MIN, -U_BOUND], [U_BOUND, np.inf, B_MAX, U_BOUND])
     else:
         c0_fixed = float(eps)
 
         def f(xv, u, c, b):
             return sigmoid(xv, u, c, b, c0_fixed)
         p0 = [u0, 1.0, 1.0]
-        bounds = ([-U_BOUND, lo_c, 1e-4], [U_BOUND, np.inf, B_MAX])
+        bounds = ([-U_BOUND, lo_c, B_MIN], [U_BOUND, np.inf, B_MAX])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)   # covariance is not used
         popt, _ = curve_fit(f, xs, y, p0=p0, bounds=bounds, maxfev=MAXFEV)

@@ -4,9 +4,11 @@
 and PREFIX.csv. Inputs per table:
 
 - table1 (paradigms, maxP_post per method; Llama in the study): ``--curves`` (every dataset's SFT
-  curve and RL branches; the best observed overall accuracy of each paradigm; the paradigm
-  comparison's branches from the ``paradigms.csv`` beside it), optional ``--min-loss``.
-- table2 (settings): ``--config JSON`` (a resolved config section); one row per leaf setting.
+  curve and RL branches; the paradigm comparison's branches from the ``paradigms.csv`` beside it),
+  optional ``--min-loss``. maxP_post is the best overall accuracy of the evaluations after the start
+  (RL steps > 0, SFT checkpoints), with the start and the final value beside it.
+- table2 (the RL settings of every paradigm, the study's Table 2): ``--branch DIR`` per finished RL
+  branch; the values each run used, precision as run (``rl_settings.py``).
 - table4 (per-branch fits): ``--fits FITS.csv``; the Status column flags every A_post that is not a
   plain identified fit, and the notes say what each status reports (``status.py``). A Regime column is added with
   ``--val-loss DATASET=VAL.json`` (the regime, ``regimes.label_regimes``, of each branch's SFT
@@ -15,7 +17,9 @@ and PREFIX.csv. Inputs per table:
   scipy.stats): ``--fits`` and ``--min-loss DATASET=VAL.json|NUMBER`` per SFT set, or ``--min-loss
   FILE.csv`` (dataset, min_val_loss; ``reference/min_val_loss.csv`` holds the study's).
 - table6 (switch point table, Qwen2.5-14B in the study): ``--fits`` and ``--val-loss DATASET=VAL.json``
-  (validation loss and regime at each switch); max RL gain and maxP_post are the observed values.
+  (validation loss and regime at each switch); rows as the study orders them (zero-RL first, then each
+  set's switches by step); maxP_post is the best RL evaluation after the switch, so the max RL gain is
+  negative where RL only lowered the branch.
 
 These tables are for people, so numbers are rounded here (and only here; FITS.csv and the curves keep
 full precision): accuracies with one decimal, losses and correlations with two, and compute values
@@ -30,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
@@ -163,23 +166,8 @@ def _dataset_label(ds: str) -> str:
     return "(pure RL)" if ds == "pure_rl" else ds
 
 
-STATUS_NOTES = {
-    "ok": "the fitted ceiling, P_sft + U (Cmid within the observed compute)",
-    "b_bound": "the fitted ceiling; B sits at its bound (the rise is a step between two "
-               "evaluations), the plateau is identified",
-    "extrapolated": "NOT identifiable: the fitted midpoint Cmid lies beyond the last observed "
-                    "compute, so A_post is the best observed value (the fit's ceiling is u_fit in "
-                    "FITS.csv)",
-    "collapsed": "the observed peak before a sustained fall below P_sft (not a fitted asymptote)",
-    "flat": "the best observed value: the gain is never clearly above zero, or the fit does not rise",
-    "bound": "the best observed value: U at its bound",
-    "implausible": "the best observed value: the fitted ceiling lies outside [0, 100]",
-    "failed": "the best observed value: no fit",
-}
-
-
 def table4(fits: list[dict], val_losses: dict, prefix) -> None:
-    from plasticity.analysis.status import FIT_DRAWN
+    from plasticity.analysis.status import FIT_DRAWN, flagged_note, status_notes
 
     header = ["Data", "Step", "x_sft EF", "τ", "LTS α", "ε", "PL_rl", "Cmid (EF)", "B", "P_sft",
               "A_post", "RMSE val", "Status"]
@@ -198,11 +186,10 @@ def table4(fits: list[dict], val_losses: dict, prefix) -> None:
         if regimes:
             row.insert(-1, branch_regime(val_losses, f))
         rows.append(row)
-    present = [s for s in STATUS_NOTES if any(f.get("status", "ok") == s for f in fits)]
-    notes = ["PL_rl = A_post − P_sft. A ceiling is identifiable when the fitted midpoint lies within "
-             "the branch's observed compute (Cmid ≤ its last x); the Status column flags every A_post that "
-             "is not a plain identified fit. A_post per status: "
-             + "; ".join(f"`{s}`: {STATUS_NOTES[s]}" for s in present) + "."]
+    notes = ["PL_rl = A_post − P_sft. Statuses, checked in this order (collapsed, failed, flat, bound, "
+             "implausible, extrapolated, poor_fit, ok), and what A_post reports under each: "
+             + status_notes() + ". Only `ok` and `flat` ceilings enter Table 5 and Figure 8; "
+             + flagged_note(fits) + "."]
     if regimes:
         notes.append("Regime: of the branch's SFT checkpoint, from its validation loss (or the "
                      "imported regime column).")
@@ -221,7 +208,7 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
     """Per SFT set: minimum validation loss, the branch with the highest identifiable A_post, and how
     many of its branches are identifiable; Pearson / Spearman over the sets that have both."""
     from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
-    from plasticity.analysis.status import IDENTIFIABLE
+    from plasticity.analysis.status import IDENTIFIABLE, flagged_note
 
     best = best_ceilings(fits)
     res = loss_ceiling_correlation(min_losses, {k: v["a_post"] for k, v in best.items()})
@@ -234,7 +221,7 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
     notes = [f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f} "
              f"over {len(rows)} SFT sets (scipy.stats).",
              "Best A_post: the maximum over the set's branches whose ceiling is identifiable (Table 4 "
-             "status ok, b_bound or flat); collapsed and extrapolated branches do not count."]
+             "status ok or flat); " + flagged_note(fits) + " (Table 4 defines each status)."]
     left = [ds for ds in sets if ds not in res["datasets"]]
     if left:
         notes.append("Not in the correlation: " + ", ".join(
@@ -246,65 +233,99 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
 
 
 def table6(fits: list[dict], val_losses: dict, prefix) -> None:
-    """Switch points; with several SFT sets a leading Data column tells their rows apart."""
+    """Switch points, as the study orders them: zero-RL first, then each SFT set's switches by step
+    (a leading Data column tells several sets apart). maxP_post is the best RL evaluation after the
+    switch (FITS.csv ``max_post``; ``max_obs``, which counts the start, for FITS files without it), so
+    the max RL gain is negative where RL only lowered the branch."""
     rows = []
     many = len({f["dataset"] for f in fits if f["dataset"] != "pure_rl"}) > 1
-    for f in fits:
+    for f in sorted(fits, key=lambda r: (r["dataset"] != "pure_rl", r["dataset"], r["sft_step"])):
         val = val_losses.get(f["dataset"])
         regime, loss = _regime_at(val, f["sft_step"]) if val else ("–", None)
         if f["sft_step"] == 0 and f["dataset"] == "pure_rl":
             regime = "Adaptive"
-        gain = f.get("max_obs", float("nan")) - f["p_sft"]
+        best = f.get("max_post", math.nan)
+        if not math.isfinite(best):
+            best = f.get("max_obs", math.nan)
         row = [f"{f['sft_step']} steps" if f["sft_step"] else "0 (zero-RL)",
                fmt_ef(f.get("x_sft_ef")),
-               _f(loss, 2), regime, _f(f["p_sft"]), _f(gain), _f(f.get("max_obs"))]
+               _f(loss, 2), regime, _f(f["p_sft"]), _f(best - f["p_sft"]), _f(best)]
         rows.append([_dataset_label(f["dataset"]), *row] if many else row)
     header = ["Switch", "x_sft EF", "Val loss", "Regime", "P_sft", "Max RL gain", "maxP_post"]
-    render(["Data", *header] if many else header, rows, prefix, "Table 6: where to switch from SFT to RL")
+    notes = ["maxP_post: the best overall accuracy of the RL evaluations after the switch (the start "
+             "not counted); Max RL gain = maxP_post − P_sft, negative where every RL evaluation lies "
+             "below the start. Regime: from the validation loss at the switch (zero-RL: Adaptive)."]
+    render(["Data", *header] if many else header, rows, prefix, "Table 6: where to switch from SFT to RL",
+           notes)
+
+
+def _start_best_final(pts: list[tuple[float, float]], x0: float = 0.0) -> tuple[float | None, float, float]:
+    """(value at the start x0 or None, best value after it, last value) of a curve sorted by x."""
+    start = next((y for x, y in pts if x == x0), None)
+    after = [y for x, y in pts if x > x0]
+    return start, max(after), after[-1]
 
 
 def table1(curve_rows: list[dict], min_losses: dict[str, float], prefix, paradigms: list[dict] = ()) -> None:
-    """Best observed accuracy per paradigm; with the paradigm comparison's branches (analysis.paradigms)
-    one row per starting point and method, after the Pure-SFT rows."""
+    """Per paradigm and run: the start, maxP_post over the evaluations after it, and the final value
+    (the study's Table 1 reports maxP_post; a best-of-many that counted the start would hide every
+    loss). Rows: the base; pure RL; each SFT set (start: the base; evaluations: its checkpoints);
+    each SFT-then-RL branch of the grid; the paradigm comparison's branches (analysis.paradigms) by
+    start and method."""
     from plasticity.analysis import paradigms as pd
-    from plasticity.analysis.artifacts import overall_curves
+    from plasticity.analysis.artifacts import DEFAULT_METHOD, overall_curves
     from plasticity.methods import METHODS
 
     c = overall_curves(curve_rows)
     rows = []
+
+    def add(label, paradigm, pts, x0=0.0, loss=None):
+        if not any(x > x0 for x, _ in pts):
+            return
+        start, best, final = _start_best_final(pts, x0)
+        rows.append([label, paradigm, _f(start), _f(best), _f(final), _f(loss, 2)])
+
     base = [y for pts in c.sft.values() for x, y in pts if x == 0]
     if base:
-        rows.append(["Base", "–", _f(base[0]), "–"])
+        rows.append(["Base", "–", "–", _f(base[0]), "–", "–"])
+    def title(key):      # the method the grid's branch ran (curves without a method column: DAPO_dc)
+        return pd.method_title(next((m for (d, st, m), pts in c.methods.items()
+                                     if (d, st) == key and pts is c.rl[key]), DEFAULT_METHOD))
+
     for (ds, step), pts in sorted(c.rl.items()):
         if step == 0:
-            rows.append([f"{_dataset_label(ds)} RL from base", "Pure RL", _f(max(y for _, y in pts)), "–"])
+            add(f"{title((ds, step))} from the base", "Pure RL", pts)
+            break
     for ds, pts in sorted(c.sft.items()):
-        rows.append([ds, "SFT", _f(max(y for _, y in pts)), _f(min_losses.get(ds), 2)])
-    for ds in sorted(c.sft):
-        rl = [y for (d, s), pts in c.rl.items() if d == ds and s > 0 for _, y in pts]
-        if rl:
-            rows.append([f"{ds} → RL", "SFT-then-RL", _f(max(rl)), "–"])
+        add(ds, "SFT", pts, loss=min_losses.get(ds))
+    for (ds, step), pts in sorted(c.rl.items()):
+        if step > 0:
+            add(f"{ds} @ {step} → {title((ds, step))}", "SFT-then-RL", pts)
     starts = pd.overall(list(paradigms))
     order = pd.method_order(starts)
     for (ds, step), methods in starts.items():
         for m in (m for m in order if m in methods):
             sync = m in METHODS and METHODS[m].paradigm == "sync"
-            kind = "Syn-SFT-RL" if sync else ("RL" if ds == "pure_rl" else "SFT-then-RL")
-            rows.append([f"{pd.method_title(m)} ({pd.start_label(ds, step)})", kind,
-                         _f(max(y for _, y in methods[m])), "–"])
-    render(["Method", "Paradigm", "maxP_post", "Min. val loss"], rows, prefix,
-           "Table 1: best observed accuracy per paradigm")
+            kind = "Syn-SFT-RL" if sync else ("Pure RL" if ds == "pure_rl" else "SFT-then-RL")
+            pts = methods[m]
+            add(f"{pd.method_title(m)} ({pd.start_label(ds, step)})", kind, pts, x0=pts[0][0])
+    notes = ["Start: the accuracy where the run starts (the base for pure RL and SFT, the SFT checkpoint "
+             "for a branch; – where the curves do not list it). maxP_post: the best overall accuracy of "
+             "the evaluations after the start (RL steps > 0; an SFT set's checkpoints), so it lies below "
+             "the start where the run only lost accuracy. Final: the last evaluation."]
+    render(["Method", "Paradigm", "Start", "maxP_post", "Final", "Min. val loss"], rows, prefix,
+           "Table 1: best accuracy after the start per paradigm", notes)
 
 
-def _leaves(obj, prefix="") -> list[tuple[str, str]]:
-    if isinstance(obj, dict):
-        return [kv for k in sorted(obj) for kv in _leaves(obj[k], f"{prefix}{k}.")]
-    return [(prefix[:-1], json.dumps(obj) if not isinstance(obj, str) else obj)]
+def table2(branches: list[dict], prefix) -> None:
+    """The RL settings of every paradigm as run (``rl_settings.settings_table``)."""
+    from plasticity.analysis.rl_settings import settings_table
 
-
-def table2(config: dict, prefix) -> None:
-    render(["Setting", "Value"], [[k, v] for k, v in _leaves(config)], prefix,
-           "Table 2: training settings")
+    header, rows = settings_table(branches)
+    notes = ["Values as the runs used them (each branch's manifest.json; precision as run: bf16 needs a "
+             "GPU, fp32 otherwise). Where branches of one method differ, each value is listed with the "
+             "starts that used it. The loss recipe per method is plasticity.methods'."]
+    render(header, rows, prefix, "Table 2: RL settings per paradigm", notes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", required=True, choices=TABLES)
     p.add_argument("--fits", help="FITS.csv (table4, table5, table6)")
     p.add_argument("--curves", help="curves CSV (table1)")
-    p.add_argument("--config", help="config JSON (table2)")
+    p.add_argument("--branch", action="append", default=[], metavar="DIR",
+                   help="a finished RL branch directory (table2; repeat for every branch)")
     p.add_argument("--val-loss", action="append", default=[], metavar="DATASET=VAL.json")
     p.add_argument("--min-loss", action="append", default=[],
                    metavar="DATASET=VAL.json|DATASET=NUMBER|FILE.csv")
@@ -322,18 +344,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from plasticity.analysis.artifacts import FitError, read_curve_rows, read_fits
     from plasticity.analysis.regimes import RegimeError
+    from plasticity.analysis.rl_settings import SettingsError, read_branch
 
     try:
-        need = {"table1": "curves", "table2": "config", "table4": "fits", "table5": "fits",
+        need = {"table1": "curves", "table2": "branch", "table4": "fits", "table5": "fits",
                 "table6": "fits"}[args.name]
-        if getattr(args, need) is None:
+        if not getattr(args, need):
             raise TableError(f"{args.name} needs --{need}")
         if args.name == "table1":
             from plasticity.analysis.paradigms import NAME, read_paradigms
             table1(read_curve_rows(args.curves), parse_min_losses(args.min_loss), args.out_prefix,
                    read_paradigms(Path(args.curves).with_name(NAME)))
         elif args.name == "table2":
-            table2(json.loads(Path(args.config).read_text(encoding="utf-8")), args.out_prefix)
+            table2([read_branch(d) for d in args.branch], args.out_prefix)
         else:
             fits = read_fits(args.fits)
             if args.name == "table4":
@@ -342,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                 table5(fits, parse_min_losses(args.min_loss), args.out_prefix)
             else:
                 table6(fits, parse_val_losses(args.val_loss), args.out_prefix)
-    except (TableError, FitError, RegimeError, ValueError, OSError) as exc:
+    except (TableError, FitError, RegimeError, SettingsError, ValueError, OSError) as exc:
         print(f"table: error: {exc}", file=sys.stderr)
         return 2
     print(f"table: {args.name} -> {args.out_prefix}.{{md,tex,csv}}")

@@ -37,7 +37,7 @@ from plasticity.config.rl import Rl, RlBranch, RlBranchSettings, RlSettings, Syn
 from plasticity.config.root import Config
 from plasticity.config.sections import (BenchmarksSection, DecontaminateSection, DifficultySection, EvalGeneration,
                                         EvalGrading, FilterSection, GenerateSection, GradeSection, IngestSection,
-                                        ModelSection, RlSection, Section, SettingsSection, SftSection,
+                                        ModelSection, RlSection, Section, SftSection,
                                         SubsetsSection, TeacherSection, TokenizeSection, load_section)
 from plasticity.config.sft import Regimes, Sft, SftRun, SftRunSettings, SftSettings, Tokenize
 from plasticity.config.training import Launch, TrainSettings, batch_layout

@@ -15,7 +15,7 @@ from plasticity.config.report import JOB_RULES, JobRequest, Report
 from plasticity.config.rl import Rl, RlBranch, RlBranchSettings, RlSettings
 from plasticity.config.sections import (BenchmarksSection, DecontaminateSection, DifficultySection, EvalGeneration,
                                         EvalGrading, FilterSection, GenerateSection, GradeSection, IngestSection,
-                                        ModelSection, RlSection, SettingsSection, SftSection, SubsetsSection,
+                                        ModelSection, RlSection, SftSection, SubsetsSection,
                                         TeacherSection, TokenizeSection, _pick)
 from plasticity.config.sft import Sft, SftRun, SftRunSettings, SftSettings
 from plasticity.methods import METHODS
@@ -23,6 +23,10 @@ from plasticity.methods import METHODS
 
 class Config(Strict):
     seed: int = 1234
+    # Seed of training and evaluation sampling (SFT, RL, generation); None: ``seed``. The data world
+    # (teacher, sets, benchmarks), the tokenizer and the base model keep ``seed``, so runs that differ
+    # only here are repeats of one study (bash run.sh seeds).
+    train_seed: int | None = None
     results_dir: str = "results"
     reports_dir: str = "reports"
     models: dict[str, ModelSpec] = Field(min_length=1)
@@ -153,19 +157,20 @@ class Config(Strict):
         loads the file back through the same model (``load_section``).
         """
         seed, data = self.seed, self.data
+        run_seed = self.seed if self.train_seed is None else self.train_seed
         if stage in ("tokenizer", "base", "generate"):
             model = {"seed": seed, "model_name": key, "model": self.models[key]}
             if stage == "generate":
-                return GenerateSection(**model, eval=_pick(self.eval, EvalGeneration))
+                return GenerateSection(**{**model, "seed": run_seed}, eval=_pick(self.eval, EvalGeneration))
             return ModelSection(**model)
         if stage == "sft":
             model, sft_data = key.split("/")
-            return SftSection(seed=seed, model_name=model, model=self.models[model],
+            return SftSection(seed=run_seed, model_name=model, model=self.models[model],
                               sft=self.sft_settings(self.sft_run(model, sft_data)), regimes=self.sft.regimes)
         if stage == "rl":
             model, branch, method = key.split("/")
             sft_data, switch = branch.split("@")
-            return RlSection(seed=seed, model_name=model, model=self.models[model],
+            return RlSection(seed=run_seed, model_name=model, model=self.models[model],
                              rl=self.rl_settings(self.rl_branch(model, sft_data, switch, method)),
                              regimes=self.sft.regimes, eval=self.eval)
         if stage == "tokenize":   # key: <model>/<set>/<max_length>
@@ -186,9 +191,6 @@ class Config(Strict):
             return SubsetsSection(seed=seed, sets=data.sets)
         if stage == "benchmarks":
             return BenchmarksSection(seed=seed, benchmarks=self.eval.benchmarks + self.eval.ood_benchmarks)
-        if stage == "settings":   # Table 2: the study's training and evaluation settings
-            return SettingsSection(sft=self.sft.defaults, rl=self.rl.defaults, sampling=self.eval.sampling,
-                                   regimes=self.sft.regimes)
         raise ValueError(f"unknown stage {stage!r}")
 
 

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from plasticity.config.base import ConfigError, SectionT, Strict, _format_errors
 from plasticity.config.data import DataSet, Decontaminate, Difficulty, Filter, Source, Teacher
-from plasticity.config.eval import Eval, Sampling
+from plasticity.config.eval import Eval
 from plasticity.config.models import ModelSpec
-from plasticity.config.rl import RlBranchSettings, RlSettings
-from plasticity.config.sft import Regimes, SftRunSettings, SftSettings
+from plasticity.config.rl import RlBranchSettings
+from plasticity.config.sft import Regimes, SftRunSettings
 
 
 def _subset(model: type[BaseModel], name: str, fields: tuple[str, ...]) -> type[BaseModel]:
@@ -91,13 +91,6 @@ class SubsetsSection(Section):
 
 class BenchmarksSection(Section):
     benchmarks: list[str]
-
-
-class SettingsSection(Strict):
-    sft: SftSettings
-    rl: RlSettings
-    sampling: Sampling
-    regimes: Regimes
 
 
 def load_section(path: str | Path, model: type[SectionT]) -> SectionT:

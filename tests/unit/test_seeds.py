@@ -1,0 +1,58 @@
+"""Repeats of a study with other training seeds (config.train_seed, plasticity.seeds): the seed reaches
+SFT, RL and evaluation sampling and nothing of the data world, the base model or the grading."""
+from pathlib import Path
+
+import pytest
+
+from plasticity import seeds
+from plasticity.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+MINI = ROOT / "configs" / "mini-study.yaml"
+FIXED = [("teacher", "all"), ("ingest", "all"), ("filter", "all"), ("decontaminate", "all"),
+         ("difficulty", "all"), ("subsets", "all"), ("benchmarks", "all"), ("tokenizer", "tiny"),
+         ("base", "tiny"), ("grade", "all")]
+VARIED = [("sft", "tiny/all"), ("rl", "tiny/all@200/dapo_dc"), ("rl", "tiny/none@0/luffy"), ("generate", "tiny")]
+
+
+def _sections(cfg, keys):
+    return [cfg.section(stage, key).model_dump(mode="json") for stage, key in keys]
+
+
+def test_train_seed_varies_training_and_evaluation_only():
+    study = load_config(MINI)
+    repeat = load_config(MINI, {"train_seed": 7})
+    assert _sections(repeat, FIXED) == _sections(study, FIXED)            # the data world stays
+    for before, after in zip(_sections(study, VARIED), _sections(repeat, VARIED)):
+        assert before["seed"] == study.seed and after["seed"] == 7
+        assert {**after, "seed": study.seed} == before                      # nothing else moves
+    # train_seed equal to seed is the study itself: the same sections, so Snakemake reuses its results
+    assert _sections(load_config(MINI, {"train_seed": study.seed}), VARIED) == _sections(study, VARIED)
+
+
+def test_commands_run_each_seed_in_its_own_directories_then_grade():
+    cfg = load_config(MINI)
+    cmds = seeds.commands(cfg, str(MINI), [1234, 5, 6], [], python="python")
+    runs = [c for c in cmds if "snakemake" in c]
+    assert [c[c.index("--config") + 1:] for c in runs] == [
+        ["train_seed=1234", "results_dir=results-mini-study", "reports_dir=reports/mini-study"],
+        ["train_seed=5", "results_dir=results-mini-study-seed5", "reports_dir=reports/mini-study/seeds/seed5"],
+        ["train_seed=6", "results_dir=results-mini-study-seed6", "reports_dir=reports/mini-study/seeds/seed6"]]
+    publish = [c for c in cmds if c[2:4] == ["plasticity", "publish"]]
+    assert [c[c.index("--out") + 1] for c in publish] == ["reports/mini-study", "reports/mini-study/seeds/seed5",
+                                                           "reports/mini-study/seeds/seed6"]
+    findings = cmds[-1]
+    assert findings[2:4] == ["plasticity", "findings"] and findings[-1] == "reports/mini-study/findings"
+    assert [findings[i + 1] for i, a in enumerate(findings) if a == "--bundle"] == \
+        ["reports/mini-study", "reports/mini-study/seeds/seed5", "reports/mini-study/seeds/seed6"]
+
+
+def test_a_repeated_seed_is_refused(capsys):
+    assert seeds.main(["--configfile", str(MINI), "--seeds", "1", "1", "--dry-run"]) == 2
+    assert "repeated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,profile", [([], ["--profile", "profiles/local"]), (["--profile", "p"], [])])
+def test_snakemake_arguments_pass_through(extra, profile):
+    cmd = seeds.commands(load_config(MINI), str(MINI), [9], extra, python="python")[0]
+    assert cmd[3:3 + len(profile)] == profile and cmd[cmd.index("--config") - len(extra):cmd.index("--config")] == extra
