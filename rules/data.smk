@@ -26,6 +26,8 @@ rule download_source:
     log:
         log("data/downloads/{source}"),
     localrule: True
+    conda:
+        "../envs/data.yaml"
     shell:
         "python -m plasticity download {params.args} --out {output:q} > {log:q} 2>&1"
 
@@ -38,8 +40,6 @@ rule benchmarks:
     output:
         directory(f"{R}/benchmarks"),
     localrule: True
-    resources:
-        **job_request("benchmarks"),
     log:
         log("benchmarks"),
     conda:

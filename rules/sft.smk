@@ -10,6 +10,8 @@ rule download_model:
     log:
         log("{model}/download"),
     localrule: True
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m plasticity download {params.args} --out {output:q} > {log:q} 2>&1"
 

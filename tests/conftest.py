@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from plasticity import cpu_kernels
+
 ROOT = Path(__file__).resolve().parents[1]
+# The test process runs on the kernels every stage process runs on (``python -m plasticity`` pins them
+# first): tests compare stages run in this process with stages run in child processes byte for byte,
+# and children inherit this environment. Pinned here, before any test imports torch or numpy.
+cpu_kernels.pin()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -5,11 +5,13 @@
 
 1. ``snakemake --profile profiles/local --configfile CFG --config train_seed=S results_dir=R_S
    reports_dir=P_S`` with R_S, P_S the config's own results and reports directories for the config's
-   ``seed`` (that run is the study itself, reused as it stands) and ``R-seedS`` / ``P/seeds/seedS``
-   otherwise. ``train_seed`` seeds SFT, RL and evaluation sampling; the data world (teacher, sets,
+   ``seed`` (that run is the study itself, reused as it stands) and ``R-seedS`` / ``B/seeds/seedS``
+   otherwise, B being the study's report bundle (``publish.default_out``: the config's ``reports_dir``,
+   or ``reports/default`` for the embedded default, whose ``reports/`` holds DVC outputs). ``train_seed`` seeds SFT, RL and evaluation sampling; the data world (teacher, sets,
    benchmarks), the tokenizer and the base model keep ``seed`` and are rebuilt identically in every
    results directory (the findings stage checks their hashes agree);
-2. ``python -m plasticity publish`` of that run into P_S (``analysis.publish``).
+2. ``python -m plasticity publish`` of that run into its bundle: B for the config's ``seed``, P_S
+   otherwise (``analysis.publish``).
 
 Then ``python -m plasticity findings`` over the bundles into P/findings.{md,csv}
 (``analysis.findings``). ``--dry-run`` prints the commands and runs nothing. Each seed's run is an
@@ -24,12 +26,15 @@ import sys
 from pathlib import Path
 
 
-def seed_dirs(cfg, seed: int) -> tuple[str, str]:
-    """(results_dir, reports_dir) of one seed's run."""
-    results, reports = cfg.results_dir.rstrip("/"), cfg.reports_dir.rstrip("/")
+def seed_dirs(cfg, seed: int) -> tuple[str, str, str]:
+    """(results_dir, reports_dir, report bundle) of one seed's run (module docstring)."""
+    from plasticity.analysis.publish import default_out
+
+    bundle = default_out(cfg)
     if seed == cfg.seed and cfg.train_seed in (None, seed):
-        return results, reports
-    return f"{results}-seed{seed}", f"{reports}/seeds/seed{seed}"
+        return cfg.results_dir.rstrip("/"), cfg.reports_dir.rstrip("/"), bundle
+    reports = f"{bundle}/seeds/seed{seed}"
+    return f"{cfg.results_dir.rstrip('/')}-seed{seed}", reports, reports
 
 
 def commands(cfg, configfile: str, seeds: list[int], extra: list[str], python: str = sys.executable) -> list[list[str]]:
@@ -39,12 +44,12 @@ def commands(cfg, configfile: str, seeds: list[int], extra: list[str], python: s
     out, bundles = [], []
     profile = [] if any(a.startswith("--profile") for a in extra) else ["--profile", "profiles/local"]
     for seed in seeds:
-        results, reports = seed_dirs(cfg, seed)
+        results, reports, bundle = seed_dirs(cfg, seed)
         overrides = [f"train_seed={seed}", f"results_dir={results}", f"reports_dir={reports}"]
         out.append([python, "-m", "snakemake", *profile, "--configfile", configfile, *extra, "--config", *overrides])
-        out.append([python, "-m", "plasticity", "publish", "--configfile", configfile, "--out", reports,
+        out.append([python, "-m", "plasticity", "publish", "--configfile", configfile, "--out", bundle,
                     "--config", *overrides])
-        bundles.append(reports)
+        bundles.append(bundle)
     prefix = f"{default_out(cfg)}/findings"
     out.append([python, "-m", "plasticity", "findings", "--configfile", configfile,
                 *[a for b in bundles for a in ("--bundle", b)], "--out", prefix])

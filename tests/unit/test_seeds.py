@@ -47,6 +47,18 @@ def test_commands_run_each_seed_in_its_own_directories_then_grade():
         ["reports/mini-study", "reports/mini-study/seeds/seed5", "reports/mini-study/seeds/seed6"]
 
 
+def test_the_default_study_publishes_into_reports_default():
+    """The embedded default's reports/ holds DVC outputs: its bundles go under reports/default."""
+    cfg = load_config(ROOT / "config.yaml")
+    cmds = seeds.commands(cfg, "config.yaml", [cfg.seed, 5], [], python="python")
+    runs = [c[c.index("--config") + 1:] for c in cmds if "snakemake" in c]
+    assert runs == [[f"train_seed={cfg.seed}", "results_dir=results", "reports_dir=reports"],
+                    ["train_seed=5", "results_dir=results-seed5", "reports_dir=reports/default/seeds/seed5"]]
+    publish = [c[c.index("--out") + 1] for c in cmds if c[2:4] == ["plasticity", "publish"]]
+    assert publish == ["reports/default", "reports/default/seeds/seed5"]
+    assert cmds[-1][-1] == "reports/default/findings"
+
+
 def test_a_repeated_seed_is_refused(capsys):
     assert seeds.main(["--configfile", str(MINI), "--seeds", "1", "1", "--dry-run"]) == 2
     assert "repeated" in capsys.readouterr().err

@@ -103,7 +103,8 @@ def capture_paper_sft_lines(tmp: Path) -> str:
     target = re.search(r"--target-jobs '([^']+)'", wrap)[1]
     argv = [f"--wrap=python -m snakemake --target-jobs {shlex.quote(target)} ..." if a == wrap else a
             for a in argv]
-    names = {str(workdir): "$WORKDIR", str(ROOT): "$REPO", sys.executable: "python"}
+    # the interpreter first: it may live under the checkout ($REPO/.venv/bin/python)
+    names = {sys.executable: "python", str(workdir): "$WORKDIR", str(ROOT): "$REPO"}
     run_id = argv[argv.index("--job-name") + 1]
     lines = "\n".join([
         "# submitted by the executor plugin (1 job, 2 nodes)",

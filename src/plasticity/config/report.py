@@ -28,7 +28,8 @@ class Report(Strict):
 
 # ------------------------------------------------------------------------------ scheduler requests
 # Every rule that runs as its own job and is not a training rule (those take their launch settings).
-JOB_RULES = ("benchmarks", "teacher", "ingest", "filter", "decontaminate", "difficulty", "subsets",
+# Downloads and the benchmark suites run on the submit host (compute nodes may be offline): no request.
+JOB_RULES = ("teacher", "ingest", "filter", "decontaminate", "difficulty", "subsets",
              "tokenizer", "tokenize", "base", "generate", "grade", "curves", "fits", "table", "figure", "metrics")
 
 
