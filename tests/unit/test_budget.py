@@ -114,3 +114,17 @@ def test_cpu_jobs_have_no_throughput_model():
     b = sft_budget(cfg, cfg.sft.runs[0])
     assert b.memory.gpu_gb is None and b.timing.hours == 0.0 and b.timing.segments == 1
     assert b.timing.lead_s == max(60, 6 * cfg.sft_settings(cfg.sft.runs[0]).launch.time_min)
+
+
+def test_vllm_sequence_cap_is_trls_unless_configured():
+    """plan reports the sequences vLLM decodes at once: trl's per-device batch x TP x steps per generation,
+    or rl.vllm_max_num_seqs; a cap above what the KV cache holds is a warning naming the key."""
+    cfg = _paper()
+    s = cfg.rl_settings(cfg.rl.branches[0])
+    micro, accum = s.batch_layout(s.launch.world_size)
+    trl_cap = micro * s.vllm_tensor_parallel_size * accum * s.updates_per_step
+    assert rl_budget(cfg, cfg.rl.branches[0]).extra["vllm_max_num_seqs"] == trl_cap
+    capped = _paper(**{"rl.defaults.vllm_max_num_seqs": 3})
+    assert rl_budget(capped, capped.rl.branches[0]).extra["vllm_max_num_seqs"] == 3
+    wide = _paper(**{"rl.defaults.vllm_max_num_seqs": 100000})
+    assert "rl.vllm_max_num_seqs" in rl_budget(wide, wide.rl.branches[0]).extra["warning"]

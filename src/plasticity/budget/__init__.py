@@ -142,9 +142,9 @@ def rl_budget(cfg: Any, branch: Any, *, assume: Assumptions = Assumptions(), clu
               if method.dynamic_sampling else 1.0)
     memory = training_memory(m, s, "rl", micro, s.max_prompt_length + s.max_completion_length,
                              gpu_mem_gb=cluster.gpu_mem_gb, expected_rl_tokens=seq)
-    trl_concurrency = micro * s.vllm_tensor_parallel_size * (s.batch_layout(s.launch.world_size)[1]
-                                                               * s.updates_per_step)
-    extra = {"expected_gen_rounds": rounds, "vllm_max_num_seqs": trl_concurrency if s.use_vllm else None,
+    concurrency = s.vllm_max_num_seqs or (   # trl's own cap unless the config sets one
+        micro * s.vllm_tensor_parallel_size * s.batch_layout(s.launch.world_size)[1] * s.updates_per_step)
+    extra = {"expected_gen_rounds": rounds, "vllm_max_num_seqs": concurrency if s.use_vllm else None,
              "rl_completion_tokens": completion}
     if not s.launch.gpus_per_node:
         return JobBudget("rl", name, memory, cpu_timing(s.launch.time_min), extra=extra)
@@ -167,9 +167,10 @@ def rl_budget(cfg: Any, branch: Any, *, assume: Assumptions = Assumptions(), clu
         timing = Timing(hours=hours, step_s=gen_s + train_s, save_s=save, grace_s=0, lead_s=0, segments=0)
     timing.gen_hours = (s.steps * gen_s + eval_s) / 3600
     timing.train_hours = s.steps * train_s / 3600
-    if s.use_vllm and memory.kv and memory.kv["sequences_at_expected_length"] < trl_concurrency:
+    if s.use_vllm and memory.kv and memory.kv["sequences_at_expected_length"] < concurrency:
         extra["warning"] = (f"vLLM holds about {memory.kv['sequences_at_expected_length']:.0f} sequences of the expected "
-                            f"length at once, trl lets it decode {trl_concurrency}: the rest wait (slower generation)")
+                            f"length at once, max_num_seqs lets it decode {concurrency}: the rest wait "
+                            "(slower generation; rl.vllm_max_num_seqs caps it)")
     b = JobBudget("rl", name, memory, timing, errors, extra)
     _checks(b, s, cluster, where)
     return b

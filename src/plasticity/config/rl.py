@@ -59,9 +59,13 @@ class RlSettings(TrainSettings):
     # trl's correction of the vLLM / trainer probability mismatch; the study trained without it
     vllm_importance_sampling_correction: bool = False
     # The colocated engine (trl's GRPOConfig keys; plan checks them against cluster.gpu_mem_gb). vLLM takes
-    # this share of each GPU (weights + KV cache); the trainer keeps the rest. trl caps the sequences
-    # decoded at once at per-device batch x tensor parallel x steps per generation (plan reports it).
+    # this share of each GPU (weights + KV cache); the trainer keeps the rest.
     vllm_gpu_memory_utilization: float = Field(0.3, gt=0, lt=1)
+    # Sequences the engine decodes at once (vLLM's max_num_seqs). None: trl's own cap, per-device batch x
+    # tensor parallel x steps per generation. GRPOConfig has no key for it: train.rollouts.vllm_sequence_cap
+    # hands it to the engine trl builds. plan reports the value in use and warns when the KV cache holds
+    # fewer sequences of the expected length.
+    vllm_max_num_seqs: int | None = Field(None, gt=0)
     vllm_max_model_length: int | None = Field(None, gt=0)   # None: max_prompt_length + max_completion_length
     vllm_enable_sleep_mode: bool = False   # colocate: vLLM frees its memory while the trainer trains
     vllm_tensor_parallel_size: int = Field(1, gt=0)

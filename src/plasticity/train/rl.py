@@ -349,6 +349,7 @@ def run(cfg: RlSection, start: str | Path, prompts: str | Path, benchmarks: str 
             processing_class=tokenizer, rows=rows, stream=stream, prompts_per_step=rl.prompts_per_step,
             gen_prompts_per_round=rl.gen_prompts_per_round or rl.prompts_per_step,
             max_gen_rounds=rl.max_gen_rounds, dynamic_sampling=method.dynamic_sampling,
+            vllm_max_num_seqs=rl.vllm_max_num_seqs if rl.use_vllm else None,
             callbacks=[branch_callback(evaluate, rl.eval_every * updates, rl.steps * updates, updates, log_rows),
                        stop_callback(preemption, state, boundary=updates)],   # SIGTERM: save at the RL-step boundary
             **sync_kwargs)

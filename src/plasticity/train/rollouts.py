@@ -43,7 +43,8 @@ row it copies: the same tokens run through the model, only their loss mask is ze
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -116,6 +117,31 @@ def take_rows(batch: dict[str, Any], rows: Any) -> dict[str, Any]:
     return {k: (v[rows] if torch.is_tensor(v) and v.dim() > 0 and v.size(0) == n else v) for k, v in batch.items()}
 
 
+@contextlib.contextmanager
+def vllm_sequence_cap(max_num_seqs: int | None) -> Iterator[None]:
+    """While trl's GRPOTrainer is built, its colocated vLLM engine gets ``max_num_seqs`` (rl section's
+    ``vllm_max_num_seqs``) instead of trl's per-device batch x tensor parallel x steps per generation.
+
+    trl 1.16 has no GRPOConfig key for it and passes its own value to ``VLLMGeneration`` inside
+    ``GRPOTrainer.__init__``; the name is swapped in trl's module for the construction only. ``None``
+    leaves trl's value."""
+    if max_num_seqs is None:
+        yield
+        return
+    from trl.trainer import grpo_trainer
+
+    build = grpo_trainer.VLLMGeneration
+
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        return build(*args, **{**kwargs, "max_num_seqs": int(max_num_seqs)})
+
+    grpo_trainer.VLLMGeneration = capped
+    try:
+        yield
+    finally:
+        grpo_trainer.VLLMGeneration = build
+
+
 def branch_trainer_class() -> type:
     """trl's GRPOTrainer drawing each step's groups from a ``PromptStream``, with DAPO's refill."""
     import torch
@@ -123,8 +149,10 @@ def branch_trainer_class() -> type:
 
     class BranchTrainer(GRPOTrainer):
         def __init__(self, *args: Any, rows: list[dict[str, Any]], stream: PromptStream, prompts_per_step: int,
-                     gen_prompts_per_round: int, max_gen_rounds: int, dynamic_sampling: bool, **kwargs: Any):
-            super().__init__(*args, **kwargs)
+                     gen_prompts_per_round: int, max_gen_rounds: int, dynamic_sampling: bool,
+                     vllm_max_num_seqs: int | None = None, **kwargs: Any):
+            with vllm_sequence_cap(vllm_max_num_seqs):
+                super().__init__(*args, **kwargs)
             self.rows, self.stream = rows, stream
             self.prompts_per_step, self.dynamic_sampling = prompts_per_step, dynamic_sampling
             self.gen_prompts_per_round = gen_prompts_per_round if dynamic_sampling else prompts_per_step
