@@ -217,6 +217,9 @@ def run(cfg: SftSection, base: str | Path, train: str | Path, val: str | Path, o
     if preemption.received:
         log.warning("stopped on SIGTERM at step %d; rerun to resume", trainer.state.global_step)
         raise SystemExit(SIGTERM_EXIT)
+    # every rank leaves the trainer (its epilogue still lists the resume directory) before the main
+    # process removes that directory below
+    state.wait_for_everyone()
 
     if state.is_main_process:
         points = [read_json(out / "val_loss_step0.json")]
