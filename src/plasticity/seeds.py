@@ -7,13 +7,14 @@
    reports_dir=P_S`` with R_S, P_S the config's own results and reports directories for the config's
    ``seed`` (that run is the study itself, reused as it stands) and ``R-seedS`` / ``B/seeds/seedS``
    otherwise, B being the study's report bundle (``publish.default_out``: the config's ``reports_dir``,
-   or ``reports/default`` for the embedded default, whose ``reports/`` holds DVC outputs). ``train_seed`` seeds SFT, RL and evaluation sampling; the data world (teacher, sets,
-   benchmarks), the tokenizer and the base model keep ``seed`` and are rebuilt identically in every
+   or ``reports/default`` for the embedded default, whose ``reports/`` holds DVC outputs).
+   ``train_seed`` seeds SFT, RL and evaluation sampling; the data world (teacher, sets, benchmarks),
+   the tokenizer and the base model keep ``seed`` and are rebuilt identically in every
    results directory (the findings stage checks their hashes agree);
 2. ``python -m plasticity publish`` of that run into its bundle: B for the config's ``seed``, P_S
    otherwise (``analysis.publish``).
 
-Then ``python -m plasticity findings`` over the bundles into P/findings.{md,csv}
+Then ``python -m plasticity findings`` over the bundles into B/findings.{md,csv}
 (``analysis.findings``). ``--dry-run`` prints the commands and runs nothing. Each seed's run is an
 ordinary Snakemake run: interrupted, it resumes where it stopped.
 """
