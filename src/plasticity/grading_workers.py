@@ -14,11 +14,6 @@ import sys
 from typing import Any
 
 
-# Workers are plain subprocesses (``python -m plasticity.grading --worker``) speaking pickled
-# messages over their stdin/stdout. Not multiprocessing: its fork start method would copy a caller
-# holding torch threads and locks, and spawn/forkserver re-import the caller's ``__main__``
-# (``python -m plasticity`` included). Startup is about 0.4 s (math-verify import + warm-up).
-
 def worker_loop(warm: bool = False) -> None:
     """A worker's life: say ready, then answer (key, gold, predictions) jobs until told to stop."""
     from multiprocessing.connection import Connection
@@ -132,8 +127,23 @@ class Worker:
         self._close_pipes()
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+
+def ignore_stop_signals() -> None:
+    """A job's stop signal goes to its whole process group (SLURM, ``plasticity.launch``), workers
+    included. A worker's life belongs to its parent (EOF on its stdin, or ``kill``): the stage saves at
+    its next step boundary and grades until then, so the signal must not kill its workers mid-step."""
+    import signal
+
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 if __name__ == "__main__":
     import argparse
+
+    ignore_stop_signals()
 
     _parser = argparse.ArgumentParser(description="grader worker process (internal)")
     _parser.add_argument("--worker", action="store_true", required=True)

@@ -38,6 +38,21 @@ def test_dead_worker_is_replaced():
         assert g._pool[0].proc.poll() is None
 
 
+def test_a_stop_signal_to_the_process_group_leaves_the_workers_grading():
+    """SIGTERM / SIGUSR1 / SIGINT reach the workers with the rest of the job: they keep grading (the stage
+    saves at its next step boundary with the same verdicts), and stop when their parent closes them."""
+    import signal
+
+    with Grader("strict", workers=1, timeout_s=5.0) as g:
+        assert g.grade("\\boxed{(x+1)^2}", "x^2+2x+1").correct
+        worker = g._pool[0].proc
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+            worker.send_signal(sig)
+        assert g.grade("\\boxed{2(x+1)}", "2x+2").correct
+        assert g._pool[0].proc is worker and worker.poll() is None
+    assert worker.wait(timeout=10) is not None
+
+
 def test_fingerprint():
     fp = fingerprint("lenient")
     assert fp == {"grader_version": GRADER_VERSION, "math_verify": "0.9.0", "mode": "lenient", "order": "eval"}

@@ -80,7 +80,7 @@ def test_sigterm_to_the_launcher_saves_and_the_rerun_matches_an_uninterrupted_ru
     assert code == 0, log[-4000:]
     code, log = _launch(work, stage, f"{stage}_stopped", stop_when=stop_when)
     assert code == 143, log[-4000:]
-    assert "passed to the workers" in log and "stopped on SIGTERM" in log
+    assert "passed to the workers" in log and "stopped on SIGTERM" in log, log[-6000:]
     partial = work / f".{stage}_stopped.partial"
     assert not is_complete(work / f"{stage}_stopped") and partial.is_dir()
     saved = sorted((partial / (".resume" if stage == "sft" else ".trainer")).glob("checkpoint-*"))
