@@ -68,3 +68,23 @@ def test_a_repeated_seed_is_refused(capsys):
 def test_snakemake_arguments_pass_through(extra, profile):
     cmd = seeds.commands(load_config(MINI), str(MINI), [9], extra, python="python")[0]
     assert cmd[3:3 + len(profile)] == profile and cmd[cmd.index("--config") - len(extra):cmd.index("--config")] == extra
+
+
+def test_the_claims_config_is_the_mini_study_with_fewer_branches():
+    """configs/mini-study-claims.yaml: the mini study's data world, base and SFT runs byte for byte, and
+    a subset of its RL branches (those the graded findings need), so its seeds grade the mini study."""
+    import yaml
+
+    mini = yaml.safe_load(MINI.read_text(encoding="utf-8"))
+    claims = yaml.safe_load((ROOT / "configs" / "mini-study-claims.yaml").read_text(encoding="utf-8"))
+    own = {"results_dir", "reports_dir", "rl"}
+    assert {k: v for k, v in claims.items() if k not in own} == {k: v for k, v in mini.items() if k not in own}
+    assert claims["rl"]["defaults"] == mini["rl"]["defaults"]
+    branches = claims["rl"]["branches"]
+    assert branches and all(b in mini["rl"]["branches"] for b in branches)
+    assert len(branches) < len(mini["rl"]["branches"])
+    # what the findings need: an Adaptive and the Stable checkpoint of `all`, pure RL, synchronized methods
+    assert {"all@200", "all@min_val_loss", "none@0"} <= {f"{b['sft_data']}@{b['switch']}" for b in branches}
+    assert {b.get("method") for b in branches} >= {"luffy", "srft", "upt", "prefix_rft", "chord"}
+    cfg = load_config(ROOT / "configs" / "mini-study-claims.yaml")
+    assert _sections(cfg, FIXED + [("sft", "tiny/all")]) == _sections(load_config(MINI), FIXED + [("sft", "tiny/all")])
