@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+from plasticity.analysis.correlate import best_ceilings, correlation_note, loss_ceiling_correlation
 
 # PAPER 5.3 minimum validation losses; SFT889K's best A_post 84.0 is Table 4's. The other ceilings are
 # read from the study's Figure 8 ordering only (monotone), so the test checks the sign and Spearman.
@@ -41,5 +41,8 @@ def test_best_ceilings_use_identifiable_branches_only():
             {"dataset": "B", "a_post": float("nan"), "status": "ok"}]
     best = best_ceilings(fits)
     assert sorted(best) == ["A", "C"] and best["A"]["a_post"] == 80.0
-    with pytest.raises(ValueError, match="need >= 2 datasets"):
-        loss_ceiling_correlation({"A": 0.4}, {"A": 80.0})
+    one = loss_ceiling_correlation({"A": 0.4, "C": 0.5}, {"A": 80.0})   # C has no ceiling
+    assert one["too_few"] and one["datasets"] == ["A"] and math.isnan(one["pearson"]) \
+        and math.isnan(one["slope"])
+    assert correlation_note(one).startswith("No correlation") and "1 here" in correlation_note(one)
+    assert not loss_ceiling_correlation(LOSSES, {k: 50.0 + i for i, k in enumerate(LOSSES)})["too_few"]

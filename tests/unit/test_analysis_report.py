@@ -280,3 +280,19 @@ def test_metrics_best_ceiling_is_identifiable(tiny, tmp_path):
     assert out["branches"]["uniform@999"]["status"] == "extrapolated"
     assert out["best_a_post"] == pytest.approx(max(f["a_post"] for f in fits if f["status"] in
                                                    ("ok", "flat")), abs=1e-4)
+
+
+def test_table5_and_figure8_with_one_identifiable_set_say_why_there_is_no_correlation(tmp_path):
+    """A study with one SFT set (or all but one flagged) still gets its Table 5 and Figure 8."""
+    from plasticity.analysis import figures
+
+    fits = [_fit_row("S", 1, 70.0, "ok"), _fit_row("E", 1, 75.0, "bound"), _fit_row("pure_rl", 0, 72.0, "ok", 0.0)]
+    losses = {"S": 0.5, "E": 0.45}
+    res = tables.table5(fits, losses, tmp_path / "t5")
+    assert res["too_few"] and res["datasets"] == ["S"]
+    text = (tmp_path / "t5.md").read_text()
+    assert "No correlation: it needs two or more SFT sets" in text and "E (no identifiable ceiling)" in text
+    assert "nan" not in text.lower()
+    record = figures.figure8(fits, losses, tmp_path / "f8.png")
+    (ax,) = record["axes"]
+    assert ax["title"].endswith("and 1 here") and not ax["lines"]     # one point, no fitted line

@@ -8,7 +8,9 @@ Library only (Table 5 and Figure 8 call it): ``best_ceilings(fits)`` picks each 
 A_post over its branches with an identifiable ceiling (``status.IDENTIFIABLE``: a fitted ceiling whose
 midpoint lies within the observed compute, or a flat branch's level; pure RL excluded), and
 ``loss_ceiling_correlation(min_losses, ceilings)`` pairs them by dataset name and returns Pearson r and
-Spearman rho (scipy.stats) and the least-squares line.
+Spearman rho (scipy.stats) and the least-squares line. Fewer than two sets with both (a study with one
+SFT set, or whose fits were all flagged) give NaN coefficients and line, not an error: Table 5 and
+Figure 8 then say why there is no correlation instead of failing the report.
 """
 from __future__ import annotations
 
@@ -41,22 +43,29 @@ def best_ceilings(fits) -> dict[str, dict]:
 def loss_ceiling_correlation(min_losses: Mapping[str, float], ceilings: Mapping[str, float]) -> dict:
     """Pearson / Spearman of min validation loss vs best A_post over the datasets present in both.
 
-    Either coefficient is NaN when one series is constant (scipy warns and returns NaN there)."""
+    Either coefficient is NaN when one series is constant (scipy warns and returns NaN there) or fewer
+    than two datasets are present in both (``too_few`` is then True)."""
     import warnings
 
     from scipy import stats
 
     names = sorted(set(min_losses) & set(ceilings))
-    if len(names) < 2:
-        raise ValueError(f"need >= 2 datasets with both a minimum loss and a ceiling; have {names} "
-                         f"(losses for {sorted(min_losses)}, ceilings for {sorted(ceilings)})")
     x = [float(min_losses[n]) for n in names]
     y = [float(ceilings[n]) for n in names]
-    constant = len(set(x)) < 2 or len(set(y)) < 2
+    constant = len(names) < 2 or len(set(x)) < 2 or len(set(y)) < 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # constant input: NaN is the answer
         pearson = float("nan") if constant else stats.pearsonr(x, y)[0]
         spearman = float("nan") if constant else stats.spearmanr(x, y)[0]
     slope, intercept = np.polyfit(x, y, 1) if len(set(x)) > 1 else (float("nan"), float("nan"))
     return {"datasets": names, "min_loss": x, "a_post": y, "pearson": float(pearson),
-            "spearman": float(spearman), "slope": float(slope), "intercept": float(intercept)}
+            "spearman": float(spearman), "slope": float(slope), "intercept": float(intercept),
+            "too_few": len(names) < 2}
+
+
+def correlation_note(res: dict) -> str:
+    """Table 5's and Figure 8's statement of the correlation (or of why there is none)."""
+    if res["too_few"]:
+        return (f"No correlation: it needs two or more SFT sets with both a minimum loss and an "
+                f"identifiable ceiling, and {len(res['datasets'])} here")
+    return f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f}"

@@ -213,7 +213,7 @@ def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
     record with the correlation under ``"result"``."""
     import numpy as np
 
-    from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+    from plasticity.analysis.correlate import best_ceilings, correlation_note, loss_ceiling_correlation
     from plasticity.analysis.status import flagged_note
 
     best = best_ceilings(fits)
@@ -224,7 +224,7 @@ def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
     for name, x, y in zip(res["datasets"], res["min_loss"], res["a_post"]):
         ax.annotate(f"{name} @ {best[name]['sft_step']}", (x, y), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
-    if math.isfinite(res["slope"]):
+    if math.isfinite(res["slope"]) and not res["too_few"]:
         xs = np.linspace(min(res["min_loss"]), max(res["min_loss"]), 50)
         ax.plot(xs, res["slope"] * xs + res["intercept"], "--", color="gray", gid="least squares")
     ax.text(0.02, 0.02, f"{len(res['datasets'])} SFT sets; {flagged_note(fits)}", transform=ax.transAxes,
@@ -232,7 +232,7 @@ def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
     ax.set_xlabel("minimum SFT validation loss")
     ax.set_ylabel("best identifiable A_post (%)")
     ax.set_title(f"Figure 8: minimum validation loss vs best identifiable A_post\n"
-                 f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f}", fontsize=9)
+                 f"{correlation_note(res)}", fontsize=9, wrap=True)
     fig.tight_layout()
     return {**save_png(fig, out), "result": res}
 

@@ -207,7 +207,7 @@ def _hp(v) -> str:
 def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
     """Per SFT set: minimum validation loss, the branch with the highest identifiable A_post, and how
     many of its branches are identifiable; Pearson / Spearman over the sets that have both."""
-    from plasticity.analysis.correlate import best_ceilings, loss_ceiling_correlation
+    from plasticity.analysis.correlate import best_ceilings, correlation_note, loss_ceiling_correlation
     from plasticity.analysis.status import IDENTIFIABLE, flagged_note
 
     best = best_ceilings(fits)
@@ -218,8 +218,7 @@ def table5(fits: list[dict], min_losses: dict[str, float], prefix) -> dict:
     rows = [[ds, _f(loss, 2), str(best[ds]["sft_step"]), _f(best[ds]["a_post"]),
              "{}/{}".format(*counts[ds])]
             for loss, ds in sorted(zip(res["min_loss"], res["datasets"]), reverse=True)]
-    notes = [f"Pearson r = {res['pearson']:.2f}, Spearman ρ = {res['spearman']:.2f} "
-             f"over {len(rows)} SFT sets (scipy.stats).",
+    notes = [correlation_note(res) + ("." if res["too_few"] else f" over {len(rows)} SFT sets (scipy.stats)."),
              "Best A_post: the maximum over the set's branches whose ceiling is identifiable (Table 4 "
              "status ok or flat); " + flagged_note(fits) + " (Table 4 defines each status)."]
     left = [ds for ds in sets if ds not in res["datasets"]]
