@@ -38,6 +38,20 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(fh)
 
 
+def read_json_checked(path: str | os.PathLike, error: type[Exception] = ValueError,
+                      missing: str = "file not found") -> Any:
+    """A JSON file's value; a missing file or invalid JSON raises ``error`` naming the file (and the
+    line of the syntax error) instead of a bare traceback."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
 def read_csv_rows(path: str | os.PathLike, required: Sequence[str],
                   error: type[Exception] = ValueError) -> tuple[list[str], list[tuple[int, dict]]]:
     """(columns, [(line number, row)]) of a CSV file; a missing file or a missing required column

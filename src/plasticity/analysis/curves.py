@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 from pathlib import Path
 
 from plasticity.analysis import flops
 from plasticity.analysis.paradigms import NAME as PARADIGMS, write_paradigms
-from plasticity.io import atomic_path, read_csv_rows, write_json
+from plasticity.io import atomic_path, read_csv_rows, read_json_checked, write_json
 
 COLUMNS = ["dataset", "branch_step", "phase", "x_ef", "benchmark", "accuracy"]
 
@@ -52,12 +51,7 @@ class CurvesError(ValueError):
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CurvesError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise CurvesError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    obj = read_json_checked(path, CurvesError)
     if not isinstance(obj, dict):
         raise CurvesError(f"{path}: expected a JSON object")
     return obj

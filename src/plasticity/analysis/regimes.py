@@ -33,6 +33,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from plasticity.io import read_json_checked
+
 REGIMES = ("adaptive", "stable", "mild", "severe")
 SWITCH_RULES = ("min_val_loss",) + REGIMES
 
@@ -110,13 +112,7 @@ def resolve_switch(rule: int | str, steps: Sequence[int], losses: Sequence[float
 
 def read_val_loss(path: str | Path) -> tuple[list[int], list[float]]:
     """(steps, losses) sorted by step from a ``val_loss.json``; errors name the file and the point."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RegimeError(f"{path}: file not found") from None
-    except json.JSONDecodeError as exc:
-        raise RegimeError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    obj = read_json_checked(path, RegimeError)
     points = obj.get("points") if isinstance(obj, dict) else None
     if not isinstance(points, list) or not points:
         raise RegimeError(f"{path}: expected {{'points': [{{'step': int, 'val_loss': float}}, ...]}}")

@@ -4,7 +4,6 @@ Each stage gets only the keys it reads, so a change elsewhere does not rerun it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError, create_model
@@ -15,6 +14,7 @@ from plasticity.config.eval import Eval
 from plasticity.config.models import ModelSpec
 from plasticity.config.rl import RlBranchSettings
 from plasticity.config.sft import Regimes, SftRunSettings
+from plasticity.io import read_json_checked
 
 
 def _subset(model: type[BaseModel], name: str, fields: tuple[str, ...]) -> type[BaseModel]:
@@ -95,13 +95,7 @@ class BenchmarksSection(Section):
 
 def load_section(path: str | Path, model: type[SectionT]) -> SectionT:
     """Read a stage's resolved config section back through its model; errors name the file and key."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config section not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from None
+    raw = read_json_checked(path, ConfigError, missing="config section not found")
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
