@@ -52,7 +52,7 @@ def loss_ceiling_correlation(min_losses: Mapping[str, float], ceilings: Mapping[
     names = sorted(set(min_losses) & set(ceilings))
     x = [float(min_losses[n]) for n in names]
     y = [float(ceilings[n]) for n in names]
-    constant = len(names) < 2 or len(set(x)) < 2 or len(set(y)) < 2
+    constant = len(set(x)) < 2 or len(set(y)) < 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # constant input: NaN is the answer
         pearson = float("nan") if constant else stats.pearsonr(x, y)[0]

@@ -224,7 +224,7 @@ def figure8(fits: list[dict], min_losses: dict[str, float], out) -> dict:
     for name, x, y in zip(res["datasets"], res["min_loss"], res["a_post"]):
         ax.annotate(f"{name} @ {best[name]['sft_step']}", (x, y), textcoords="offset points",
                     xytext=(4, 4), fontsize=8)
-    if math.isfinite(res["slope"]) and not res["too_few"]:
+    if math.isfinite(res["slope"]):
         xs = np.linspace(min(res["min_loss"]), max(res["min_loss"]), 50)
         ax.plot(xs, res["slope"] * xs + res["intercept"], "--", color="gray", gid="least squares")
     ax.text(0.02, 0.02, f"{len(res['datasets'])} SFT sets; {flagged_note(fits)}", transform=ax.transAxes,
